@@ -1,0 +1,382 @@
+"""Validated configuration: runtime settings and the fleet (sites, sensors, setpoints, tiers).
+
+Everything a user tunes is loaded once, at start, into frozen pydantic models with
+``extra="forbid"``, so a typo is an error naming its file and key, never a silent default.
+Every setpoint carries the ``source`` it came from (a standard's clause or "site choice").
+
+A configuration folder holds::
+
+    liaowang.yaml   runtime settings (MQTT, HTTP, storage, ingest limits, auth tokens)
+    tiers.yaml      device alarm level (gas 一级/二级, process H/HH/L/LL, fire) → platform tier
+    setpoints.yaml  named setpoint profiles, each rung with its source
+    sites.yaml      sites with county, kind and GB 18218 major-hazard grade
+    sensors.yaml    sensors with site, family, quantity, unit, position, period, setpoints
+
+This module imports only `liaowang.domain`, so every stage may import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from liaowang.domain import Family, Tier
+
+COUNTIES = ("东昌府区", "茌平区", "临清市", "阳谷县", "莘县", "东阿县", "冠县", "高唐县")
+"""Liaocheng's eight county-level areas (DOMAIN.md); development zones lie inside them."""
+
+ROLES = ("viewer", "operator", "duty_officer", "admin")
+"""API roles, lowest to highest (CONTRACT §4)."""
+
+DEMO_TOKENS = {"demo-viewer": "viewer", "demo-operator": "operator", "demo-duty": "duty_officer", "demo-admin": "admin"}
+"""The demo bearer tokens of CONTRACT §5; a server holding any of them listens on loopback only."""
+
+
+class ConfigError(Exception):
+    """A configuration problem, naming the file, the key and the reason."""
+
+    def __init__(self, file: str, key: str, reason: str) -> None:
+        super().__init__(f"{file}: {key}: {reason}")
+        self.file, self.key, self.reason = file, key, reason
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- setpoints and tiers
+
+class Setpoint(_Strict):
+    """One rung of a setpoint ladder: trips at ``set``, clears at ``reset`` (the deadband between).
+
+    A ``high`` rung trips when the value reaches ``set`` and clears when it falls to ``reset`` or
+    below; a ``low`` rung mirrors that. ``source`` records where the number comes from.
+    """
+
+    level: str = Field(description="device alarm level: level1/level2 (gas), H/HH/L/LL (process), fire_suspected/fire_confirmed")
+    direction: Literal["high", "low"]
+    set: float
+    reset: float
+    source: str = Field(min_length=3, description="standard and clause, or 'site choice'")
+
+    @model_validator(mode="after")
+    def _deadband_points_back(self) -> "Setpoint":
+        if self.direction == "high" and not self.reset < self.set:
+            raise ValueError(f"high rung {self.level}: reset {self.reset} must be below set {self.set}")
+        if self.direction == "low" and not self.reset > self.set:
+            raise ValueError(f"low rung {self.level}: reset {self.reset} must be above set {self.set}")
+        return self
+
+
+def _check_ladder(setpoints: list[Setpoint]) -> list[Setpoint]:
+    highs = [s.set for s in setpoints if s.direction == "high"]
+    lows = [s.set for s in setpoints if s.direction == "low"]
+    if highs != sorted(highs) or len(set(highs)) != len(highs):
+        raise ValueError(f"high rungs must rise strictly from first to last, got {highs}")
+    if lows != sorted(lows, reverse=True) or len(set(lows)) != len(lows):
+        raise ValueError(f"low rungs must fall strictly from first to last (L before LL), got {lows}")
+    if highs and lows and min(highs) <= max(lows):
+        raise ValueError("every high rung must lie above every low rung")
+    return setpoints
+
+
+class SetpointProfile(_Strict):
+    """A named, reusable setpoint ladder for one quantity in one unit."""
+
+    quantity: str
+    unit: str
+    setpoints: list[Setpoint]
+    range: tuple[float, float] | None = Field(default=None, description="instrument range (min, max)")
+
+    _ladder = field_validator("setpoints")(_check_ladder)
+
+
+class TierMapping(_Strict):
+    """Maps device alarm levels to platform tiers, by rule, not by colour (DOMAIN.md).
+
+    ``grade_overrides`` lets a higher-grade major hazard source (GB 18218 grade 1 or 2) map the
+    same level to a higher tier.
+    """
+
+    levels: dict[str, Tier]
+    grade_overrides: dict[int, dict[str, Tier]] = {}
+    notes: dict[str, str] = {}
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _parse_levels(cls, value: Any) -> Any:
+        return {k: Tier.parse(v) if isinstance(v, str) else v for k, v in (value or {}).items()}
+
+    @field_validator("grade_overrides", mode="before")
+    @classmethod
+    def _parse_overrides(cls, value: Any) -> Any:
+        return {g: {k: Tier.parse(v) if isinstance(v, str) else v for k, v in m.items()} for g, m in (value or {}).items()}
+
+    def tier_for(self, level: str, hazard_grade: int | None = None) -> Tier:
+        """The tier a device alarm ``level`` maps to at a site of ``hazard_grade``."""
+        if hazard_grade is not None and level in self.grade_overrides.get(hazard_grade, {}):
+            return self.grade_overrides[hazard_grade][level]
+        return self.levels[level]
+
+
+# ---------------------------------------------------------------- fleet
+
+class Site(_Strict):
+    """A monitored site: an enterprise, a chemical park, a forest area or a lifeline asset."""
+
+    id: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,39}$")
+    name: str
+    county: Literal[COUNTIES]  # type: ignore[valid-type]
+    zone: str | None = None
+    kind: Literal["chemical_park", "enterprise", "forest", "lifeline"]
+    lon: float = Field(ge=115.0, le=117.0)
+    lat: float = Field(ge=35.5, le=37.2)
+    hazard_grade: Literal[1, 2, 3, 4] | None = Field(default=None, description="GB 18218-2018 major hazard source grade")
+    hazard_r: float | None = Field(default=None, ge=0, description="GB 18218-2018 R value behind the grade")
+    responsible: list[str] = []
+    position_source: str = "approximate, for the demo"
+
+    @model_validator(mode="after")
+    def _grade_matches_r(self) -> "Site":
+        if self.hazard_r is not None and self.hazard_grade is not None:
+            expected = 1 if self.hazard_r >= 100 else 2 if self.hazard_r >= 50 else 3 if self.hazard_r >= 10 else 4
+            if expected != self.hazard_grade:
+                raise ValueError(f"hazard_r {self.hazard_r} gives GB 18218 grade {expected}, not {self.hazard_grade}")
+        return self
+
+
+class Sensor(_Strict):
+    """A registered sensor. Setpoints come from ``profile`` unless ``setpoints`` overrides them."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
+    site_id: str
+    name: str
+    family: Family
+    quantity: str
+    unit: str
+    lon: float = Field(ge=115.0, le=117.0)
+    lat: float = Field(ge=35.5, le=37.2)
+    period_s: float = Field(gt=0, le=86400, description="expected reporting period")
+    profile: str | None = None
+    setpoints: list[Setpoint] | None = None
+    range: tuple[float, float] | None = None
+    capacity: float | None = Field(default=None, gt=0, description="tank height or vessel capacity, for level sensors")
+
+    _ladder = field_validator("setpoints")(lambda v: v if v is None else _check_ladder(v))
+
+
+class Fleet(_Strict):
+    """Sites, sensors, setpoint profiles and the tier mapping, cross-checked at load."""
+
+    sites: dict[str, Site]
+    sensors: dict[str, Sensor]
+    profiles: dict[str, SetpointProfile]
+    tiers: TierMapping
+
+    def setpoints_for(self, sensor: Sensor) -> list[Setpoint]:
+        """The setpoint ladder in force for ``sensor`` (its own, else its profile's, else none)."""
+        if sensor.setpoints is not None:
+            return sensor.setpoints
+        if sensor.profile is not None:
+            return self.profiles[sensor.profile].setpoints
+        return []
+
+    def instrument_range(self, sensor: Sensor) -> tuple[float, float] | None:
+        """The instrument range of ``sensor`` (its own, else its profile's)."""
+        if sensor.range is not None:
+            return sensor.range
+        return self.profiles[sensor.profile].range if sensor.profile else None
+
+
+# ---------------------------------------------------------------- runtime settings
+
+class MqttSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str = "liaowang-ingest"
+    username: str | None = None
+    password: SecretStr | None = None
+    embedded_broker: Literal["auto", "mosquitto", "amqtt", "none"] = Field(
+        default="auto", description="`liaowang run` starts a broker: mosquitto if on PATH, else amqtt; 'none' uses an external one")
+    keepalive_s: int = 30
+
+
+class HttpSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class StorageSettings(_Strict):
+    data_dir: str = "data"
+    retention_days: int = Field(default=30, ge=30, description="law's minimum for major hazard records is 30 days")
+
+
+class IngestSettings(_Strict):
+    max_payload_bytes: int = Field(default=256 * 1024, gt=0)
+    future_skew_s: float = Field(default=300.0, ge=0)
+    queue_size: int = Field(default=20_000, gt=0)
+    batch_size: int = Field(default=2_000, gt=0)
+    batch_wait_s: float = Field(default=0.02, gt=0)
+    deadletter_log_interval_s: float = Field(default=60.0, gt=0)
+
+
+class RuleSettings(_Strict):
+    stale_periods: float = Field(default=3.0, gt=1, description="a sensor is stale after this many missed periods")
+
+
+class TokenEntry(_Strict):
+    """A bearer token, stored as its SHA-256 hex digest; ``sites`` scopes it (empty: all sites)."""
+
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    sites: list[str] = []
+
+
+class AuthSettings(_Strict):
+    public_read: bool = Field(default=False, description="reads without a token (the demo sets true)")
+    tokens: list[TokenEntry] = []
+
+    def holds_demo_tokens(self) -> bool:
+        """Whether any configured token is one of the public demo tokens."""
+        demo = {hash_token(t) for t in DEMO_TOKENS}
+        return any(t.sha256 in demo for t in self.tokens)
+
+
+class Settings(_Strict):
+    mqtt: MqttSettings = MqttSettings()
+    http: HttpSettings = HttpSettings()
+    storage: StorageSettings = StorageSettings()
+    ingest: IngestSettings = IngestSettings()
+    rules: RuleSettings = RuleSettings()
+    auth: AuthSettings = AuthSettings()
+
+
+class Config(_Strict):
+    """Everything loaded from one configuration folder."""
+
+    folder: str
+    settings: Settings
+    fleet: Fleet
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 hex digest under which a bearer token is stored in configuration."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- loading
+
+def _read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise ConfigError(str(path), "-", "file is missing")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(str(path), "-", f"not valid YAML: {err}") from None
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "-"
+
+
+def _validate(model: type[BaseModel], data: Any, path: Path, prefix: tuple[Any, ...] = ()) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ConfigError(str(path), _key(prefix + tuple(first["loc"])), first["msg"]) from None
+
+
+def _by_id(path: Path, section: str, items: Any, model: type[BaseModel]) -> dict[str, Any]:
+    if not isinstance(items, list):
+        raise ConfigError(str(path), section, "must be a list")
+    out: dict[str, Any] = {}
+    for index, raw in enumerate(items):
+        item = _validate(model, raw, path, (section, index))
+        if item.id in out:
+            raise ConfigError(str(path), f"{section}[{index}].id", f"duplicate id {item.id!r}")
+        out[item.id] = item
+    return out
+
+
+def _env_overrides(data: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``LIAOWANG_SECTION__KEY=value`` environment overrides on top of the file."""
+    for name, value in os.environ.items():
+        if not name.startswith("LIAOWANG_") or "__" not in name:
+            continue
+        section, _, key = name[len("LIAOWANG_"):].lower().partition("__")
+        data.setdefault(section, {})[key] = value
+    return data
+
+
+def load_settings(folder: Path) -> Settings:
+    """Load ``liaowang.yaml`` with environment overrides; raise ConfigError naming file and key."""
+    path = folder / "liaowang.yaml"
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "-", "must be a mapping")
+    return _validate(Settings, _env_overrides(raw), path)
+
+
+def load_fleet(folder: Path) -> Fleet:
+    """Load and cross-check tiers, setpoint profiles, sites and sensors of ``folder``."""
+    tiers_path, prof_path = folder / "tiers.yaml", folder / "setpoints.yaml"
+    sites_path, sensors_path = folder / "sites.yaml", folder / "sensors.yaml"
+    tiers = _validate(TierMapping, _read_yaml(tiers_path), tiers_path)
+    raw_profiles = _read_yaml(prof_path).get("profiles", {})
+    profiles = {pid: _validate(SetpointProfile, p, prof_path, ("profiles", pid)) for pid, p in raw_profiles.items()}
+    sites = _by_id(sites_path, "sites", _read_yaml(sites_path).get("sites"), Site)
+    sensors = _by_id(sensors_path, "sensors", _read_yaml(sensors_path).get("sensors"), Sensor)
+
+    for pid, profile in profiles.items():
+        for i, rung in enumerate(profile.setpoints):
+            if rung.level not in tiers.levels:
+                raise ConfigError(str(prof_path), f"profiles.{pid}.setpoints[{i}].level",
+                                  f"level {rung.level!r} is not mapped in tiers.yaml")
+    for index, sensor in enumerate(sensors.values()):
+        where = f"sensors[{index}]"
+        if sensor.site_id not in sites:
+            raise ConfigError(str(sensors_path), f"{where}.site_id", f"unknown site {sensor.site_id!r}")
+        if sensor.profile is not None:
+            profile = profiles.get(sensor.profile)
+            if profile is None:
+                raise ConfigError(str(sensors_path), f"{where}.profile", f"unknown setpoint profile {sensor.profile!r}")
+            if profile.unit != sensor.unit or profile.quantity != sensor.quantity:
+                raise ConfigError(str(sensors_path), f"{where}.profile",
+                                  f"profile {sensor.profile!r} is for {profile.quantity} in {profile.unit}, "
+                                  f"sensor measures {sensor.quantity} in {sensor.unit}")
+        for i, rung in enumerate(sensor.setpoints or []):
+            if rung.level not in tiers.levels:
+                raise ConfigError(str(sensors_path), f"{where}.setpoints[{i}].level",
+                                  f"level {rung.level!r} is not mapped in tiers.yaml")
+    return Fleet(sites=sites, sensors=sensors, profiles=profiles, tiers=tiers)
+
+
+def load_config(folder: str | Path) -> Config:
+    """Load a whole configuration folder; raise ConfigError naming the file, key and reason."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(str(path), "-", "configuration folder does not exist")
+    return Config(folder=str(path), settings=load_settings(path), fleet=load_fleet(path))
+
+
+def default_config_dir() -> Path:
+    """Where the configuration lives when no ``--config`` is given.
+
+    ``$LIAOWANG_CONFIG``, else ``./config``, else the demo configuration beside the source tree.
+    """
+    if env := os.environ.get("LIAOWANG_CONFIG"):
+        return Path(env)
+    here = Path("config")
+    if (here / "liaowang.yaml").exists():
+        return here
+    return Path(__file__).resolve().parent.parent / "config"
