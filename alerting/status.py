@@ -1,0 +1,38 @@
+"""Site status (CONTRACT §3): the highest tier among a site's active alerts, else normal or offline."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable, Iterable
+
+from alerting.model import Alert
+from liaowang.config import Fleet
+from liaowang.domain import Tier
+
+COUNTED_STATES = ("active", "acknowledged")
+"""States that colour a site; shelved alerts are hidden by a person, resolved ones are over."""
+
+TIER_NAMES = tuple(t.colour for t in Tier)
+
+
+def site_statuses(fleet: Fleet, open_alerts: Iterable[Alert], site_offline: Callable[[str], bool]) -> dict[str, dict]:
+    """Status and open-alert counts by tier for every site.
+
+    ``site_offline(site_id)`` says whether all the site's sensors are stale (or its gateway left).
+    """
+    counts: dict[str, Counter[str]] = {site_id: Counter() for site_id in fleet.sites}
+    top: dict[str, Tier] = {}
+    for alert in open_alerts:
+        if alert.state in COUNTED_STATES and alert.site_id in counts:
+            counts[alert.site_id][alert.tier.colour] += 1
+            top[alert.site_id] = max(top.get(alert.site_id, alert.tier), alert.tier)
+    out = {}
+    for site_id in fleet.sites:
+        if site_id in top:
+            status = top[site_id].colour
+        elif site_offline(site_id):
+            status = "offline"
+        else:
+            status = "normal"
+        out[site_id] = {"status": status, "alerts": {t: counts[site_id][t] for t in TIER_NAMES}}
+    return out

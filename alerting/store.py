@@ -1,0 +1,98 @@
+"""Alerts kept in SQLite (``alerts.db``), with an index of open episodes for the lifecycle."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import orjson
+
+from alerting.model import OPEN_STATES, Alert
+from ingest.sqlite_sink import connect
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    rule_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    county TEXT NOT NULL,
+    tier INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    raised_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state);
+CREATE INDEX IF NOT EXISTS alerts_site ON alerts (site_id);
+CREATE INDEX IF NOT EXISTS alerts_updated ON alerts (updated_at);
+"""
+
+
+class AlertStore:
+    """Durable alert storage; every write commits before the change is announced."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._conn = connect(path)
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def save(self, alert: Alert) -> None:
+        """Insert or replace one alert."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (alert.id, alert.rule_id, alert.subject, alert.site_id, alert.county, int(alert.tier), alert.state,
+                 alert.raised_at, alert.updated_at, orjson.dumps(alert.to_record())))
+
+    def get(self, alert_id: str) -> Alert | None:
+        """One alert by id, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT record FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return Alert.from_record(orjson.loads(row[0])) if row else None
+
+    def open_alerts(self) -> list[Alert]:
+        """Every alert whose episode is still open (active, acknowledged, shelved)."""
+        marks = ",".join("?" * len(OPEN_STATES))
+        with self._lock:
+            rows = self._conn.execute(f"SELECT record FROM alerts WHERE state IN ({marks})", OPEN_STATES).fetchall()
+        return [Alert.from_record(orjson.loads(r[0])) for r in rows]
+
+    def query(self, *, states: list[str] | None = None, tiers: list[int] | None = None, site_id: str | None = None,
+              county: str | None = None, since: float | None = None, limit: int = 200) -> list[Alert]:
+        """Alerts matching every given filter, newest first (by last update)."""
+        sql, args = "SELECT record FROM alerts WHERE 1=1", []
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += states
+        if tiers:
+            sql += f" AND tier IN ({','.join('?' * len(tiers))})"
+            args += tiers
+        if site_id:
+            sql += " AND site_id = ?"
+            args.append(site_id)
+        if county:
+            sql += " AND county = ?"
+            args.append(county)
+        if since is not None:
+            sql += " AND updated_at >= ?"
+            args.append(since)
+        sql += " ORDER BY updated_at DESC, id LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [Alert.from_record(orjson.loads(r[0])) for r in rows]
+
+    def ping(self) -> bool:
+        """Whether the store answers (for /healthz)."""
+        try:
+            with self._lock:
+                self._conn.execute("SELECT 1").fetchone()
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,183 @@
+// The one map (应急管理一张图): county boundaries, sites coloured by status, active alerts, live over SSE.
+"use strict";
+const TIER_COLOUR = { red: "#e02020", orange: "#ff8c00", yellow: "#f5c400", blue: "#1e6fff", normal: "#2fb344", offline: "#8a8f98" };
+const TIER_ZH = { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色", normal: "正常", offline: "离线" };
+const TIER_RANK = { red: 4, orange: 3, yellow: 2, blue: 1 };
+const STATE_ZH = { active: "未确认", acknowledged: "已确认", resolved: "已恢复", closed: "已消警", shelved: "已搁置" };
+const FAMILY_ZH = { hazard: "重大危险源", gas: "气体泄漏", forest: "森林火灾" };
+const ROLE_RANK = { viewer: 0, operator: 1, duty_officer: 2, admin: 3 };
+const state = { sites: [], alerts: [], token: sessionStorage.getItem("liaowang-token") || "", role: null };
+const chart = echarts.init(document.getElementById("map"));
+
+function headers(json) {
+  const h = {};
+  if (state.token) h["Authorization"] = "Bearer " + state.token;
+  if (json) h["Content-Type"] = "application/json";
+  return h;
+}
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: headers(options.body) });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.detail || response.statusText);
+  return body;
+}
+
+function age(iso) {
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 60) return Math.floor(s) + "秒";
+  if (s < 3600) return Math.floor(s / 60) + "分钟";
+  return Math.floor(s / 3600) + "小时";
+}
+
+function filtered() {
+  const fam = document.getElementById("f-family").value;
+  const county = document.getElementById("f-county").value;
+  const tier = document.getElementById("f-tier").value;
+  const minRank = tier ? TIER_RANK[tier] : 0;
+  return {
+    sites: state.sites.filter(s => (!county || s.county === county)),
+    alerts: state.alerts.filter(a => (!fam || a.family === fam) && (!county || a.county === county) && TIER_RANK[a.tier] >= minRank),
+  };
+}
+
+function renderMap() {
+  const { sites } = filtered();
+  const point = s => ({ name: s.name, value: [s.lon, s.lat], site: s, itemStyle: { color: TIER_COLOUR[s.status] } });
+  chart.setOption({
+    series: [
+      { id: "sites", type: "scatter", coordinateSystem: "geo", symbolSize: 14, zlevel: 2,
+        data: sites.filter(s => s.status !== "red").map(point),
+        label: { show: true, formatter: p => p.name, position: "right", color: "#e6eef7", fontSize: 11 } },
+      { id: "red-sites", type: "effectScatter", coordinateSystem: "geo", symbolSize: 18, zlevel: 3,
+        rippleEffect: { scale: 4, brushType: "stroke" }, data: sites.filter(s => s.status === "red").map(point),
+        label: { show: true, formatter: p => p.name, position: "right", color: "#fff", fontWeight: "bold" } },
+    ],
+  });
+}
+
+function renderAlerts() {
+  const { alerts } = filtered();
+  const list = document.getElementById("alerts");
+  const canAck = state.role && ROLE_RANK[state.role] >= ROLE_RANK.operator;
+  const canClose = state.role && ROLE_RANK[state.role] >= ROLE_RANK.duty_officer;
+  alerts.sort((a, b) => TIER_RANK[b.tier] - TIER_RANK[a.tier] || Date.parse(b.raised_at) - Date.parse(a.raised_at));
+  document.getElementById("alert-total").textContent = "(" + alerts.length + ")";
+  list.replaceChildren(...alerts.map(a => {
+    const li = document.createElement("li");
+    li.className = a.tier + (a.kind === "stale" || a.kind === "fault" ? " fault" : "");
+    li.dataset.alertId = a.id;
+    li.dataset.state = a.state;
+    const stateText = a.state === "resolved" && !a.acknowledged_at ? "已恢复·未确认" : STATE_ZH[a.state];
+    const site = state.sites.find(s => s.id === a.site_id);
+    li.innerHTML = `<div><b>${TIER_ZH[a.tier]}</b> ${site ? site.name : a.site_id} · ${a.message}</div>
+      <div class="meta"><span class="state">${stateText}</span><span>${FAMILY_ZH[a.family] || a.family}</span>
+      <span>${a.county}</span><span>持续 ${age(a.raised_at)}</span><span>${a.rule_id}</span></div>
+      <div class="actions"></div>`;
+    const actions = li.querySelector(".actions");
+    if (canAck && (a.state === "active" || (a.state === "resolved" && !a.acknowledged_at))) actions.append(button("确认", "ack", a));
+    if (canClose && a.state === "resolved") actions.append(button("消警", "close", a));
+    if (canClose && (a.state === "active" || a.state === "acknowledged")) actions.append(button("搁置", "shelve", a));
+    return li;
+  }));
+}
+
+function button(label, action, alert) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.className = "act-" + action;
+  b.onclick = async () => {
+    try {
+      if (action === "ack") await api(`/api/v1/alerts/${alert.id}/ack`, { method: "POST", body: JSON.stringify({}) });
+      if (action === "close") {
+        const note = prompt("消警说明 (必填)");
+        if (!note) return;
+        await api(`/api/v1/alerts/${alert.id}/close`, { method: "POST", body: JSON.stringify({ note }) });
+      }
+      if (action === "shelve") {
+        const reason = prompt("搁置原因 (必填)");
+        if (!reason) return;
+        const until = new Date(Date.now() + 3600e3).toISOString();
+        await api(`/api/v1/alerts/${alert.id}/shelve`, { method: "POST", body: JSON.stringify({ until, reason }) });
+      }
+      await refresh();
+    } catch (err) { window.alert(err.message); }
+  };
+  return b;
+}
+
+function renderCounts() {
+  const counts = { red: 0, orange: 0, yellow: 0, blue: 0 };
+  state.alerts.filter(a => a.state === "active" || a.state === "acknowledged").forEach(a => counts[a.tier]++);
+  for (const t in counts) document.getElementById("n-" + t).textContent = counts[t];
+}
+
+async function refresh() {
+  const [sites, alerts] = await Promise.all([
+    api("/api/v1/sites"), api("/api/v1/alerts?state=active,acknowledged,resolved,shelved&limit=500")]);
+  state.sites = sites;
+  state.alerts = alerts;
+  renderMap(); renderAlerts(); renderCounts();
+}
+
+async function refreshHealth() {
+  const el = document.getElementById("health-state");
+  try {
+    const r = await fetch("/healthz");
+    const h = await r.json();
+    el.textContent = h.ok ? "正常" : "异常"; el.className = h.ok ? "ok" : "bad";
+  } catch { el.textContent = "断开"; el.className = "bad"; }
+}
+
+let pending = null;
+function scheduleRefresh() {  // coalesce bursts of events into one refresh
+  if (pending) return;
+  pending = setTimeout(() => { pending = null; refresh().catch(console.error); }, 250);
+}
+
+function connectEvents() {
+  // EventSource reconnects by itself after a drop (server sends retry: 2000).
+  const source = new EventSource("/api/v1/events");
+  source.addEventListener("alert", scheduleRefresh);
+  source.addEventListener("site", scheduleRefresh);
+  source.addEventListener("hello", () => { scheduleRefresh(); refreshHealth(); });
+  source.onerror = () => { document.getElementById("health-state").textContent = "重连中"; };
+}
+
+async function signIn(token) {
+  state.token = token;
+  state.role = null;
+  document.getElementById("whoami").textContent = "";
+  if (!token) { sessionStorage.removeItem("liaowang-token"); renderAlerts(); return; }
+  const r = await fetch("/api/v1/whoami", { headers: headers(false) });
+  if (!r.ok) { window.alert("令牌无效"); state.token = ""; sessionStorage.removeItem("liaowang-token"); return; }
+  state.role = (await r.json()).role;
+  sessionStorage.setItem("liaowang-token", token);
+  document.getElementById("whoami").textContent = { duty_officer: "值班员", operator: "操作员", viewer: "只读" }[state.role] || "";
+  renderAlerts();
+}
+
+async function boot() {
+  const geo = await (await fetch("/static/data/liaocheng.geojson")).json();
+  echarts.registerMap("liaocheng", geo);
+  chart.setOption({
+    backgroundColor: "#0b1a2b",
+    tooltip: { trigger: "item", formatter: p => p.data && p.data.site
+      ? `${p.data.site.name}<br>${p.data.site.county} · ${TIER_ZH[p.data.site.status]}` : p.name },
+    geo: { map: "liaocheng", roam: true, label: { show: true, color: "#9fb3c8" },
+           itemStyle: { areaColor: "#13314f", borderColor: "#4a86c5" }, emphasis: { itemStyle: { areaColor: "#1d4f80" } } },
+    series: [],
+  });
+  chart.on("click", p => { if (p.data && p.data.site) location.href = "/api/v1/sites/" + p.data.site.id; });
+  window.addEventListener("resize", () => chart.resize());
+  const countySelect = document.getElementById("f-county");
+  geo.features.forEach(f => countySelect.append(new Option(f.properties.name, f.properties.name)));
+  ["f-family", "f-county", "f-tier"].forEach(id => document.getElementById(id).onchange = () => { renderMap(); renderAlerts(); });
+  document.getElementById("signin-btn").onclick = () => signIn(document.getElementById("token").value.trim());
+  if (state.token) await signIn(state.token);
+  await refresh();
+  refreshHealth();
+  connectEvents();
+  setInterval(renderAlerts, 30000);  // ages only; data arrives over SSE
+  window.liaowangReady = true;
+}
+boot().catch(err => { console.error(err); document.body.dataset.error = err.message; });

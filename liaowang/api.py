@@ -1,0 +1,262 @@
+"""The HTTP API (CONTRACT §4) and the one-map page, served by FastAPI over the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from importlib import resources
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerting import STATES, AlertNotFound, LifecycleError
+from liaowang.auth import Authenticator
+from liaowang.domain import Tier, iso, parse_time
+from liaowang.pipeline import Pipeline
+
+API = "/api/v1"
+
+
+class AckBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class CloseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=2000, description="why the alert is closed (消警), required")
+
+
+class ShelveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    until: datetime = Field(description="RFC 3339 time the shelving ends")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _parse_since(since: str | None) -> float | None:
+    if since is None:
+        return None
+    try:
+        return float(since) if since.replace(".", "", 1).isdigit() else parse_time(since)
+    except ValueError as err:
+        raise HTTPException(422, f"since: {err}") from None
+
+
+def _split(value: str | None, allowed: tuple[str, ...], name: str) -> list[str] | None:
+    if not value:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise HTTPException(422, f"{name}: unknown value(s) {bad}; allowed: {list(allowed)}")
+    return items
+
+
+def create_app(pipeline: Pipeline) -> FastAPI:
+    """The FastAPI application over a started (or startable) pipeline."""
+    app = FastAPI(title="Liaowang 瞭望", version="0.1.0", description="Real-time sensor monitoring and tiered early warning")
+    auth = Authenticator(pipeline.settings.auth)
+    fleet = pipeline.fleet
+    static = resources.files("dashboards").joinpath("static")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse({"detail": f"{where}: {first['msg']}" if where else first["msg"]}, status_code=422)
+
+    # ------------------------------------------------------------------ alerts
+
+    @app.get(f"{API}/alerts")
+    def list_alerts(request: Request, state: str | None = None, tier: str | None = None, site_id: str | None = None,
+                    county: str | None = None, since: str | None = None,
+                    limit: int = Query(200, ge=1, le=5000)) -> list[dict[str, Any]]:
+        """Alerts, newest first; ``state`` and ``tier`` take comma-separated lists."""
+        auth.require(request, "viewer", read=True)
+        tiers = _split(tier, tuple(t.colour for t in Tier), "tier")
+        alerts = pipeline.alert_store.query(
+            states=_split(state, STATES, "state"), tiers=[int(Tier.parse(t)) for t in tiers] if tiers else None,
+            site_id=site_id, county=county, since=_parse_since(since), limit=limit)
+        return [a.to_json() for a in alerts]
+
+    @app.get(f"{API}/alerts/{{alert_id}}")
+    def get_alert(request: Request, alert_id: str) -> dict[str, Any]:
+        """One alert with its history."""
+        auth.require(request, "viewer", read=True)
+        alert = pipeline.alert_store.get(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        return alert.to_json()
+
+    def _act(request: Request, alert_id: str, role: str, action) -> dict[str, Any]:
+        principal = auth.require(request, role)
+        alert = pipeline.alert_store.get(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        if not principal.may_act_on(alert.site_id):
+            raise HTTPException(403, f"token {principal.name} may not act on site {alert.site_id}")
+        try:
+            change = action(principal.name)
+        except AlertNotFound:
+            raise HTTPException(404, f"no alert {alert_id}") from None
+        except LifecycleError as err:
+            raise HTTPException(409, str(err)) from None
+        pipeline.announce([change])
+        return change.alert.to_json()
+
+    @app.post(f"{API}/alerts/{{alert_id}}/ack")
+    def ack_alert(request: Request, alert_id: str, body: AckBody | None = None) -> dict[str, Any]:
+        """Acknowledge (确认) an alert; role operator or above."""
+        note = body.note if body else None
+        return _act(request, alert_id, "operator", lambda by: pipeline.alerts.acknowledge(alert_id, by, note))
+
+    @app.post(f"{API}/alerts/{{alert_id}}/close")
+    def close_alert(request: Request, alert_id: str, body: CloseBody) -> dict[str, Any]:
+        """Close (消警) a resolved alert with a note; role duty_officer or above."""
+        return _act(request, alert_id, "duty_officer", lambda by: pipeline.alerts.close(alert_id, by, body.note))
+
+    @app.post(f"{API}/alerts/{{alert_id}}/shelve")
+    def shelve_alert(request: Request, alert_id: str, body: ShelveBody) -> dict[str, Any]:
+        """Shelve an alert until a time, with a reason; role duty_officer or above."""
+        if body.until.tzinfo is None:
+            raise HTTPException(422, "until: needs a UTC offset")
+        until = body.until.timestamp()
+        return _act(request, alert_id, "duty_officer",
+                    lambda by: pipeline.alerts.shelve(alert_id, by, until, body.reason))
+
+    @app.get(f"{API}/whoami")
+    def whoami(request: Request) -> dict[str, Any]:
+        """The caller's token name, role and site scope (401 without a valid token)."""
+        principal = auth.identify(request)
+        if principal is None:
+            raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        return {"name": principal.name, "role": principal.role, "sites": list(principal.sites)}
+
+    # ------------------------------------------------------------------ sites, sensors, map
+
+    def _site_json(site_id: str, statuses: dict[str, dict]) -> dict[str, Any]:
+        site = fleet.sites[site_id]
+        status = statuses.get(site_id, {"status": "normal", "alerts": {}})
+        return {**site.model_dump(), "status": status["status"], "alerts": status["alerts"],
+                "sensor_count": sum(1 for s in fleet.sensors.values() if s.site_id == site_id)}
+
+    @app.get(f"{API}/sites")
+    def list_sites(request: Request) -> list[dict[str, Any]]:
+        """Every site with its status and active alert counts by tier."""
+        auth.require(request, "viewer", read=True)
+        statuses = pipeline.statuses()
+        return [_site_json(site_id, statuses) for site_id in fleet.sites]
+
+    @app.get(f"{API}/sites/{{site_id}}")
+    def get_site(request: Request, site_id: str) -> dict[str, Any]:
+        """One site with its status."""
+        auth.require(request, "viewer", read=True)
+        if site_id not in fleet.sites:
+            raise HTTPException(404, f"no site {site_id}")
+        return _site_json(site_id, pipeline.statuses())
+
+    def _sensor_json(sensor_id: str, now: float) -> dict[str, Any]:
+        sensor = fleet.sensors[sensor_id]
+        last = pipeline.live.get(sensor_id)
+        return {
+            "id": sensor.id, "site_id": sensor.site_id, "name": sensor.name, "family": sensor.family.value,
+            "quantity": sensor.quantity, "unit": sensor.unit, "lon": sensor.lon, "lat": sensor.lat,
+            "period_s": sensor.period_s, "last_value": last.value if last else None,
+            "last_ts": iso(last.ts) if last else None, "last_quality": last.quality.value if last else None,
+            "stale": pipeline.sensor_stale(sensor, now),
+            "setpoints": [s.model_dump() for s in fleet.setpoints_for(sensor)],
+        }
+
+    @app.get(f"{API}/sensors")
+    def list_sensors(request: Request, site_id: str | None = None, family: str | None = None) -> list[dict[str, Any]]:
+        """Sensors with their last value and whether they are stale."""
+        auth.require(request, "viewer", read=True)
+        families = _split(family, ("hazard", "gas", "forest"), "family")
+        now = pipeline.clock()
+        return [_sensor_json(s.id, now) for s in fleet.sensors.values()
+                if (site_id is None or s.site_id == site_id) and (families is None or s.family.value in families)]
+
+    @app.get(f"{API}/sensors/{{sensor_id}}")
+    def get_sensor(request: Request, sensor_id: str) -> dict[str, Any]:
+        """One sensor."""
+        auth.require(request, "viewer", read=True)
+        if sensor_id not in fleet.sensors:
+            raise HTTPException(404, f"no sensor {sensor_id}")
+        return _sensor_json(sensor_id, pipeline.clock())
+
+    @app.get(f"{API}/sensors/{{sensor_id}}/readings")
+    def sensor_readings(request: Request, sensor_id: str, since: str | None = None, until: str | None = None,
+                        limit: int = Query(1000, ge=1, le=100_000)) -> list[dict[str, Any]]:
+        """Stored readings of one sensor, newest first."""
+        auth.require(request, "viewer", read=True)
+        if sensor_id not in fleet.sensors:
+            raise HTTPException(404, f"no sensor {sensor_id}")
+        rows = pipeline.readings.recent(sensor_id, _parse_since(since), _parse_since(until), limit)
+        return [{"ts": iso(r.ts), "value": r.value, "quality": r.quality.value} for r in rows]
+
+    @app.get(f"{API}/map")
+    def site_map(request: Request) -> dict[str, Any]:
+        """GeoJSON FeatureCollection: one Point per site with status and alert counts."""
+        auth.require(request, "viewer", read=True)
+        statuses = pipeline.statuses()
+        now = iso(pipeline.clock())
+        features = []
+        for site_id, site in fleet.sites.items():
+            status = statuses.get(site_id, {"status": "normal", "alerts": {}})
+            features.append({
+                "type": "Feature", "id": site_id,
+                "geometry": {"type": "Point", "coordinates": [site.lon, site.lat]},
+                "properties": {"site_id": site_id, "name": site.name, "county": site.county, "kind": site.kind,
+                               "hazard_grade": site.hazard_grade, "status": status["status"],
+                               "alerts": status["alerts"], "updated_at": now},
+            })
+        return {"type": "FeatureCollection", "features": features}
+
+    @app.get(f"{API}/events")
+    async def events(request: Request) -> StreamingResponse:
+        """Server-Sent Events: ``alert`` on every alert change, ``site`` on every status change."""
+        auth.require(request, "viewer", read=True)
+        queue = pipeline.hub.subscribe()
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                yield b"retry: 2000\nevent: hello\ndata: {}\n\n"
+                while True:
+                    try:
+                        frame = await asyncio.wait_for(queue.get(), timeout=15)
+                    except asyncio.TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    if frame is None or await request.is_disconnected():
+                        return
+                    yield frame
+            finally:
+                pipeline.hub.unsubscribe(queue)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # ------------------------------------------------------------------ operations
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        """Liveness and readiness of the broker link and the stores (503 when not ready)."""
+        health = pipeline.health()
+        return JSONResponse(health, status_code=200 if health["ok"] else 503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus text exposition of the pipeline's metrics."""
+        return Response(generate_latest(pipeline.registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(str(static.joinpath("index.html")), media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    return app

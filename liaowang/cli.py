@@ -1,0 +1,169 @@
+"""The `liaowang` command line (CONTRACT §5)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import structlog
+
+from liaowang.config import Config, ConfigError, default_config_dir, hash_token, load_config
+from liaowang.logs import configure_logging
+
+log = structlog.get_logger("cli")
+
+
+def _load(folder: str | None) -> Config:
+    return load_config(Path(folder) if folder else default_config_dir())
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _broker_address(text: str | None, config: Config):
+    mqtt = config.settings.mqtt
+    if not text:
+        return mqtt
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"--broker must be HOST:PORT, got {text!r}")
+    return mqtt.model_copy(update={"host": host, "port": int(port)})
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    fleet = config.fleet
+    print(f"{config.folder}: ok — {len(fleet.sites)} sites, {len(fleet.sensors)} sensors, "
+          f"{len(fleet.profiles)} setpoint profiles, {len(config.settings.auth.tokens)} tokens")
+    return 0
+
+
+def cmd_hash_token(args: argparse.Namespace) -> int:
+    print(hash_token(args.token))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from liaowang.api import create_app
+    from liaowang.broker import port_free, start_broker
+    from liaowang.pipeline import Pipeline
+    from simulators import run_simulator
+
+    config = _load(args.config)
+    settings = config.settings
+    mqtt = settings.mqtt.model_copy(update={"port": args.mqtt_port or settings.mqtt.port})
+    http_port = args.http_port or settings.http.port
+    if settings.auth.holds_demo_tokens() and not _is_loopback(settings.http.host):
+        log.error("demo_tokens_off_loopback", host=settings.http.host,
+                  hint="remove the demo tokens from liaowang.yaml before listening on another address")
+        return 2
+    settings = settings.model_copy(update={"mqtt": mqtt})
+    config = config.model_copy(update={"settings": settings})
+    data_dir = Path(args.data_dir or settings.storage.data_dir)
+
+    if not port_free(settings.http.host, http_port):
+        log.error("http_port_in_use", host=settings.http.host, port=http_port, hint="choose another with --http-port")
+        return 1
+    try:
+        broker = start_broker(mqtt.embedded_broker, mqtt.host, mqtt.port, data_dir)
+    except RuntimeError as err:
+        log.error("broker_start_failed", error=str(err))
+        return 1
+    pipeline = Pipeline(config, data_dir)
+    stop_sim = threading.Event()
+    sim_thread = None
+    try:
+        pipeline.start()
+        if not pipeline.ingest.wait_connected(15):
+            log.error("broker_unreachable", host=mqtt.host, port=mqtt.port)
+            return 1
+        if not args.no_simulators:
+            sim_thread = threading.Thread(target=run_simulator, args=(config.fleet, mqtt),
+                                          kwargs={"stop": stop_sim}, name="simulators", daemon=True)
+            sim_thread.start()
+        server = uvicorn.Server(uvicorn.Config(create_app(pipeline), host=settings.http.host, port=http_port,
+                                               log_level="warning", lifespan="off"))
+        log.info("liaowang_ready", map=f"http://{settings.http.host}:{http_port}/", mqtt=f"{mqtt.host}:{mqtt.port}",
+                 broker=broker.kind if broker else "external", data_dir=str(data_dir))
+        server.run()
+    finally:
+        stop_sim.set()
+        if sim_thread is not None:
+            sim_thread.join(timeout=10)
+        pipeline.stop()
+        if broker is not None:
+            broker.stop()
+        log.info("liaowang_stopped")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulators import run_simulator
+
+    config = _load(args.config)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    count = run_simulator(config.fleet, _broker_address(args.broker, config), speed=args.speed, seed=args.seed,
+                          duration_s=args.duration, stop=stop)
+    print(f"published {count} readings")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liaowang", description="Liaowang 瞭望: real-time monitoring and early warning")
+    parser.add_argument("--log-level", default="info")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="everything on the embedded default (broker, storage, simulators, rules, API, map)")
+    run.add_argument("--config")
+    run.add_argument("--data-dir")
+    run.add_argument("--http-port", type=int)
+    run.add_argument("--mqtt-port", type=int)
+    run.add_argument("--no-simulators", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate configuration; exit 1 naming file, key and reason")
+    check.add_argument("--config")
+    check.set_defaults(func=cmd_check_config)
+
+    sim = sub.add_parser("simulate", help="publish simulated readings for the configured fleet")
+    sim.add_argument("--config")
+    sim.add_argument("--scenario", help="(reserved) scenario file; the built-in demo incidents run without it")
+    sim.add_argument("--speed", type=float, default=1.0, help="event time per wall time; 0 = as fast as possible")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--duration", type=float, help="seconds of event time, then stop")
+    sim.add_argument("--broker", help="HOST:PORT (default: from configuration)")
+    sim.set_defaults(func=cmd_simulate)
+
+    token = sub.add_parser("hash-token", help="print the SHA-256 under which a bearer token is configured")
+    token.add_argument("token")
+    token.set_defaults(func=cmd_hash_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `liaowang` console script."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""An in-process hub that fans alert and site events out to Server-Sent-Event clients."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import orjson
+import structlog
+
+log = structlog.get_logger("api")
+
+
+class EventHub:
+    """Thread-safe broadcast from the pipeline's threads to each SSE client's asyncio queue.
+
+    A client that falls ``max_backlog`` events behind is disconnected (its browser reconnects and
+    reloads the state), so one stalled screen never grows memory without bound.
+    """
+
+    def __init__(self, max_backlog: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._clients: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[bytes | None]]] = []
+        self._max_backlog = max_backlog
+
+    def subscribe(self) -> asyncio.Queue[bytes | None]:
+        """Register the calling coroutine's client; returns its queue (None means: close)."""
+        q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=self._max_backlog)
+        with self._lock:
+            self._clients.append((asyncio.get_running_loop(), q))
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[bytes | None]) -> None:
+        """Forget a client's queue."""
+        with self._lock:
+            self._clients = [(loop, cq) for loop, cq in self._clients if cq is not q]
+
+    def publish(self, event: str, data: Any) -> None:
+        """Send one SSE event (``event:`` name and JSON ``data:``) to every client; callable from any thread."""
+        frame = b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        with self._lock:
+            clients = list(self._clients)
+        for loop, q in clients:
+            try:
+                loop.call_soon_threadsafe(self._offer, q, frame)
+            except RuntimeError:  # the client's loop is closed
+                self.unsubscribe(q)
+
+    def _offer(self, q: asyncio.Queue[bytes | None], frame: bytes) -> None:
+        try:
+            q.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.warning("sse_client_dropped", reason="backlog_full")
+            self.unsubscribe(q)
+            while not q.empty():
+                q.get_nowait()
+            q.put_nowait(None)
+
+    def close_all(self) -> None:
+        """Ask every client stream to end (at shutdown)."""
+        with self._lock:
+            clients = list(self._clients)
+        for loop, q in clients:
+            try:
+                loop.call_soon_threadsafe(q.put_nowait, None)
+            except RuntimeError:
+                pass

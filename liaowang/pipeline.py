@@ -1,0 +1,153 @@
+"""Wiring: sinks, ingest, rules and alerting assembled from one `Config` (the composition root).
+
+Data flows one way: ingest hands each stored batch to `Pipeline.handle_batch`, which runs the
+rule engine, applies the signals to the alert lifecycle, and announces changes on MQTT and to
+the SSE hub. A ticker re-checks site status (stale sensors, offline gateways) on the wall clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
+from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink
+from liaowang.config import Config, Sensor
+from liaowang.domain import Reading, iso
+from liaowang.events import EventHub
+from liaowang.mqttclient import make_client
+from rules import RuleEngine
+
+log = structlog.get_logger("pipeline")
+
+
+class Pipeline:
+    """Everything between the broker and the API, for one configuration and data directory."""
+
+    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.fleet = config.fleet
+        self.settings = config.settings
+        self.clock = clock
+        self.started_at = clock()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = CollectorRegistry()
+        self.hub = EventHub()
+        self.live = LiveValues()
+        self.readings = SQLiteSink(data_dir / "readings.db")
+        self.alert_store = AlertStore(data_dir / "alerts.db")
+        self.alerts = AlertManager(self.alert_store, self.fleet, clock)
+        self.engine = RuleEngine(self.fleet)
+        self._alert_changes = Counter("liaowang_alert_changes_total", "Alert changes by event", ["event"],
+                                      registry=self.registry)
+        self._open_alerts = Gauge("liaowang_alerts_open", "Open alerts by tier", ["tier"], registry=self.registry)
+        self._publisher_client = make_client(self.settings.mqtt, f"{self.settings.mqtt.client_id}-alerts")
+        self.publisher = MqttAlertPublisher(self._publisher_client)
+        self.ingest = IngestService(self.settings, self.fleet, [self.readings], IngestMetrics(self.registry),
+                                    self.live, self.handle_batch, self.handle_gateway, clock)
+        self._status_lock = threading.Lock()
+        self._statuses: dict[str, dict] = {}
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="status-ticker", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Connect to the broker and start ingest and the status ticker."""
+        mqtt = self.settings.mqtt
+        self._publisher_client.connect_async(mqtt.host, mqtt.port, mqtt.keepalive_s)
+        self._publisher_client.loop_start()
+        self.ingest.start()
+        self._ticker.start()
+        self.refresh_statuses()
+        log.info("pipeline_started", sites=len(self.fleet.sites), sensors=len(self.fleet.sensors))
+
+    def stop(self) -> None:
+        """Stop the ticker and ingest (finishing queued work), then the publisher and stores."""
+        self._stop.set()
+        self.ingest.stop()
+        self._ticker.join(timeout=5)
+        self._publisher_client.disconnect()
+        self._publisher_client.loop_stop()
+        self.alert_store.close()
+        self.hub.close_all()
+        log.info("pipeline_stopped")
+
+    # ------------------------------------------------------------------ the flow
+
+    def handle_batch(self, readings: Sequence[Reading]) -> None:
+        """Ingest's downstream: rules → alert lifecycle → announcements."""
+        signals = self.engine.evaluate(readings)
+        if signals:
+            self.announce(self.alerts.apply(signals))
+
+    def handle_gateway(self, site_id: str, online: bool, at: float) -> None:
+        """A gateway came or went: its site's status may change at once."""
+        self.refresh_statuses()
+
+    def announce(self, changes: Sequence[AlertChange]) -> None:
+        """Publish alert changes on MQTT and SSE, then refresh site statuses."""
+        for change in changes:
+            self._alert_changes.labels(change.event).inc()
+            self.publisher.publish_change(change)
+            self.hub.publish("alert", {**change.alert.to_json(), "event": change.event})
+        if changes:
+            self.refresh_statuses()
+
+    # ------------------------------------------------------------------ status
+
+    def sensor_stale(self, sensor: Sensor, now: float | None = None) -> bool:
+        """No reading for ``stale_periods`` periods (or never since start), or the gateway is offline."""
+        now = self.clock() if now is None else now
+        if self.live.gateway_offline(sensor.site_id):
+            return True
+        last = self.live.get(sensor.id)
+        seen = last.ts if last is not None else self.started_at
+        return now - seen > self.settings.rules.stale_periods * sensor.period_s
+
+    def site_offline(self, site_id: str) -> bool:
+        """Whether every sensor of the site is stale."""
+        if self.live.gateway_offline(site_id):
+            return True
+        now = self.clock()
+        sensors = [s for s in self.fleet.sensors.values() if s.site_id == site_id]
+        return bool(sensors) and all(self.sensor_stale(s, now) for s in sensors)
+
+    def refresh_statuses(self) -> dict[str, dict]:
+        """Recompute every site's status; publish the ones that changed (MQTT retained and SSE)."""
+        with self._status_lock:
+            fresh = site_statuses(self.fleet, self.alerts.open_alerts(), self.site_offline)
+            for site_id, status in fresh.items():
+                if self._statuses.get(site_id) != status:
+                    self.publisher.publish_site_status(site_id, status)
+                    self.hub.publish("site", {"site_id": site_id, **status, "updated_at": iso(self.clock())})
+            self._statuses = fresh
+            counts: dict[str, int] = {"blue": 0, "yellow": 0, "orange": 0, "red": 0}
+            for alert in self.alerts.open_alerts():
+                counts[alert.tier.colour] += 1
+            for tier, n in counts.items():
+                self._open_alerts.labels(tier).set(n)
+            return fresh
+
+    def statuses(self) -> dict[str, dict]:
+        """The last computed status of every site."""
+        with self._status_lock:
+            return dict(self._statuses) or site_statuses(self.fleet, self.alerts.open_alerts(), self.site_offline)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(2.0):
+            try:
+                self.refresh_statuses()
+            except Exception:
+                log.exception("status_refresh_failed")
+
+    def health(self) -> dict:
+        """Readiness of the broker link and the stores (for /healthz)."""
+        checks = {"broker": self.ingest.connected, "readings_store": self.readings.ping(),
+                  "alerts_store": self.alert_store.ping()}
+        return {"ok": all(checks.values()), "checks": checks}
