@@ -49,7 +49,7 @@ class Decoder:
 
     ``clock`` returns wall-clock epoch seconds; it judges only timestamps from the future.
 
-    >>> # decoder.decode("liaowang/v1/readings/LC-LUXI/LC-LUXI-GD-01", b'{"ts": 1764028800, "value": 3}')
+    >>> # decoder.decode("liaowang/v1/readings/LC-LUXI/LC-LUXI-GD-01", b'{"ts": 1795564800, "value": 3}')
     """
 
     def __init__(self, fleet: Fleet, settings: IngestSettings, clock: Callable[[], float]) -> None:

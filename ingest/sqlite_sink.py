@@ -37,7 +37,7 @@ class SQLiteSink:
     """Stores readings in ``readings.db``; a redelivered reading is ignored, never duplicated.
 
     >>> sink = SQLiteSink(":memory:")
-    >>> sink.write([Reading("S1", "SITE", 1764028800.0, 1.5)]); sink.write([Reading("S1", "SITE", 1764028800.0, 1.5)])
+    >>> sink.write([Reading("S1", "SITE", 1795564800.0, 1.5)]); sink.write([Reading("S1", "SITE", 1795564800.0, 1.5)])
     >>> sink.count()
     1
     """

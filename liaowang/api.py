@@ -41,6 +41,7 @@ class ShelveBody(BaseModel):
 def _parse_since(since: str | None) -> float | None:
     if since is None:
         return None
+    since = since.strip().replace(" ", "+")  # an unescaped '+' of the UTC offset arrives as a space
     try:
         return float(since) if since.replace(".", "", 1).isdigit() else parse_time(since)
     except ValueError as err:

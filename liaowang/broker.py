@@ -70,7 +70,8 @@ class MosquittoBroker:
         conf.write_text(MOSQUITTO_CONF.format(host=host, port=port, store=store.resolve()), encoding="utf-8")
         self._log = open(store / "mosquitto.log", "ab")
         self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL,
+                                        start_new_session=True)  # Ctrl-C reaches us; we stop it after ingest drains
         if not wait_for_port(host, port, 10) or self.process.poll() is not None:
             self.stop()
             raise RuntimeError(f"mosquitto did not start on {host}:{port}; see {store / 'mosquitto.log'}")

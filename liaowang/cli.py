@@ -97,7 +97,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                log_level="warning", lifespan="off"))
         log.info("liaowang_ready", map=f"http://{settings.http.host}:{http_port}/", mqtt=f"{mqtt.host}:{mqtt.port}",
                  broker=broker.kind if broker else "external", data_dir=str(data_dir))
-        server.run()
+        try:
+            server.run()
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; shutting down is the answer
+            pass
     finally:
         stop_sim.set()
         if sim_thread is not None:

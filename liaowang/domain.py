@@ -77,7 +77,7 @@ class Reading:
 
     ``ts`` is event time in epoch seconds (the reading's own timestamp, never the arrival time).
 
-    >>> r = Reading("LC-LUXI-T101-LT", "LC-LUXI", 1764028800.25, 7.42, Quality.GOOD)
+    >>> r = Reading("LC-LUXI-T101-LT", "LC-LUXI", 1795564800.25, 7.42, Quality.GOOD)
     >>> r.trips_thresholds
     True
     """
@@ -105,7 +105,7 @@ def parse_time(text: str) -> float:
     """Parse an RFC 3339 timestamp with offset into epoch seconds; raise ValueError otherwise.
 
     >>> parse_time("2026-11-25T08:00:00+08:00")
-    1764028800.0
+    1795564800.0
     """
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:

@@ -41,8 +41,8 @@ def climb(index: int, rungs: Sequence[Setpoint], value: float, high: bool) -> in
     """The number of tripped rungs after ``value``, starting from ``index`` tripped (hysteresis).
 
     >>> from liaowang.config import Setpoint
-    >>> ladder = [Setpoint(level="H", direction="high", set=40, reset=38, source="x"),
-    ...           Setpoint(level="HH", direction="high", set=50, reset=48, source="x")]
+    >>> ladder = [Setpoint(level="H", direction="high", set=40, reset=38, source="demo"),
+    ...           Setpoint(level="HH", direction="high", set=50, reset=48, source="demo")]
     >>> [climb(i, ladder, v, True) for i, v in [(0, 41), (1, 39), (1, 38), (2, 47)]]
     [1, 1, 0, 1]
     """

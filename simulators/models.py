@@ -83,7 +83,7 @@ def ramp(t: float, start: float, rise_s: float, hold_s: float, fall_s: float, pe
     if x < rise_s:
         return peak * x / rise_s
     if x < rise_s + hold_s:
-        return peak
+        return float(peak)
     return peak * (1 - (x - rise_s - hold_s) / fall_s)
 
 

@@ -1,0 +1,92 @@
+"""The alert lifecycle: one alert per episode, escalation in place, people's actions, restarts."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerting import AlertManager, AlertStore, LifecycleError
+from liaowang.domain import Family, Tier
+from rules.base import Signal
+
+T0 = 1_795_564_800.0
+
+
+def signal(tier, ts, subject="LC-LUXI-GD-01", value=30.0, level="level1"):
+    return Signal("gas.combustible_gas.threshold", "threshold", subject, "LC-LUXI", Family.GAS, tier,
+                  level if tier else None, value, 20.0 if tier else None, "%LEL", ts, "msg")
+
+
+@pytest.fixture
+def manager(tmp_path, fleet):
+    clock = {"now": T0 + 1000}
+    m = AlertManager(AlertStore(tmp_path / "alerts.db"), fleet, lambda: clock["now"])
+    m.clock = clock
+    return m
+
+
+def test_one_alert_per_episode_escalated_and_deescalated_in_place(manager):
+    changes = manager.apply([signal(Tier.YELLOW, T0), signal(Tier.ORANGE, T0 + 2), signal(Tier.YELLOW, T0 + 4)])
+    assert [c.event for c in changes] == ["raised", "escalated", "deescalated"]
+    assert len({c.alert.id for c in changes}) == 1
+    alert = changes[-1].alert
+    assert alert.tier is Tier.YELLOW and alert.raised_at == T0
+    assert [(h.event, h.tier.colour) for h in alert.history] == [
+        ("raised", "yellow"), ("escalated", "orange"), ("deescalated", "yellow")]
+
+
+def test_clearing_resolves_and_a_new_trip_opens_a_new_episode(manager):
+    first = manager.apply([signal(Tier.YELLOW, T0), signal(None, T0 + 5)])
+    assert first[-1].event == "resolved" and first[-1].alert.state == "resolved"
+    second = manager.apply([signal(Tier.YELLOW, T0 + 10)])
+    assert second[0].event == "raised" and second[0].alert.id != first[0].alert.id
+
+
+def test_the_same_tier_again_changes_nothing(manager):
+    assert len(manager.apply([signal(Tier.YELLOW, T0), signal(Tier.YELLOW, T0 + 2)])) == 1
+
+
+def test_acknowledge_then_close_requires_resolution_and_a_note(manager):
+    alert = manager.apply([signal(Tier.ORANGE, T0)])[0].alert
+    with pytest.raises(LifecycleError, match="only resolved"):
+        manager.close(alert.id, "duty", "done")
+    acked = manager.acknowledge(alert.id, "op", "on my way").alert
+    assert acked.state == "acknowledged" and acked.acknowledged_by == "op"
+    with pytest.raises(LifecycleError, match="already acknowledged"):
+        manager.acknowledge(alert.id, "op", None)
+    manager.apply([signal(None, T0 + 60)])
+    with pytest.raises(LifecycleError, match="note is required"):
+        manager.close(alert.id, "duty", "  ")
+    closed = manager.close(alert.id, "duty", "valve closed, area ventilated").alert
+    assert closed.state == "closed" and closed.closed_by == "duty"
+    assert [h.event for h in closed.history] == ["raised", "acknowledged", "resolved", "closed"]
+
+
+def test_escalation_after_acknowledgement_needs_a_person_again(manager):
+    alert = manager.apply([signal(Tier.YELLOW, T0)])[0].alert
+    manager.acknowledge(alert.id, "op", None)
+    escalated = manager.apply([signal(Tier.ORANGE, T0 + 5)])[0].alert
+    assert escalated.state == "active"
+
+
+def test_shelving_needs_a_reason_and_a_future_end(manager):
+    alert = manager.apply([signal(Tier.YELLOW, T0)])[0].alert
+    with pytest.raises(LifecycleError):
+        manager.shelve(alert.id, "duty", manager.clock["now"] - 1, "maintenance")
+    with pytest.raises(LifecycleError):
+        manager.shelve(alert.id, "duty", manager.clock["now"] + 60, "")
+    assert manager.shelve(alert.id, "duty", manager.clock["now"] + 60, "calibration").alert.state == "shelved"
+
+
+def test_open_episodes_survive_a_restart(tmp_path, fleet):
+    store_path = tmp_path / "alerts.db"
+    first = AlertManager(AlertStore(store_path), fleet, lambda: T0)
+    alert = first.apply([signal(Tier.YELLOW, T0)])[0].alert
+    restarted = AlertManager(AlertStore(store_path), fleet, lambda: T0)
+    changes = restarted.apply([signal(Tier.ORANGE, T0 + 3)])
+    assert [(c.event, c.alert.id) for c in changes] == [("escalated", alert.id)]
+
+
+def test_replaying_the_same_signals_gives_the_same_alert_ids(tmp_path, fleet):
+    a = AlertManager(AlertStore(tmp_path / "a.db"), fleet, lambda: T0).apply([signal(Tier.RED, T0)])
+    b = AlertManager(AlertStore(tmp_path / "b.db"), fleet, lambda: T0).apply([signal(Tier.RED, T0)])
+    assert a[0].alert.id == b[0].alert.id
