@@ -7,6 +7,9 @@ command brings up everything on one machine with nothing else to install.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import getpass
+import signal
 import shutil
 import socket
 import subprocess
@@ -23,6 +26,8 @@ MOSQUITTO_CONF = """\
 # Written by liaowang run; see docs/production.md for a production broker.
 listener {port} {host}
 allow_anonymous true
+# Stay as the user who started us: dropping privileges would clear the parent-death signal.
+user {user}
 persistence true
 persistence_location {store}/
 autosave_interval 10
@@ -34,6 +39,14 @@ log_dest stderr
 log_type error
 log_type warning
 """
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent process dies."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except OSError:  # not Linux/glibc: the orderly stop in `stop()` still applies
+        pass
 
 
 class Broker(Protocol):
@@ -67,11 +80,13 @@ class MosquittoBroker:
         store = data_dir / "mosquitto"
         store.mkdir(parents=True, exist_ok=True)
         conf = store / "mosquitto.conf"
-        conf.write_text(MOSQUITTO_CONF.format(host=host, port=port, store=store.resolve()), encoding="utf-8")
+        conf.write_text(MOSQUITTO_CONF.format(host=host, port=port, store=store.resolve(), user=getpass.getuser()),
+                        encoding="utf-8")
         self._log = open(store / "mosquitto.log", "ab")
+        # Own session: Ctrl-C reaches us and we stop mosquitto after ingest drains. The death signal
+        # makes sure it never outlives us, even after kill -9.
         self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL,
-                                        start_new_session=True)  # Ctrl-C reaches us; we stop it after ingest drains
+                                        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         if not wait_for_port(host, port, 10) or self.process.poll() is not None:
             self.stop()
             raise RuntimeError(f"mosquitto did not start on {host}:{port}; see {store / 'mosquitto.log'}")

@@ -53,6 +53,14 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Shutdown(Exception):
+    """SIGTERM arrived: stop like Ctrl-C."""
+
+
+def _raise_shutdown(signum: int, frame: object) -> None:
+    raise _Shutdown()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -97,9 +105,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                log_level="warning", lifespan="off"))
         log.info("liaowang_ready", map=f"http://{settings.http.host}:{http_port}/", mqtt=f"{mqtt.host}:{mqtt.port}",
                  broker=broker.kind if broker else "external", data_dir=str(data_dir))
+        # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal after it stops:
+        # turn both into an exception so the cleanup below always runs.
+        signal.signal(signal.SIGTERM, _raise_shutdown)
         try:
             server.run()
-        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; shutting down is the answer
+        except (KeyboardInterrupt, _Shutdown):
             pass
     finally:
         stop_sim.set()

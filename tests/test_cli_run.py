@@ -76,3 +76,24 @@ def test_run_refuses_a_busy_http_port(tmp_path):
             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "http_port_in_use" in result.stderr
+
+
+def test_sigterm_and_kill_never_leave_the_broker_behind(tmp_path):
+    import os
+
+    for how in (signal.SIGTERM, signal.SIGKILL):
+        http_port, mqtt_port = free_port(), free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "liaowang.cli", "run", "--config", str(CONFIG_DIR), "--data-dir",
+             str(tmp_path / how.name), "--http-port", str(http_port), "--mqtt-port", str(mqtt_port), "--no-simulators"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: healthy(f"http://127.0.0.1:{http_port}/healthz"), timeout=60)
+            os.kill(process.pid, how)
+            process.wait(timeout=30)
+            if how == signal.SIGTERM:
+                assert process.returncode == 0
+            assert wait_until(lambda: port_free("127.0.0.1", mqtt_port), timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
