@@ -78,7 +78,7 @@ class AlertManager:
         if alert is None:
             alert = Alert(
                 id=Alert.make_id(signal.rule_id, signal.subject, signal.ts), rule_id=signal.rule_id, kind=signal.kind,
-                subject=signal.subject, site_id=signal.site_id, county=self._fleet.sites[signal.site_id].county,
+                subject=signal.subject, site_id=signal.site_id, county=self._county(signal.site_id),
                 family=signal.family.value, tier=signal.tier, level=signal.level, state="active",
                 message=signal.message, value=signal.value, threshold=signal.threshold, unit=signal.unit,
                 raised_at=signal.ts, updated_at=signal.ts)
@@ -94,6 +94,10 @@ class AlertManager:
             alert.state = "active"  # a higher tier needs a person to take it again
         alert.tier = signal.tier
         return self._record(alert, signal, event)
+
+    def _county(self, site_id: str) -> str:
+        site = self._fleet.sites.get(site_id)
+        return site.county if site else ""  # alerts about Liaowang itself belong to no county
 
     @staticmethod
     def _record(alert: Alert, signal: Signal, event: str) -> AlertChange:

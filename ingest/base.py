@@ -24,3 +24,32 @@ class Sink(Protocol):
     def close(self) -> None:
         """Flush and release the store."""
         ...
+
+
+class RetryableWriteError(Exception):
+    """The store did not take the batch but may later (429, 5xx, timeout, refused connection).
+
+    ``retry_after`` is the server's Retry-After in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RejectedWriteError(Exception):
+    """The store refused the batch itself (400: malformed data); resending it cannot help."""
+
+
+class RemoteWriter(Protocol):
+    """Sends one batch of line protocol to a remote store; raises one of the two errors above."""
+
+    name: str
+
+    def send(self, body: bytes) -> None:
+        """Deliver ``body``; return only when the store accepted it."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

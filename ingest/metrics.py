@@ -24,5 +24,14 @@ class IngestMetrics:
                                        registry=registry)
         self.store_errors = Counter("liaowang_store_errors_total", "Failed sink writes (batch kept and retried)",
                                     ["sink"], registry=registry)
+        self.spool_bytes = Gauge("liaowang_spool_bytes", "Bytes waiting in a sink's disk spool", ["sink"],
+                                 registry=registry)
+        self.spool_limit = Gauge("liaowang_spool_limit_bytes", "Configured spool limit", ["sink"], registry=registry)
+        self.spool_batches = Gauge("liaowang_spool_batches", "Batches waiting in a sink's disk spool", ["sink"],
+                                   registry=registry)
+        self.forwarded = Counter("liaowang_forwarded_batches_total", "Batches a remote store accepted", ["sink"],
+                                 registry=registry)
+        self.forward_errors = Counter("liaowang_forward_errors_total", "Failed sends to a remote store",
+                                      ["sink", "kind"], registry=registry)
         self.broker_connected = Gauge("liaowang_broker_connected", "1 while the ingest client is connected",
                                       registry=registry)

@@ -169,6 +169,13 @@ class Sensor(_Strict):
 
     _ladder = field_validator("setpoints")(lambda v: v if v is None else _check_ladder(v))
 
+    @field_validator("family")
+    @classmethod
+    def _sensor_family(cls, value: Family) -> Family:
+        if value is Family.SYSTEM:
+            raise ValueError("a sensor's family is hazard, gas or forest")
+        return value
+
 
 class Fleet(_Strict):
     """Sites, sensors, setpoint profiles and the tier mapping, cross-checked at load."""
@@ -225,6 +232,45 @@ class IngestSettings(_Strict):
     deadletter_log_interval_s: float = Field(default=60.0, gt=0)
 
 
+class InfluxV2Sink(_Strict):
+    """InfluxDB 2.x (or 1.8+/3.x through their v2 compatibility API) through influxdb-client."""
+
+    url: str = Field(pattern=r"^https?://")
+    org: str
+    bucket: str
+    token: SecretStr
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class InfluxV1Sink(_Strict):
+    """InfluxDB 1.x through its ``/write`` endpoint (InfluxQL era servers)."""
+
+    url: str = Field(pattern=r"^https?://")
+    database: str
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class SpoolSettings(_Strict):
+    """The local disk spool in front of every InfluxDB sink: batches wait here until accepted."""
+
+    max_bytes: int = Field(default=2 * 1024**3, gt=0, description="beyond this, ingest stops acknowledging (broker holds data)")
+    warn_fraction: float = Field(default=0.8, gt=0, lt=1, description="spool fill that raises a pipeline-health alert")
+    max_batch_readings: int = Field(default=5000, gt=0)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+
+
+class SinkSettings(_Strict):
+    """Where readings are stored. SQLite is always on (it serves the API); InfluxDB sinks add to it."""
+
+    influx_v2: InfluxV2Sink | None = None
+    influx_v1: InfluxV1Sink | None = None
+    spool: SpoolSettings = SpoolSettings()
+
+
 class RuleSettings(_Strict):
     stale_periods: float = Field(default=3.0, gt=1, description="a sensor is stale after this many missed periods")
 
@@ -253,6 +299,7 @@ class Settings(_Strict):
     http: HttpSettings = HttpSettings()
     storage: StorageSettings = StorageSettings()
     ingest: IngestSettings = IngestSettings()
+    sinks: SinkSettings = SinkSettings()
     rules: RuleSettings = RuleSettings()
     auth: AuthSettings = AuthSettings()
 

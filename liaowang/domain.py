@@ -56,11 +56,12 @@ _TIER_ZH = {
 
 
 class Family(str, enum.Enum):
-    """The three sensor families of CONTRACT §4."""
+    """The three sensor families of CONTRACT §4, plus ``system`` for alerts about Liaowang itself."""
 
     HAZARD = "hazard"
     GAS = "gas"
     FOREST = "forest"
+    SYSTEM = "system"
 
 
 class Quality(str, enum.Enum):

@@ -16,14 +16,23 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
-from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink
+from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink, Sink
+from ingest.influx_v1 import InfluxV1Writer
+from ingest.influx_v2 import InfluxV2Writer
+from ingest.lineprotocol import LineEncoder
+from ingest.spooled import SpooledSink
 from liaowang.config import Config, Sensor
-from liaowang.domain import Reading, iso
+from liaowang.domain import Family, Reading, Tier, iso
+from rules.base import Signal
 from liaowang.events import EventHub
 from liaowang.mqttclient import make_client
 from rules import RuleEngine
 
 log = structlog.get_logger("pipeline")
+
+SYSTEM_SITE = "_system"
+"""The site id of alerts about Liaowang itself (pipeline health); it belongs to no county."""
+RETENTION_EVERY_S = 3600.0
 
 
 class Pipeline:
@@ -48,12 +57,26 @@ class Pipeline:
         self._open_alerts = Gauge("liaowang_alerts_open", "Open alerts by tier", ["tier"], registry=self.registry)
         self._publisher_client = make_client(self.settings.mqtt, f"{self.settings.mqtt.client_id}-alerts")
         self.publisher = MqttAlertPublisher(self._publisher_client)
-        self.ingest = IngestService(self.settings, self.fleet, [self.readings], IngestMetrics(self.registry),
+        ingest_metrics = IngestMetrics(self.registry)
+        self.sinks: list[Sink] = [self.readings, *self._remote_sinks(data_dir, ingest_metrics)]
+        self.ingest = IngestService(self.settings, self.fleet, self.sinks, ingest_metrics,
                                     self.live, self.handle_batch, self.handle_gateway, clock)
+        self._last_retention = 0.0
         self._status_lock = threading.Lock()
         self._statuses: dict[str, dict] = {}
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="status-ticker", daemon=True)
+
+    def _remote_sinks(self, data_dir: Path, metrics: IngestMetrics) -> list[Sink]:
+        """InfluxDB sinks named in configuration, each behind its own disk spool."""
+        config, out = self.settings.sinks, []
+        writers = [w for w in (InfluxV2Writer(config.influx_v2) if config.influx_v2 else None,
+                               InfluxV1Writer(config.influx_v1) if config.influx_v1 else None) if w is not None]
+        encoder = LineEncoder(self.fleet) if writers else None
+        for writer in writers:
+            out.append(SpooledSink(writer, encoder, data_dir / "spool" / writer.name, config.spool, metrics,
+                                   self.handle_spool_health))
+        return out
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -85,6 +108,17 @@ class Pipeline:
         signals = self.engine.evaluate(readings)
         if signals:
             self.announce(self.alerts.apply(signals))
+
+    def handle_spool_health(self, sink: str, fill: float, over: bool) -> None:
+        """A sink's spool crossed its warning level: raise (or resolve) a pipeline-health alert."""
+        pct = round(fill * 100, 1)
+        message = (f"{sink} 本地缓存已用 {pct}%: 数据库不可用, 数据暂存本地" if over
+                   else f"{sink} 本地缓存回落至 {pct}%")
+        signal = Signal(rule_id="pipeline.spool", kind="pipeline", subject=f"sink:{sink}", site_id=SYSTEM_SITE,
+                        family=Family.SYSTEM, tier=Tier.ORANGE if over else None, level=None, value=pct,
+                        threshold=round(self.settings.sinks.spool.warn_fraction * 100, 1), unit="%",
+                        ts=self.clock(), message=message)
+        self.announce(self.alerts.apply([signal]))
 
     def handle_gateway(self, site_id: str, online: bool, at: float) -> None:
         """A gateway came or went: its site's status may change at once."""
@@ -143,8 +177,19 @@ class Pipeline:
         while not self._stop.wait(2.0):
             try:
                 self.refresh_statuses()
+                if self.clock() - self._last_retention >= RETENTION_EVERY_S:
+                    self.apply_retention()
             except Exception:
                 log.exception("status_refresh_failed")
+
+    def apply_retention(self) -> int:
+        """Delete readings older than the retention period, in small transactions (ingest keeps going)."""
+        self._last_retention = self.clock()
+        cutoff = self._last_retention - self.settings.storage.retention_days * 86_400
+        deleted = self.readings.delete_older_than(cutoff)
+        if deleted:
+            log.info("retention_applied", deleted=deleted, cutoff=iso(cutoff))
+        return deleted
 
     def health(self) -> dict:
         """Readiness of the broker link and the stores (for /healthz)."""

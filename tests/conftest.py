@@ -102,3 +102,58 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval:
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+INFLUXD_CONF = """\
+reporting-enabled = false
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{root}/meta"
+[data]
+  dir = "{root}/data"
+  wal-dir = "{root}/wal"
+  query-log-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{http}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[ifql]
+  enabled = false
+"""
+
+
+@pytest.fixture
+def influxdb_v1(tmp_path: Path) -> Iterator[str]:
+    """A real InfluxDB 1.x server (Debian's influxdb) on a free loopback port; yields its base URL."""
+    import shutil
+    import subprocess
+    import urllib.request
+
+    binary = shutil.which("influxd") or ("/usr/bin/influxd" if Path("/usr/bin/influxd").exists() else None)
+    if binary is None:
+        pytest.skip("influxd is not installed (.ci/run installs Debian's influxdb)")
+    http, rpc = free_port(), free_port()
+    root = tmp_path / "influxdb"
+    root.mkdir()
+    conf = root / "influxdb.conf"
+    conf.write_text(INFLUXD_CONF.format(root=root, http=http, rpc=rpc))
+    log = open(root / "influxd.log", "wb")
+    process = subprocess.Popen([binary, "-config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http}"
+
+    def ping() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/ping", timeout=1) as response:
+                return response.status == 204
+        except OSError:
+            return False
+
+    try:
+        wait_until(ping, timeout=30)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
