@@ -21,7 +21,7 @@ import structlog
 
 from ingest.base import Sink
 from ingest.deadletter import DeadLetters
-from ingest.decode import Decoder
+from ingest.decode import Decoder, Rejection
 from ingest.live import LiveValues
 from ingest.metrics import IngestMetrics
 from liaowang.config import Fleet, Settings
@@ -73,6 +73,7 @@ class IngestService:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self._deadletters = DeadLetters(self._publish, metrics, clock, settings.ingest.deadletter_log_interval_s)
         self._worker = threading.Thread(target=self._run_worker, name="ingest-worker", daemon=True)
 
@@ -110,10 +111,16 @@ class IngestService:
             return
         self._generation += 1
         client.subscribe([(READINGS_FILTER, 1), (STATUS_FILTER, 1)])
-        self._metrics.broker_connected.set(1)
-        self._connected.set()
         log.info("broker_connected", host=self._settings.mqtt.host, port=self._settings.mqtt.port,
                  session_present=getattr(flags, "session_present", None))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: list, props: object) -> None:
+        failed = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if failed:
+            log.error("subscribe_refused", reasons=failed)
+            return
+        self._metrics.broker_connected.set(1)
+        self._connected.set()  # ready only once the broker confirmed the subscriptions
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
                        props: object) -> None:
@@ -202,7 +209,8 @@ class IngestService:
         except (orjson.JSONDecodeError, AttributeError):
             state = None
         if state not in ("online", "offline"):
-            log.warning("gateway_status_invalid", site_id=site_id)
+            self._deadletters.send(Rejection("bad_status", message.topic, message.payload,
+                                             'expected {"state": "online"} or {"state": "offline"}'))
             return
         online = state == "online"
         self._live.set_gateway(site_id, online, self._clock())

@@ -27,3 +27,44 @@ def make_client(settings: MqttSettings, client_id: str, *, persistent: bool = Fa
     client.max_queued_messages_set(10_000)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
+
+
+class BoundedPublisher:
+    """Publishes with at most ``max_outstanding`` QoS 1 messages unacknowledged (flow control).
+
+    paho-mqtt breaks past 65,535 outstanding QoS 1 messages (TRAPS.md), and an unbounded backlog
+    is unbounded memory; this waits for the broker instead. Used by simulators, replay and benches.
+    """
+
+    def __init__(self, client: mqtt.Client, max_outstanding: int = 1000) -> None:
+        self._client = client
+        self._max = max_outstanding
+        self._pending: list[mqtt.MQTTMessageInfo] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Queue one message, first waiting while too many are outstanding."""
+        if len(self._pending) >= self._max:
+            self._pending = [info for info in self._pending if not info.is_published()]
+            while len(self._pending) >= self._max:
+                self._pending[0].wait_for_publish(timeout=1.0)
+                self._pending = [info for info in self._pending if not info.is_published()]
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if qos > 0:
+            self._pending.append(info)
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until every message was acknowledged by the broker; return whether all were."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        for info in self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                info.wait_for_publish(timeout=remaining)
+            except (RuntimeError, ValueError):
+                return False
+        done = all(info.is_published() for info in self._pending)
+        self._pending = [] if done else self._pending
+        return done

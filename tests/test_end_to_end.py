@@ -128,3 +128,13 @@ def test_the_embedded_amqtt_broker_carries_the_same_flow(tmp_path, demo_config):
     finally:
         pipeline.stop()
         broker.stop()
+
+
+def test_a_malformed_gateway_status_is_dead_lettered(running):
+    pipeline, api, (host, port) = running
+    letters = Subscriber(host, port, "liaowang/v1/deadletter")
+    pub = publisher(host, port)
+    publish(pub, "liaowang/v1/status/LC-GTLC", b'{"state": "sleepy"}')
+    assert wait_until(letters.json)[0]["reason"] == "bad_status"
+    assert not pipeline.live.gateway_offline("LC-GTLC")
+    letters.close(), pub.disconnect()
