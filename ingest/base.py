@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Protocol
 
-from liaowang.domain import Reading
+from liaowang.domain import ReadingBatch
 
 
 class Sink(Protocol):
@@ -17,8 +17,8 @@ class Sink(Protocol):
 
     name: str
 
-    def write(self, readings: Sequence[Reading]) -> None:
-        """Store ``readings`` durably, or raise."""
+    def write(self, batch: ReadingBatch) -> None:
+        """Store the batch durably, or raise."""
         ...
 
     def close(self) -> None:

@@ -8,13 +8,12 @@ it once: a resent batch never duplicates.
 
 from __future__ import annotations
 
-from typing import Sequence
+import numpy as np
 
 from liaowang.config import Fleet
-from liaowang.domain import Quality, Reading
+from liaowang.domain import ReadingBatch
 
 MEASUREMENT = "reading"
-_QUALITY = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 
 
@@ -37,12 +36,16 @@ class LineEncoder:
             self._tags[sensor.id] = ",".join(f"{k}={escape_tag(v)}" for k, v in (
                 ("county", site.county), ("family", sensor.family.value), ("quantity", sensor.quantity),
                 ("sensor", sensor.id), ("site", sensor.site_id)))  # sorted by key, as InfluxDB prefers
+        self._prefix = [f"{MEASUREMENT},{self._tags[s]} value=" for s in fleet.sensor_ids]
 
-    def encode(self, readings: Sequence[Reading]) -> bytes:
-        """Line protocol for ``readings``, one line each."""
-        lines = [
-            f"{MEASUREMENT},{self._tags[r.sensor_id]} value={r.value!r},quality={_QUALITY[r.quality]}i "
-            f"{round(r.ts * 1e9)}"
-            for r in readings
-        ]
+    def series(self, sensor_id: str) -> str:
+        """The series key (measurement and tags) of one sensor's points."""
+        return f"{MEASUREMENT},{self._tags[sensor_id]}"
+
+    def encode(self, batch: ReadingBatch) -> bytes:
+        """Line protocol for every row of ``batch``, one line each."""
+        prefix = self._prefix
+        stamps = np.rint(batch.ts * 1e9).astype(np.int64).tolist()
+        lines = [f"{prefix[s]}{v!r},quality={q}i {t}"
+                 for s, v, q, t in zip(batch.sensor.tolist(), batch.value.tolist(), batch.quality.tolist(), stamps)]
         return ("\n".join(lines) + "\n").encode()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Iterable
 
-from liaowang.domain import Quality, Reading
+import numpy as np
+
+from liaowang.domain import QUALITY_OF_CODE, Quality, ReadingBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,24 +18,42 @@ class LastValue:
 
 
 class LiveValues:
-    """Thread-safe latest reading per sensor (by event time) and gateway state per site."""
+    """Latest reading per sensor (by event time) as arrays over the fleet's sensor order, plus gateway state."""
 
-    def __init__(self) -> None:
+    def __init__(self, sensor_ids: tuple[str, ...], index: dict[str, int] | None = None) -> None:
         self._lock = threading.Lock()
-        self._last: dict[str, LastValue] = {}
+        self._index = index if index is not None else {s: i for i, s in enumerate(sensor_ids)}
+        self._ts = np.full(len(sensor_ids), -np.inf)
+        self._value = np.zeros(len(sensor_ids))
+        self._quality = np.zeros(len(sensor_ids), dtype=np.int8)
         self._gateway_offline: dict[str, float] = {}
 
-    def update(self, readings: Iterable[Reading]) -> None:
-        """Record readings; an older reading never replaces a newer one."""
+    def update(self, batch: ReadingBatch) -> None:
+        """Record a batch; an older reading never replaces a newer one."""
+        if not len(batch):
+            return
+        order = np.lexsort((batch.ts, batch.sensor))  # by sensor, then time: the last row per sensor is newest
+        sensor = batch.sensor[order]
+        last = np.flatnonzero(np.append(sensor[1:] != sensor[:-1], True))
+        rows = order[last]
         with self._lock:
-            for r in readings:
-                current = self._last.get(r.sensor_id)
-                if current is None or r.ts >= current.ts:
-                    self._last[r.sensor_id] = LastValue(r.ts, r.value, r.quality)
+            newer = batch.ts[rows] >= self._ts[batch.sensor[rows]]
+            rows = rows[newer]
+            idx = batch.sensor[rows]
+            self._ts[idx] = batch.ts[rows]
+            self._value[idx] = batch.value[rows]
+            self._quality[idx] = batch.quality[rows]
 
     def get(self, sensor_id: str) -> LastValue | None:
         """The latest value of one sensor, or None if never seen."""
-        return self._last.get(sensor_id)
+        i = self._index.get(sensor_id)
+        if i is None or self._ts[i] == -np.inf:
+            return None
+        return LastValue(float(self._ts[i]), float(self._value[i]), QUALITY_OF_CODE[int(self._quality[i])])
+
+    def last_seen(self) -> np.ndarray:
+        """A copy of every sensor's latest event time (``-inf`` for never), in fleet order."""
+        return self._ts.copy()
 
     def set_gateway(self, site_id: str, online: bool, at: float) -> None:
         """Record a gateway's state from its status topic (Last Will or online announcement)."""

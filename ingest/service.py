@@ -21,11 +21,11 @@ import structlog
 
 from ingest.base import Sink
 from ingest.deadletter import DeadLetters
-from ingest.decode import Decoder, Rejection
+from ingest.decode import BatchBuilder, Decoder, Rejection
 from ingest.live import LiveValues
 from ingest.metrics import IngestMetrics
 from liaowang.config import Fleet, Settings
-from liaowang.domain import Reading
+from liaowang.domain import ReadingBatch
 from liaowang.mqttclient import make_client
 
 READINGS_FILTER = "liaowang/v1/readings/#"
@@ -44,7 +44,15 @@ class _Message:
     generation: int  # which connection delivered it: acks for an older connection are void
 
 
-BatchHandler = Callable[[Sequence[Reading]], None]
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    messages: list[_Message]
+    readings: ReadingBatch | None
+    rejections: list[Rejection]
+    started: float
+
+
+BatchHandler = Callable[[ReadingBatch], None]
 GatewayHandler = Callable[[str, bool, float], None]
 
 
@@ -58,6 +66,7 @@ class IngestService:
                  live: LiveValues, on_batch: BatchHandler, on_gateway: GatewayHandler | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
+        self._fleet = fleet
         self._sinks = list(sinks)
         self._metrics = metrics
         self._live = live
@@ -75,13 +84,18 @@ class IngestService:
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
         self._deadletters = DeadLetters(self._publish, metrics, clock, settings.ingest.deadletter_log_interval_s)
-        self._worker = threading.Thread(target=self._run_worker, name="ingest-worker", daemon=True)
+        # Two stages, so decoding the next batch overlaps storing this one (SQLite releases the GIL
+        # while it writes): decode → bounded hand-off → store, evaluate, acknowledge.
+        self._decoded: queue.Queue[_Decoded | None] = queue.Queue(maxsize=2)
+        self._worker = threading.Thread(target=self._run_worker, name="ingest-decode", daemon=True)
+        self._storer = threading.Thread(target=self._run_storer, name="ingest-store", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         """Connect (retrying in the background until the broker answers) and start the worker."""
         self._worker.start()
+        self._storer.start()
         self._client.connect_async(self._settings.mqtt.host, self._settings.mqtt.port, self._settings.mqtt.keepalive_s)
         self._client.loop_start()
 
@@ -98,6 +112,7 @@ class IngestService:
         """Finish the queued work, disconnect, and close the sinks."""
         self._stop.set()
         self._worker.join(timeout=10)
+        self._storer.join(timeout=30)
         self._client.disconnect()
         self._client.loop_stop()
         for sink in self._sinks:
@@ -149,27 +164,50 @@ class IngestService:
             batch = [first]
             deadline = time.monotonic() + wait
             while len(batch) < size:
-                remaining = deadline - time.monotonic()
                 try:
-                    batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
-                    break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        batch.append(self._queue.get(timeout=remaining))
+                    except queue.Empty:
+                        break
             self._metrics.queue_depth.set(self._queue.qsize())
-            self._process(batch)
+            self._decoded.put(self._decode(batch))
+        self._decoded.put(None)
+
+    def _run_storer(self) -> None:
+        while True:
+            decoded = self._decoded.get()
+            if decoded is None:
+                return
+            self._complete(decoded)
 
     def _process(self, batch: list[_Message]) -> None:
+        """Decode, store, evaluate and acknowledge one batch in the calling thread (tools, benches)."""
+        self._complete(self._decode(batch))
+
+    def _decode(self, batch: list[_Message]) -> "_Decoded":
         started = time.perf_counter()
-        readings: list[Reading] = []
+        builder = BatchBuilder(self._fleet)
         rejections = []
+        self._metrics.messages.inc(len(batch))
+        self._decoder.refresh_clock()
+        decode = self._decoder.decode_into
         for message in batch:
-            self._metrics.messages.inc()
             if message.topic.startswith(STATUS_PREFIX):
                 self._gateway_status(message)
                 continue
-            good, bad = self._decoder.decode(message.topic, message.payload)
-            readings.extend(good)
-            rejections.extend(bad)
-        if readings:
+            problems = decode(builder, message.topic, message.payload)
+            if problems:
+                rejections.extend(problems)
+        return _Decoded(batch, builder.build() if len(builder) else None, rejections, started)
+
+    def _complete(self, decoded: "_Decoded") -> None:
+        batch, readings, rejections = decoded.messages, decoded.readings, decoded.rejections
+        if readings is not None:
             self._store(readings)
             self._live.update(readings)
             self._metrics.accepted.inc(len(readings))
@@ -182,9 +220,9 @@ class IngestService:
         for message in batch:
             if message.qos > 0 and message.generation == self._generation:
                 self._client.ack(message.mid, message.qos)
-        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._metrics.batch_seconds.observe(time.perf_counter() - decoded.started)
 
-    def _store(self, readings: list[Reading]) -> None:
+    def _store(self, readings: ReadingBatch) -> None:
         """Store in every sink, retrying with backoff until each accepts (or we are told to stop)."""
         for sink in self._sinks:
             delay = 0.1

@@ -14,7 +14,7 @@ import random
 import shutil
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import structlog
 
@@ -23,7 +23,7 @@ from ingest.lineprotocol import LineEncoder
 from ingest.metrics import IngestMetrics
 from ingest.spool import DiskSpool
 from liaowang.config import SpoolSettings
-from liaowang.domain import Reading
+from liaowang.domain import ReadingBatch
 
 log = structlog.get_logger("ingest")
 
@@ -63,11 +63,11 @@ class SpooledSink:
         self._thread = threading.Thread(target=self._forward, name=f"forward-{self.name}", daemon=True)
         self._thread.start()
 
-    def write(self, readings: Sequence[Reading]) -> None:
-        """Spool ``readings`` durably (in chunks); raises SpoolFull when the spool is at its limit."""
+    def write(self, batch: ReadingBatch) -> None:
+        """Spool the batch durably (in chunks); raises SpoolFull when the spool is at its limit."""
         step = self._settings.max_batch_readings
-        for start in range(0, len(readings), step):
-            self.spool.append(self._encoder.encode(readings[start:start + step]))
+        for start in range(0, len(batch), step):
+            self.spool.append(self._encoder.encode(batch.take(slice(start, start + step))))
         self._update_gauges()
 
     def close(self) -> None:

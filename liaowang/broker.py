@@ -34,7 +34,7 @@ autosave_interval 10
 # Keep QoS 1 backlogs for a restarting ingest client (the default 1000 would drop readings).
 max_queued_messages 1000000
 max_queued_bytes 0
-max_inflight_messages 200
+max_inflight_messages 1000
 log_dest stderr
 log_type error
 log_type warning

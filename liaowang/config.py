@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Iterable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError,
+                      field_validator, model_validator)
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from liaowang.domain import Family, Tier
+from liaowang.domain import Family, Reading, ReadingBatch, Tier
 
 COUNTIES = ("东昌府区", "茌平区", "临清市", "阳谷县", "莘县", "东阿县", "冠县", "高唐县")
 """Liaocheng's eight county-level areas (DOMAIN.md); development zones lie inside them."""
@@ -150,19 +154,31 @@ class Site(_Strict):
         return self
 
 
-class Sensor(_Strict):
-    """A registered sensor. Setpoints come from ``profile`` unless ``setpoints`` overrides them."""
+def _intern(value: str) -> str:
+    return sys.intern(value)
 
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
-    site_id: str
+
+Shared = Annotated[str, AfterValidator(_intern)]
+"""A string that repeats across sensors (site, quantity, unit, profile): stored once."""
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class Sensor:
+    """A registered sensor. Setpoints come from ``profile`` unless ``setpoints`` overrides them.
+
+    A slotted dataclass rather than a model: a fleet holds 100,000 of these (docs/BENCHMARKS.md).
+    """
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")]
+    site_id: Shared
     name: str
     family: Family
-    quantity: str
-    unit: str
-    lon: float = Field(ge=115.0, le=117.0)
-    lat: float = Field(ge=35.5, le=37.2)
-    period_s: float = Field(gt=0, le=86400, description="expected reporting period")
-    profile: str | None = None
+    quantity: Shared
+    unit: Shared
+    lon: Annotated[float, Field(ge=115.0, le=117.0)]
+    lat: Annotated[float, Field(ge=35.5, le=37.2)]
+    period_s: Annotated[float, Field(gt=0, le=86400, description="expected reporting period")]
+    profile: Shared | None = None
     setpoints: list[Setpoint] | None = None
     range: tuple[float, float] | None = None
     capacity: float | None = Field(default=None, gt=0, description="tank height or vessel capacity, for level sensors")
@@ -184,6 +200,25 @@ class Fleet(_Strict):
     sensors: dict[str, Sensor]
     profiles: dict[str, SetpointProfile]
     tiers: TierMapping
+
+    @cached_property
+    def sensor_ids(self) -> tuple[str, ...]:
+        """Every sensor id in a fixed order: the index space of `ReadingBatch.sensor`."""
+        return tuple(self.sensors)
+
+    @cached_property
+    def sensor_index(self) -> dict[str, int]:
+        """Sensor id → its position in `sensor_ids`."""
+        return {sensor_id: i for i, sensor_id in enumerate(self.sensor_ids)}
+
+    @cached_property
+    def sensor_sites(self) -> tuple[str, ...]:
+        """The site of each sensor, in `sensor_ids` order."""
+        return tuple(self.sensors[s].site_id for s in self.sensor_ids)
+
+    def batch(self, readings: Iterable[Reading]) -> ReadingBatch:
+        """A `ReadingBatch` of readings from this fleet's sensors (tests, tools)."""
+        return ReadingBatch.from_readings(readings, self.sensor_ids, self.sensor_index, self.sensor_sites)
 
     def setpoints_for(self, sensor: Sensor) -> list[Setpoint]:
         """The setpoint ladder in force for ``sensor`` (its own, else its profile's, else none)."""
@@ -228,7 +263,9 @@ class IngestSettings(_Strict):
     future_skew_s: float = Field(default=300.0, ge=0)
     queue_size: int = Field(default=20_000, gt=0)
     batch_size: int = Field(default=2_000, gt=0)
-    batch_wait_s: float = Field(default=0.02, gt=0)
+    batch_wait_s: float = Field(default=0.0, ge=0, description=(
+        "how long a batch may linger for more messages; 0 = take what is queued and go (natural "
+        "batching: under load batches grow by themselves, when idle each message goes at once)"))
     deadletter_log_interval_s: float = Field(default=60.0, gt=0)
 
 
@@ -328,6 +365,15 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(str(path), "-", f"not valid YAML: {err}") from None
 
 
+_ADAPTERS: dict[type, TypeAdapter] = {}
+
+
+def _adapter(kind: type) -> TypeAdapter:
+    if kind not in _ADAPTERS:
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
+
+
 def _key(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -335,12 +381,17 @@ def _key(loc: tuple[Any, ...]) -> str:
     return out or "-"
 
 
-def _validate(model: type[BaseModel], data: Any, path: Path, prefix: tuple[Any, ...] = ()) -> Any:
+def _validate(model: type, data: Any, path: Path, prefix: tuple[Any, ...] = ()) -> Any:
     try:
-        return model.model_validate(data)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(data)
+        return _adapter(model).validate_python(data)
     except ValidationError as err:
         first = err.errors()[0]
-        raise ConfigError(str(path), _key(prefix + tuple(first["loc"])), first["msg"]) from None
+        message = first["msg"]
+        if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            message = "unknown key (a typo? see the documented keys)"
+        raise ConfigError(str(path), _key(prefix + tuple(first["loc"])), message) from None
 
 
 def _by_id(path: Path, section: str, items: Any, model: type[BaseModel]) -> dict[str, Any]:

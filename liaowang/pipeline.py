@@ -22,7 +22,7 @@ from ingest.influx_v2 import InfluxV2Writer
 from ingest.lineprotocol import LineEncoder
 from ingest.spooled import SpooledSink
 from liaowang.config import Config, Sensor
-from liaowang.domain import Family, Reading, Tier, iso
+from liaowang.domain import Family, ReadingBatch, Tier, iso
 from rules.base import Signal
 from liaowang.events import EventHub
 from liaowang.mqttclient import make_client
@@ -47,7 +47,7 @@ class Pipeline:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.registry = CollectorRegistry()
         self.hub = EventHub()
-        self.live = LiveValues()
+        self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
         self.alert_store = AlertStore(data_dir / "alerts.db")
         self.alerts = AlertManager(self.alert_store, self.fleet, clock)
@@ -62,6 +62,7 @@ class Pipeline:
         self.ingest = IngestService(self.settings, self.fleet, self.sinks, ingest_metrics,
                                     self.live, self.handle_batch, self.handle_gateway, clock)
         self._last_retention = 0.0
+        self._observers: list[Callable[[ReadingBatch], None]] = []
         self._status_lock = threading.Lock()
         self._statuses: dict[str, dict] = {}
         self._stop = threading.Event()
@@ -103,11 +104,17 @@ class Pipeline:
 
     # ------------------------------------------------------------------ the flow
 
-    def handle_batch(self, readings: Sequence[Reading]) -> None:
+    def handle_batch(self, batch: ReadingBatch) -> None:
         """Ingest's downstream: rules → alert lifecycle → announcements."""
-        signals = self.engine.evaluate(readings)
+        signals = self.engine.evaluate(batch)
         if signals:
             self.announce(self.alerts.apply(signals))
+        for observer in self._observers:
+            observer(batch)
+
+    def add_batch_observer(self, observer: Callable[[ReadingBatch], None]) -> None:
+        """Call ``observer`` with every stored and evaluated batch (benchmarks, live views)."""
+        self._observers.append(observer)
 
     def handle_spool_health(self, sink: str, fill: float, over: bool) -> None:
         """A sink's spool crossed its warning level: raise (or resolve) a pipeline-health alert."""

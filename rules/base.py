@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
-from liaowang.domain import Family, Reading, Tier
+from liaowang.domain import Family, ReadingBatch, Tier
 
 LEVEL_ZH = {
     "level1": "一级报警", "level2": "二级报警", "H": "高报(H)", "HH": "高高报(HH)", "L": "低报(L)", "LL": "低低报(LL)",
@@ -39,6 +39,6 @@ class Signal:
 class Rule(Protocol):
     """A running rule: consumes readings in event time, emits signals when its verdict changes."""
 
-    def evaluate(self, readings: Sequence[Reading]) -> list[Signal]:
-        """Evaluate a micro-batch (ordered by event time per sensor); return the changes."""
+    def evaluate(self, batch: ReadingBatch) -> list[Signal]:
+        """Evaluate a micro-batch ordered by event time; return the changes it causes."""
         ...

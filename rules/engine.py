@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 from liaowang.config import Fleet
-from liaowang.domain import Reading
+from liaowang.domain import ReadingBatch
 from rules.base import Rule, Signal
 from rules.threshold import ThresholdRule
 
@@ -16,9 +14,9 @@ class RuleEngine:
     def __init__(self, fleet: Fleet) -> None:
         self.rules: list[Rule] = [ThresholdRule(fleet)]
 
-    def evaluate(self, readings: Sequence[Reading]) -> list[Signal]:
+    def evaluate(self, batch: ReadingBatch) -> list[Signal]:
         """Return the signals the batch causes, in event-time order."""
-        ordered = sorted(readings, key=lambda r: r.ts)
+        ordered = batch.time_ordered()
         signals: list[Signal] = []
         for rule in self.rules:
             signals.extend(rule.evaluate(ordered))

@@ -18,9 +18,10 @@ VIEWER = {"Authorization": "Bearer demo-viewer"}
 
 def ingest(pipeline: Pipeline, readings: list[Reading]) -> None:
     """What the ingest worker does with a decoded batch."""
-    pipeline.readings.write(readings)
-    pipeline.live.update(readings)
-    pipeline.handle_batch(readings)
+    batch = pipeline.fleet.batch(readings)
+    pipeline.readings.write(batch)
+    pipeline.live.update(batch)
+    pipeline.handle_batch(batch)
 
 
 @pytest.fixture
@@ -139,3 +140,13 @@ def test_the_map_page_and_its_assets_are_served_locally(client):
     assert "http://" not in page.text and "https://" not in page.text
     for asset in ("/static/vendor/echarts.min.js", "/static/app.js", "/static/app.css", "/static/data/liaocheng.geojson"):
         assert client.get(asset).status_code == 200, asset
+
+
+def test_a_filling_spool_raises_and_clears_a_pipeline_health_alert(client, pipeline):
+    pipeline.handle_spool_health("influx_v2", 0.83, True)
+    [alert] = client.get("/api/v1/alerts?state=active").json()
+    assert (alert["rule_id"], alert["tier"], alert["family"], alert["site_id"]) == (
+        "pipeline.spool", "orange", "system", "_system")
+    pipeline.handle_spool_health("influx_v2", 0.5, False)
+    assert client.get(f"/api/v1/alerts/{alert['id']}").json()["state"] == "resolved"
+    assert client.get("/api/v1/sites/LC-LUXI").json()["status"] in ("normal", "offline")

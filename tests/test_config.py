@@ -69,7 +69,7 @@ def _broken_copy(tmp_path: Path, file: str, mutate) -> Path:
 
 @pytest.mark.parametrize("file, mutate, key, reason", [
     ("sensors.yaml", lambda d: d["sensors"][3].update(site_id="LC-NOWHERE"), "sensors[3].site_id", "unknown site"),
-    ("sensors.yaml", lambda d: d["sensors"][0].update(colour="red"), "sensors[0].colour", "Extra inputs"),
+    ("sensors.yaml", lambda d: d["sensors"][0].update(colour="red"), "sensors[0].colour", "unknown key"),
     ("sensors.yaml", lambda d: d["sensors"][5].update(period_s=-1), "sensors[5].period_s", "greater than 0"),
     ("sensors.yaml", lambda d: d["sensors"][1].update(profile="gas.h2s"), "sensors[1].profile", "is for h2s"),
     ("sites.yaml", lambda d: d["sites"][0].update(county="北京"), "sites[0].county", "Input should be"),
@@ -78,7 +78,7 @@ def _broken_copy(tmp_path: Path, file: str, mutate) -> Path:
      "profiles.gas.h2s.setpoints[0]", "must be below set"),
     ("setpoints.yaml", lambda d: d["profiles"]["gas.co"]["setpoints"][0].pop("source"),
      "profiles.gas.co.setpoints[0].source", "Field required"),
-    ("liaowang.yaml", lambda d: d["mqtt"].update(prot=1883), "mqtt.prot", "Extra inputs"),
+    ("liaowang.yaml", lambda d: d["mqtt"].update(prot=1883), "mqtt.prot", "unknown key"),
     ("liaowang.yaml", lambda d: d["storage"].update(retention_days=7), "storage.retention_days", "greater than or equal to 30"),
     ("tiers.yaml", lambda d: d["levels"].update(level1="purple"), "levels", "unknown tier"),
 ])

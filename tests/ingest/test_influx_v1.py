@@ -34,8 +34,8 @@ def test_readings_reach_influxdb_1x_with_their_tags_and_values(influxdb_v1, flee
     sink = SpooledSink(writer, LineEncoder(fleet), tmp_path / "spool", SpoolSettings(), IngestMetrics(CollectorRegistry()))
     readings = [Reading("LC-LUXI-GD-01", "LC-LUXI", T0 + i, 1.5 + i, Quality.GOOD) for i in range(100)]
     readings.append(Reading("LC-DEHH-WS1-TA", "LC-DEHH", T0, 21.25, Quality.BAD))
-    sink.write(readings)
-    sink.write(readings[:10])  # a redelivered batch stores nothing twice
+    sink.write(fleet.batch(readings))
+    sink.write(fleet.batch(readings[:10]))  # a redelivered batch stores nothing twice
     wait_until(lambda: len(sink.spool) == 0, timeout=20)
     sink.close()
 
@@ -53,7 +53,7 @@ def test_a_missing_database_is_retried_not_dropped(influxdb_v1, fleet, tmp_path)
     writer = InfluxV1Writer(InfluxV1Sink(url=influxdb_v1, database="not_yet"))
     settings = SpoolSettings(backoff_initial_s=0.05, backoff_max_s=0.2)
     sink = SpooledSink(writer, LineEncoder(fleet), tmp_path / "spool", settings, IngestMetrics(CollectorRegistry()))
-    sink.write([Reading("LC-LUXI-GD-01", "LC-LUXI", T0, 3.0)])
+    sink.write(fleet.batch([Reading("LC-LUXI-GD-01", "LC-LUXI", T0, 3.0)]))
     wait_until(lambda: sink._metrics.forward_errors.labels("influx_v1", "retryable")._value.get() >= 2)
     assert len(sink.spool) == 1  # still held
     influxql(influxdb_v1, "CREATE DATABASE not_yet")

@@ -43,7 +43,7 @@ def test_after_a_60_second_outage_every_reading_arrives_in_order_and_once(fleet,
         while not stop.is_set():
             batch = [Reading(SENSORS[i % 3], "", T0 + seq + i / 10, float(seq * 10 + i)) for i in range(10)]
             batch = [Reading(r.sensor_id, fleet.sensors[r.sensor_id].site_id, r.ts, r.value) for r in batch]
-            sink.write(batch)  # returns once spooled: ingest is never blocked by the outage
+            sink.write(fleet.batch(batch))  # returns once spooled: ingest is never blocked by the outage
             written.extend(batch)
             seq += 1
             stop.wait(0.1)
@@ -68,7 +68,7 @@ def test_after_a_60_second_outage_every_reading_arrives_in_order_and_once(fleet,
     sink.close()
     double.stop()
 
-    expected = [(f"reading,{LineEncoder(fleet)._tags[r.sensor_id]}", round(r.ts * 1e9)) for r in written]
+    expected = [(LineEncoder(fleet).series(r.sensor_id), round(r.ts * 1e9)) for r in written]
     assert set(double.points) == set(expected), "every reading arrived"
     assert len(double.points) == len(written), "none twice"
     order = {key: i for i, key in enumerate(expected)}
@@ -90,7 +90,7 @@ def test_a_full_spool_refuses_writes_and_raises_a_health_warning(fleet, tmp_path
     accepted = 0
     try:
         for i in range(100):
-            sink.write([Reading(r.sensor_id, r.site_id, r.ts + i * 100, r.value) for r in batch])
+            sink.write(fleet.batch([Reading(r.sensor_id, r.site_id, r.ts + i * 100, r.value) for r in batch]))
             accepted += 1
     except SpoolFull:
         pass
@@ -108,7 +108,7 @@ def test_a_batch_the_store_refuses_is_kept_aside_not_dropped(fleet, tmp_path):
     double = InfluxV2WriteDouble(free_port())
     sink, _ = make_sink(fleet, tmp_path, double)
     sink.spool.append(b"this is not line protocol\n")
-    sink.write([Reading("LC-LUXI-GD-01", "LC-LUXI", T0, 1.0)])
+    sink.write(fleet.batch([Reading("LC-LUXI-GD-01", "LC-LUXI", T0, 1.0)]))
     wait_until(lambda: len(sink.spool) == 0)
     sink.close()
     double.stop()
@@ -120,7 +120,7 @@ def test_spooled_batches_survive_a_restart(fleet, tmp_path):
     double = InfluxV2WriteDouble(free_port())
     double.refuse_connections()
     sink, _ = make_sink(fleet, tmp_path, double)
-    sink.write([Reading("LC-LUXI-GD-01", "LC-LUXI", T0 + i, 1.0) for i in range(5)])
+    sink.write(fleet.batch([Reading("LC-LUXI-GD-01", "LC-LUXI", T0 + i, 1.0) for i in range(5)]))
     sink.close()
     double.start()
     restarted, _ = make_sink(fleet, tmp_path, double)

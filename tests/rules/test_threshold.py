@@ -8,15 +8,20 @@ from rules import RuleEngine, ThresholdRule
 T0 = 1_795_564_800.0
 
 
-def feed(rule, sensor_id, site_id, values, quality=Quality.GOOD, start=T0, step=2.0):
+def feed(rule, sensor_id, site_id, values, quality=Quality.GOOD, start=T0, step=2.0, fleet=None):
     signals = []
     for i, v in enumerate(values):
-        signals += rule.evaluate([Reading(sensor_id, site_id, start + i * step, v, quality)])
+        signals += rule.evaluate(rule.fleet.batch([Reading(sensor_id, site_id, start + i * step, v, quality)]))
     return signals
+
+
+def one(rule, sensor_id, ts, value):
+    return rule.evaluate(rule.fleet.batch([Reading(sensor_id, "", ts, value)]))
 
 
 def test_gas_leak_rises_through_both_levels_then_clears(fleet):
     rule = ThresholdRule(fleet)
+    rule.fleet = fleet
     signals = feed(rule, "LC-LUXI-GD-01", "LC-LUXI", [1, 15, 21, 30, 41, 60, 37, 35, 17])
     assert [(s.level, s.tier) for s in signals] == [
         ("level1", Tier.YELLOW), ("level2", Tier.ORANGE), ("level1", Tier.YELLOW), (None, None)]
@@ -27,6 +32,7 @@ def test_gas_leak_rises_through_both_levels_then_clears(fleet):
 
 def test_a_value_flapping_around_a_setpoint_stays_one_episode(fleet):
     rule = ThresholdRule(fleet)
+    rule.fleet = fleet
     flapping = [19.5, 20.1, 19.2, 20.3, 18.9, 20.0, 19.0, 18.5]  # level1 set 20, reset 18
     signals = feed(rule, "LC-LUXI-GD-01", "LC-LUXI", flapping)
     assert [s.level for s in signals] == ["level1"]
@@ -34,19 +40,22 @@ def test_a_value_flapping_around_a_setpoint_stays_one_episode(fleet):
 
 def test_bad_quality_never_trips_a_threshold(fleet):
     rule = ThresholdRule(fleet)
+    rule.fleet = fleet
     assert feed(rule, "LC-LUXI-GD-01", "LC-LUXI", [80, 90], quality=Quality.BAD) == []
 
 
 def test_older_and_duplicate_readings_do_not_move_the_ladder(fleet):
     rule = ThresholdRule(fleet)
-    assert rule.evaluate([Reading("LC-LUXI-GD-01", "LC-LUXI", T0 + 10, 25.0)])[0].level == "level1"
-    assert rule.evaluate([Reading("LC-LUXI-GD-01", "LC-LUXI", T0 + 5, 1.0)]) == []
-    assert rule.evaluate([Reading("LC-LUXI-GD-01", "LC-LUXI", T0 + 10, 1.0)]) == []
+    rule.fleet = fleet
+    assert one(rule, "LC-LUXI-GD-01", T0 + 10, 25.0)[0].level == "level1"
+    assert one(rule, "LC-LUXI-GD-01", T0 + 5, 1.0) == []
+    assert one(rule, "LC-LUXI-GD-01", T0 + 10, 1.0) == []
     assert rule.late_readings == 1
 
 
 def test_low_ladder_and_grade_override(fleet):
     rule = ThresholdRule(fleet)
+    rule.fleet = fleet
     # LC-LUXI is a GB 18218 grade-1 source: LL maps to red, L to yellow.
     signals = feed(rule, "LC-LUXI-T101-LT", "LC-LUXI", [5.0, 1.1, 0.5, 0.9, 1.5])
     assert [(s.level, s.tier) for s in signals] == [("L", Tier.YELLOW), ("LL", Tier.RED), ("L", Tier.YELLOW), (None, None)]
@@ -57,10 +66,11 @@ def test_low_ladder_and_grade_override(fleet):
 
 def test_sensors_without_setpoints_raise_nothing(fleet):
     rule = ThresholdRule(fleet)
+    rule.fleet = fleet
     assert feed(rule, "LC-DEHH-WS1-TA", "LC-DEHH", [45, 60, 80]) == []
 
 
 def test_engine_orders_a_batch_by_event_time(fleet):
     engine = RuleEngine(fleet)
     batch = [Reading("LC-LUXI-GD-01", "LC-LUXI", T0 + 4, 45.0), Reading("LC-LUXI-GD-01", "LC-LUXI", T0 + 2, 25.0)]
-    assert [s.level for s in engine.evaluate(batch)] == ["level1", "level2"]
+    assert [s.level for s in engine.evaluate(fleet.batch(batch))] == ["level1", "level2"]
