@@ -58,6 +58,12 @@ def _split(value: str | None, allowed: tuple[str, ...], name: str) -> list[str] 
     return items
 
 
+def _require_known(collection: Any, key: str, noun: str) -> None:
+    """404 with ``no <noun> <key>`` unless ``key`` is in ``collection``."""
+    if key not in collection:
+        raise HTTPException(404, f"no {noun} {key}")
+
+
 def create_app(pipeline: Pipeline) -> FastAPI:
     """The FastAPI application over a started (or startable) pipeline."""
     app = FastAPI(title="Liaowang 瞭望", version="0.1.0", description="Real-time sensor monitoring and tiered early warning")
@@ -157,8 +163,7 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     def get_site(request: Request, site_id: str) -> dict[str, Any]:
         """One site with its status."""
         auth.require(request, "viewer", read=True)
-        if site_id not in fleet.sites:
-            raise HTTPException(404, f"no site {site_id}")
+        _require_known(fleet.sites, site_id, "site")
         return _site_json(site_id, pipeline.statuses())
 
     def _sensor_json(sensor_id: str, now: float) -> dict[str, Any]:
@@ -186,8 +191,7 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     def get_sensor(request: Request, sensor_id: str) -> dict[str, Any]:
         """One sensor."""
         auth.require(request, "viewer", read=True)
-        if sensor_id not in fleet.sensors:
-            raise HTTPException(404, f"no sensor {sensor_id}")
+        _require_known(fleet.sensors, sensor_id, "sensor")
         return _sensor_json(sensor_id, pipeline.clock())
 
     @app.get(f"{API}/sensors/{{sensor_id}}/readings")
@@ -195,8 +199,7 @@ def create_app(pipeline: Pipeline) -> FastAPI:
                         limit: int = Query(1000, ge=1, le=100_000)) -> list[dict[str, Any]]:
         """Stored readings of one sensor, newest first."""
         auth.require(request, "viewer", read=True)
-        if sensor_id not in fleet.sensors:
-            raise HTTPException(404, f"no sensor {sensor_id}")
+        _require_known(fleet.sensors, sensor_id, "sensor")
         rows = pipeline.readings.recent(sensor_id, _parse_since(since), _parse_since(until), limit)
         return [{"ts": iso(r.ts), "value": r.value, "quality": r.quality.value} for r in rows]
 
