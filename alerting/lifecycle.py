@@ -58,12 +58,29 @@ class AlertManager:
         changes: list[AlertChange] = []
         with self._lock:
             for signal in signals:
-                change = self._apply_one(signal)
-                if change is not None:
+                found = self._apply_one(signal)
+                if signal.kind == "stale":
+                    found = [found, *self._mark_source(signal)]
+                for change in found if isinstance(found, list) else [found]:
+                    if change is None:
+                        continue
                     self._store.save(change.alert)
                     changes.append(change)
-                    log.info(f"alert_{change.event}", alert_id=change.alert.id, rule_id=signal.rule_id,
+                    log.info(f"alert_{change.event}", alert_id=change.alert.id, rule_id=change.alert.rule_id,
                              subject=signal.subject, tier=change.alert.tier.colour)
+        return changes
+
+    def _mark_source(self, signal: Signal) -> list[AlertChange]:
+        """A stale sensor never silently resolves its process alerts: they stay open, marked."""
+        lost = signal.tier is not None
+        changes = []
+        for alert in self._open.values():
+            if alert.subject == signal.subject and alert.kind != "stale" and alert.source_lost != lost:
+                alert.source_lost = lost
+                alert.updated_at = max(alert.updated_at, signal.ts)
+                event = "source_lost" if lost else "source_restored"
+                alert.history.append(HistoryEntry(at=signal.ts, event=event, tier=alert.tier))
+                changes.append(AlertChange(alert, event))
         return changes
 
     def _apply_one(self, signal: Signal) -> AlertChange | None:

@@ -12,7 +12,8 @@ STATES = ("active", "acknowledged", "resolved", "closed", "shelved")
 OPEN_STATES = ("active", "acknowledged", "shelved")
 """States in which the episode's condition is (or may still be) true."""
 
-EVENTS = ("raised", "escalated", "deescalated", "acknowledged", "resolved", "closed", "shelved")
+EVENTS = ("raised", "escalated", "deescalated", "acknowledged", "resolved", "closed", "shelved",
+          "source_lost", "source_restored")
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class Alert:
     closed_at: float | None = None
     closed_by: str | None = None
     shelved_until: float | None = None
+    source_lost: bool = False
     note: str | None = None
     history: list[HistoryEntry] = field(default_factory=list)
 
@@ -71,7 +73,7 @@ class Alert:
             "raised_at": iso(self.raised_at), "updated_at": iso(self.updated_at),
             "acknowledged_at": iso(self.acknowledged_at), "acknowledged_by": self.acknowledged_by,
             "resolved_at": iso(self.resolved_at), "closed_at": iso(self.closed_at), "closed_by": self.closed_by,
-            "shelved_until": iso(self.shelved_until), "note": self.note,
+            "shelved_until": iso(self.shelved_until), "source_lost": self.source_lost, "note": self.note,
             "history": [h.to_json() for h in self.history],
         }
 

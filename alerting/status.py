@@ -19,10 +19,15 @@ def site_statuses(fleet: Fleet, open_alerts: Iterable[Alert], site_offline: Call
     """Status and open-alert counts by tier for every site.
 
     ``site_offline(site_id)`` says whether all the site's sensors are stale (or its gateway left).
+    An offline site is ``offline`` unless a process alert is still open there (that tier wins:
+    the last known danger matters more than the silence); its stale-sensor faults are not counted.
     """
     counts: dict[str, Counter[str]] = {site_id: Counter() for site_id in fleet.sites}
     top: dict[str, Tier] = {}
+    offline = {site_id for site_id in fleet.sites if site_offline(site_id)}
     for alert in open_alerts:
+        if alert.kind == "stale" and alert.site_id in offline:
+            continue  # a silent site shows as offline, not as a heap of sensor faults
         if alert.state in COUNTED_STATES and alert.site_id in counts:
             counts[alert.site_id][alert.tier.colour] += 1
             top[alert.site_id] = max(top.get(alert.site_id, alert.tier), alert.tier)
@@ -30,7 +35,7 @@ def site_statuses(fleet: Fleet, open_alerts: Iterable[Alert], site_offline: Call
     for site_id in fleet.sites:
         if site_id in top:
             status = top[site_id].colour
-        elif site_offline(site_id):
+        elif site_id in offline:
             status = "offline"
         else:
             status = "normal"

@@ -310,6 +310,12 @@ class SinkSettings(_Strict):
 
 class RuleSettings(_Strict):
     stale_periods: float = Field(default=3.0, gt=1, description="a sensor is stale after this many missed periods")
+    stale_tier: Tier = Field(default=Tier.YELLOW, description="tier of a sensor-fault (stale) alert")
+
+    @field_validator("stale_tier", mode="before")
+    @classmethod
+    def _parse_tier(cls, value: Any) -> Any:
+        return Tier.parse(value) if isinstance(value, str) else value
 
 
 class TokenEntry(_Strict):

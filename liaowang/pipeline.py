@@ -51,7 +51,8 @@ class Pipeline:
         self.readings = SQLiteSink(data_dir / "readings.db")
         self.alert_store = AlertStore(data_dir / "alerts.db")
         self.alerts = AlertManager(self.alert_store, self.fleet, clock)
-        self.engine = RuleEngine(self.fleet)
+        self.engine = RuleEngine(self.fleet, stale_periods=self.settings.rules.stale_periods,
+                                 stale_tier=self.settings.rules.stale_tier, start=self.started_at)
         self._alert_changes = Counter("liaowang_alert_changes_total", "Alert changes by event", ["event"],
                                       registry=self.registry)
         self._open_alerts = Gauge("liaowang_alerts_open", "Open alerts by tier", ["tier"], registry=self.registry)
@@ -63,6 +64,9 @@ class Pipeline:
                                     self.live, self.handle_batch, self.handle_gateway, clock)
         self._last_retention = 0.0
         self._observers: list[Callable[[ReadingBatch], None]] = []
+        self._site_rows: dict[str, list[int]] = {}
+        for i, site_id in enumerate(self.fleet.sensor_sites):
+            self._site_rows.setdefault(site_id, []).append(i)
         self._status_lock = threading.Lock()
         self._statuses: dict[str, dict] = {}
         self._stop = threading.Event()
@@ -128,8 +132,18 @@ class Pipeline:
         self.announce(self.alerts.apply([signal]))
 
     def handle_gateway(self, site_id: str, online: bool, at: float) -> None:
-        """A gateway came or went: its site's status may change at once."""
-        self.refresh_statuses()
+        """A gateway came or went: its sensors go stale at once (or may recover)."""
+        self.engine.gateway(site_id, online)
+        self.check_time_rules()
+
+    def check_time_rules(self) -> None:
+        """Run the time-driven rules (stale sensors) on the injected clock and announce changes."""
+        signals = self.engine.check(self.clock())
+        changes = self.alerts.apply(signals) if signals else []
+        if changes:
+            self.announce(changes)
+        else:
+            self.refresh_statuses()
 
     def announce(self, changes: Sequence[AlertChange]) -> None:
         """Publish alert changes on MQTT and SSE, then refresh site statuses."""
@@ -143,21 +157,13 @@ class Pipeline:
     # ------------------------------------------------------------------ status
 
     def sensor_stale(self, sensor: Sensor, now: float | None = None) -> bool:
-        """No reading for ``stale_periods`` periods (or never since start), or the gateway is offline."""
-        now = self.clock() if now is None else now
-        if self.live.gateway_offline(sensor.site_id):
-            return True
-        last = self.live.get(sensor.id)
-        seen = last.ts if last is not None else self.started_at
-        return now - seen > self.settings.rules.stale_periods * sensor.period_s
+        """The stale rule's verdict: no usable reading for ``stale_periods`` periods, or gateway offline."""
+        return self.engine.stale.is_stale(sensor.id, self.clock() if now is None else now)
 
     def site_offline(self, site_id: str) -> bool:
         """Whether every sensor of the site is stale."""
-        if self.live.gateway_offline(site_id):
-            return True
-        now = self.clock()
-        sensors = [s for s in self.fleet.sensors.values() if s.site_id == site_id]
-        return bool(sensors) and all(self.sensor_stale(s, now) for s in sensors)
+        rows = self._site_rows.get(site_id)
+        return rows is not None and bool(self.engine.stale.stale_mask(self.clock())[rows].all())
 
     def refresh_statuses(self) -> dict[str, dict]:
         """Recompute every site's status; publish the ones that changed (MQTT retained and SSE)."""
@@ -183,7 +189,7 @@ class Pipeline:
     def _tick(self) -> None:
         while not self._stop.wait(2.0):
             try:
-                self.refresh_statuses()
+                self.check_time_rules()
                 if self.clock() - self._last_retention >= RETENTION_EVERY_S:
                     self.apply_retention()
             except Exception:
