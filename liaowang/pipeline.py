@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -64,9 +65,11 @@ class Pipeline:
                                     self.live, self.handle_batch, self.handle_gateway, clock)
         self._last_retention = 0.0
         self._observers: list[Callable[[ReadingBatch], None]] = []
-        self._site_rows: dict[str, list[int]] = {}
-        for i, site_id in enumerate(self.fleet.sensor_sites):
-            self._site_rows.setdefault(site_id, []).append(i)
+        sites = np.array(self.fleet.sensor_sites)
+        order = np.argsort(sites, kind="stable")
+        names, starts = np.unique(sites[order], return_index=True)
+        self._site_rows: dict[str, np.ndarray] = {
+            str(name): rows.astype(np.int32) for name, rows in zip(names, np.split(order, starts[1:]))}
         self._status_lock = threading.Lock()
         self._statuses: dict[str, dict] = {}
         self._stop = threading.Event()
