@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import structlog
 
-from alerting.model import OPEN_STATES, Alert, HistoryEntry
+from alerting.model import Alert, HistoryEntry
 from alerting.store import AlertStore
 from liaowang.config import Fleet
 from rules.base import Signal
@@ -58,12 +58,10 @@ class AlertManager:
         changes: list[AlertChange] = []
         with self._lock:
             for signal in signals:
-                found = self._apply_one(signal)
+                found = [self._apply_one(signal)]
                 if signal.kind == "stale":
-                    found = [found, *self._mark_source(signal)]
-                for change in found if isinstance(found, list) else [found]:
-                    if change is None:
-                        continue
+                    found += self._mark_source(signal)
+                for change in filter(None, found):
                     self._store.save(change.alert)
                     changes.append(change)
                     log.info(f"alert_{change.event}", alert_id=change.alert.id, rule_id=change.alert.rule_id,

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +40,7 @@ def start_broker() -> tuple[object, int]:
 def create_session(port: int, client_id: str, topic: str = "liaowang/v1/readings/#") -> None:
     """Make the broker hold a persistent QoS 1 session for ``client_id`` (then leave)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
-    done = multiprocessing.Event()
+    done = threading.Event()
     client.on_subscribe = lambda *_: done.set()
     client.connect("127.0.0.1", port)
     client.subscribe(topic, qos=1)

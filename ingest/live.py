@@ -1,4 +1,4 @@
-"""The latest value of every sensor and the liveness of every gateway, for the API and stale checks."""
+"""The latest value of every sensor, for the API."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class LastValue:
 
 
 class LiveValues:
-    """Latest reading per sensor (by event time) as arrays over the fleet's sensor order, plus gateway state."""
+    """Latest reading per sensor (by event time) as arrays over the fleet's sensor order."""
 
     def __init__(self, sensor_ids: tuple[str, ...], index: dict[str, int] | None = None) -> None:
         self._lock = threading.Lock()
@@ -26,7 +26,6 @@ class LiveValues:
         self._ts = np.full(len(sensor_ids), -np.inf)
         self._value = np.zeros(len(sensor_ids))
         self._quality = np.zeros(len(sensor_ids), dtype=np.int8)
-        self._gateway_offline: dict[str, float] = {}
 
     def update(self, batch: ReadingBatch) -> None:
         """Record a batch; an older reading never replaces a newer one."""
@@ -50,19 +49,3 @@ class LiveValues:
         if i is None or self._ts[i] == -np.inf:
             return None
         return LastValue(float(self._ts[i]), float(self._value[i]), QUALITY_OF_CODE[int(self._quality[i])])
-
-    def last_seen(self) -> np.ndarray:
-        """A copy of every sensor's latest event time (``-inf`` for never), in fleet order."""
-        return self._ts.copy()
-
-    def set_gateway(self, site_id: str, online: bool, at: float) -> None:
-        """Record a gateway's state from its status topic (Last Will or online announcement)."""
-        with self._lock:
-            if online:
-                self._gateway_offline.pop(site_id, None)
-            else:
-                self._gateway_offline[site_id] = at
-
-    def gateway_offline(self, site_id: str) -> bool:
-        """Whether the site's gateway announced (or its Last Will said) it is offline."""
-        return site_id in self._gateway_offline

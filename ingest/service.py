@@ -251,7 +251,6 @@ class IngestService:
                                              'expected {"state": "online"} or {"state": "offline"}'))
             return
         online = state == "online"
-        self._live.set_gateway(site_id, online, self._clock())
         log.info("gateway_status", site_id=site_id, state=state)
         if self._on_gateway is not None:
             self._on_gateway(site_id, online, self._clock())

@@ -5,6 +5,8 @@ A leaf module (imports only paho and the settings model), so any stage may use i
 
 from __future__ import annotations
 
+import time
+
 import paho.mqtt.client as mqtt
 
 from liaowang.config import MqttSettings
@@ -43,28 +45,37 @@ class BoundedPublisher:
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Queue one message, first waiting while too many are outstanding."""
-        if len(self._pending) >= self._max:
-            self._pending = [info for info in self._pending if not info.is_published()]
-            while len(self._pending) >= self._max:
-                self._pending[0].wait_for_publish(timeout=1.0)
-                self._pending = [info for info in self._pending if not info.is_published()]
+        while len(self._pending) >= self._max:
+            self._await_oldest(1.0)
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if qos > 0:
             self._pending.append(info)
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait until every message was acknowledged by the broker; return whether all were."""
-        import time
-
         deadline = time.monotonic() + timeout
-        for info in self._pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            try:
-                info.wait_for_publish(timeout=remaining)
-            except (RuntimeError, ValueError):
-                return False
-        done = all(info.is_published() for info in self._pending)
-        self._pending = [] if done else self._pending
-        return done
+        while self._pending and time.monotonic() < deadline:
+            self._await_oldest(min(1.0, max(0.0, deadline - time.monotonic())))
+        return not self._pending
+
+    def _await_oldest(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for the oldest message's PUBACK, then drop every acknowledged one."""
+        try:
+            self._pending[0].wait_for_publish(timeout=timeout)
+        except RuntimeError:
+            # Published while disconnected: paho queued it and sends it on (re)connect, but will not
+            # wait on it; poll instead.
+            time.sleep(min(timeout, 0.02))
+        self._pending = [info for info in self._pending if not _acknowledged(info)]
+
+
+def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether the broker acknowledged a message, also for one published while disconnected.
+
+    paho queues such a message and sends it on (re)connect, but its public ``is_published``
+    raises for it; the flag it keeps is the only way to see the PUBACK arrive.
+    """
+    try:
+        return info.is_published()
+    except RuntimeError:
+        return info._published  # noqa: SLF001 (see the docstring)

@@ -55,6 +55,11 @@ class StaleRule:
         if number is not None:
             self._gateway_down[number] = not online
 
+    def gateway_offline(self, site_id: str) -> bool:
+        """Whether the site's gateway said (or its Last Will said) it is offline."""
+        number = self._site_number.get(site_id)
+        return number is not None and bool(self._gateway_down[number])
+
     def is_stale(self, sensor_id: str, now: float) -> bool:
         """Whether one sensor is stale at ``now``."""
         i = self._fleet.sensor_index[sensor_id]

@@ -16,7 +16,7 @@ import orjson
 import structlog
 
 from liaowang.config import Fleet, MqttSettings
-from liaowang.mqttclient import make_client
+from liaowang.mqttclient import BoundedPublisher, make_client
 from simulators.incidents import DEMO_INCIDENTS, Incident
 from simulators.models import baseline
 
@@ -70,15 +70,22 @@ def run_simulator(fleet: Fleet, mqtt: MqttSettings, *, speed: float = 1.0, seed:
     """
     stop = stop or threading.Event()
     client = make_client(mqtt, f"liaowang-sim-{seed}-{int(time.time() * 1000) % 100000}")
+    client.max_queued_messages_set(0)  # BoundedPublisher bounds the backlog; paho must not refuse
     client.connect_async(mqtt.host, mqtt.port, mqtt.keepalive_s)
     client.loop_start()
+    out = BoundedPublisher(client, max_outstanding=1000)
+    waited = 0
+    while not client.is_connected() and not stop.wait(0.05):  # event time starts once we can publish
+        waited += 1
+        if waited % 200 == 0:  # every 10 s: say why nothing happens
+            log.warning("simulator_waiting_for_broker", host=mqtt.host, port=mqtt.port, waited_s=waited // 20)
     start = time.time() if start is None else start
     wall0 = time.monotonic()
     published = 0
     sim = FleetSimulator(fleet, seed=seed)
     log.info("simulator_started", sensors=len(fleet.sensors), speed=speed, seed=seed)
     for site_id in fleet.sites:
-        client.publish(f"liaowang/v1/status/{site_id}", b'{"state": "online"}', qos=1, retain=True)
+        out.publish(f"liaowang/v1/status/{site_id}", b'{"state": "online"}', qos=1, retain=True)
     try:
         for t, by_site in sim.batches(start):
             if stop.is_set() or (duration_s is not None and t - start >= duration_s):
@@ -88,22 +95,12 @@ def run_simulator(fleet: Fleet, mqtt: MqttSettings, *, speed: float = 1.0, seed:
                 if lag > 0 and stop.wait(lag):
                     break
             for site_id, readings in by_site.items():
-                info = client.publish(f"liaowang/v1/readings/{site_id}",
-                                      orjson.dumps({"site_id": site_id, "readings": readings}), qos=1)
-                while info.rc != 0 and not stop.is_set():  # queue full or not yet connected: wait, never drop
-                    stop.wait(0.05)
-                    info = client.publish(f"liaowang/v1/readings/{site_id}",
-                                          orjson.dumps({"site_id": site_id, "readings": readings}), qos=1)
+                out.publish(f"liaowang/v1/readings/{site_id}", orjson.dumps({"site_id": site_id, "readings": readings}))
                 published += len(readings)
     finally:
-        client.loop_stop() if stop.is_set() else _drain(client)
+        if not stop.is_set():
+            out.flush(timeout=30)
         client.disconnect()
+        client.loop_stop()
         log.info("simulator_stopped", readings=published)
     return published
-
-
-def _drain(client) -> None:
-    deadline = time.monotonic() + 10
-    while client.want_write() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    client.loop_stop()

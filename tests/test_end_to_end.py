@@ -92,7 +92,7 @@ def test_a_gateway_last_will_marks_its_site_offline(running):
     assert wait_until(lambda: api.get("/api/v1/sites/LC-GTLC").json()["status"] == "offline")
     assert api.get("/api/v1/sensors/LC-GTLC-WS1-TA").json()["stale"] is True
     publish(pub, "liaowang/v1/status/LC-GTLC", b'{"state": "online"}')
-    wait_until(lambda: not pipeline.live.gateway_offline("LC-GTLC"))
+    wait_until(lambda: not pipeline.engine.stale.gateway_offline("LC-GTLC"))
     pub.disconnect()
 
 
@@ -136,5 +136,5 @@ def test_a_malformed_gateway_status_is_dead_lettered(running):
     pub = publisher(host, port)
     publish(pub, "liaowang/v1/status/LC-GTLC", b'{"state": "sleepy"}')
     assert wait_until(letters.json)[0]["reason"] == "bad_status"
-    assert not pipeline.live.gateway_offline("LC-GTLC")
+    assert not pipeline.engine.stale.gateway_offline("LC-GTLC")
     letters.close(), pub.disconnect()

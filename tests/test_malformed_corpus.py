@@ -8,7 +8,6 @@ import time
 from collections import Counter
 
 import orjson
-import pytest
 
 from liaowang.mqttclient import BoundedPublisher
 from liaowang.pipeline import Pipeline
