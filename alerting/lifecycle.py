@@ -50,14 +50,25 @@ class AlertManager:
         self._clock = clock
         self._lock = threading.RLock()
         self._open: dict[tuple[str, str], Alert] = {(a.rule_id, a.subject): a for a in store.open_alerts()}
+        self._horizon = store.horizons()
 
     # ------------------------------------------------------------------ automatic transitions
 
     def apply(self, signals: Sequence[Signal]) -> list[AlertChange]:
-        """Apply the rules' signals in order; return the resulting changes (already stored)."""
+        """Apply the rules' signals in order; return the resulting changes (already stored).
+
+        A signal older than the last one applied for its (rule, subject) is skipped: after a
+        restart the rules re-run stored readings since their snapshot, and what they say again
+        about the past has already been applied (no alert is raised twice).
+        """
         changes: list[AlertChange] = []
         with self._lock:
             for signal in signals:
+                key = (signal.rule_id, signal.subject)
+                if signal.ts < self._horizon.get(key, float("-inf")):
+                    continue
+                self._horizon[key] = signal.ts
+                self._store.set_horizon(signal.rule_id, signal.subject, signal.ts)
                 found = [self._apply_one(signal)]
                 if signal.kind == "stale":
                     found += self._mark_source(signal)

@@ -26,6 +26,12 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state);
 CREATE INDEX IF NOT EXISTS alerts_site ON alerts (site_id);
 CREATE INDEX IF NOT EXISTS alerts_updated ON alerts (updated_at);
+CREATE TABLE IF NOT EXISTS signal_horizon (
+    rule_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (rule_id, subject)
+) WITHOUT ROWID;
 """
 
 
@@ -44,6 +50,17 @@ class AlertStore:
                 "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (alert.id, alert.rule_id, alert.subject, alert.site_id, alert.county, int(alert.tier), alert.state,
                  alert.raised_at, alert.updated_at, orjson.dumps(alert.to_record())))
+
+    def horizons(self) -> dict[tuple[str, str], float]:
+        """(rule, subject) → event time of the last rule signal applied (recovery skips older ones)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT rule_id, subject, ts FROM signal_horizon").fetchall()
+        return {(r, s): ts for r, s, ts in rows}
+
+    def set_horizon(self, rule_id: str, subject: str, ts: float) -> None:
+        """Record that signals of (rule, subject) up to ``ts`` have been applied."""
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO signal_horizon VALUES (?, ?, ?)", (rule_id, subject, ts))
 
     def get(self, alert_id: str) -> Alert | None:
         """One alert by id, or None."""

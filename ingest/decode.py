@@ -23,7 +23,7 @@ EARLIEST_TS = 946_684_800.0  # 2000-01-01: anything older is a broken clock, not
 
 REASONS = (
     "not_json", "bad_shape", "oversized", "bad_topic", "unknown_sensor", "sensor_mismatch", "site_mismatch",
-    "bad_value", "bad_timestamp", "future_timestamp", "unit_mismatch", "bad_quality", "bad_status",
+    "bad_value", "bad_timestamp", "future_timestamp", "unit_mismatch", "bad_quality", "bad_status", "late",
 )
 """Every dead-letter reason ingest gives (CONTRACT §1 and its extensions in docs/CONTRACT-EXTENSIONS.md)."""
 

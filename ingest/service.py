@@ -25,7 +25,7 @@ from ingest.decode import BatchBuilder, Decoder, Rejection
 from ingest.live import LiveValues
 from ingest.metrics import IngestMetrics
 from liaowang.config import Fleet, Settings
-from liaowang.domain import ReadingBatch
+from liaowang.domain import ReadingBatch, iso
 from liaowang.mqttclient import make_client
 
 READINGS_FILTER = "liaowang/v1/readings/#"
@@ -239,6 +239,15 @@ class IngestService:
                     if self._stop.wait(delay):
                         raise SystemExit("stopped with an unstored batch: it stays unacknowledged") from err
                     delay = min(delay * 2, 10.0)
+
+    def dead_letter_late(self, late: ReadingBatch) -> None:
+        """Dead-letter readings the rules could not place in event-time order (stored, not evaluated)."""
+        for reading in late.readings():
+            payload = orjson.dumps({"sensor_id": reading.sensor_id, "ts": iso(reading.ts), "value": reading.value,
+                                    "quality": reading.quality.value})
+            self._deadletters.send(Rejection("late", f"liaowang/v1/readings/{reading.site_id}/{reading.sensor_id}",
+                                             payload, "older than a reading of its sensor already evaluated, "
+                                                      "beyond rules.lateness_s: stored, not evaluated"))
 
     def _gateway_status(self, message: _Message) -> None:
         site_id = message.topic[len(STATUS_PREFIX):]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -123,6 +123,32 @@ class SQLiteSink:
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         return [Reading(sensor_id, "", ts / 1e6, value, QUALITY_OF_CODE[q]) for ts, value, q in rows]
+
+    def batches_since(self, since: float, sensor_ids: Sequence[str], site_ids: Sequence[str],
+                      size: int = 50_000) -> Iterator[ReadingBatch]:
+        """Stored readings of ``sensor_ids`` with time ≥ ``since``, oldest first, as batches (rule recovery)."""
+        index = {self._ids[s]: i for i, s in enumerate(sensor_ids) if s in self._ids}
+        lookup = np.full(max(index, default=0) + 1, -1, dtype=np.int64)
+        for number, i in index.items():
+            lookup[number] = i
+        cursor = (int(np.ceil(since * 1e6)), -1)
+        while True:
+            with self._lock:  # keyset paging on the primary key (ts_us, sensor)
+                rows = self._conn.execute("SELECT ts_us, sensor, value, quality FROM readings WHERE (ts_us, sensor) > (?, ?) "
+                                          "ORDER BY ts_us, sensor LIMIT ?", (*cursor, size)).fetchall()
+            if not rows:
+                return
+            data = np.array(rows, dtype=np.float64)
+            number = data[:, 1].astype(np.int64)
+            known = number < len(lookup)
+            known[known] = lookup[number[known]] >= 0
+            data = data[known]
+            if len(data):
+                yield ReadingBatch(lookup[data[:, 1].astype(np.int64)].astype(np.int32), data[:, 0] / 1e6, data[:, 2],
+                                   data[:, 3].astype(np.int8), sensor_ids, site_ids)
+            if len(rows) < size:
+                return
+            cursor = (rows[-1][0], rows[-1][1])
 
     def count(self) -> int:
         """How many readings the store holds."""

@@ -11,8 +11,9 @@ A configuration folder holds::
     setpoints.yaml  named setpoint profiles, each rung with its source
     sites.yaml      sites with county, kind and GB 18218 major-hazard grade
     sensors.yaml    sensors with site, family, quantity, unit, position, period, setpoints
+    rules.yaml      rule specifications (liaowang.rulespec); optional: without it, thresholds only
 
-This module imports only `liaowang.domain`, so every stage may import it.
+This module imports only `liaowang.domain` and `liaowang.rulespec`, so every stage may import it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, T
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from liaowang.domain import Family, Reading, ReadingBatch, Tier
+from liaowang.rulespec import (ConfirmationSpec, FireDetectionSpec, PredictiveSpec, RuleBook, ThresholdSpec)
 
 COUNTIES = ("东昌府区", "茌平区", "临清市", "阳谷县", "莘县", "东阿县", "冠县", "高唐县")
 """Liaocheng's eight county-level areas (DOMAIN.md); development zones lie inside them."""
@@ -311,6 +313,14 @@ class SinkSettings(_Strict):
 class RuleSettings(_Strict):
     stale_periods: float = Field(default=3.0, gt=1, description="a sensor is stale after this many missed periods")
     stale_tier: Tier = Field(default=Tier.YELLOW, description="tier of a sensor-fault (stale) alert")
+    lateness_s: float = Field(default=2.0, ge=0, le=3600, description=(
+        "readings are held this long (event time) so out-of-order ones are placed in order; "
+        "older ones are counted and dead-lettered as `late` (they are still stored)"))
+    max_hold_s: float = Field(default=5.0, gt=0, description=(
+        "wall-clock bound on holding a reading when the feed goes quiet (or runs ahead of the clock)"))
+    snapshot_every_s: float = Field(default=60.0, gt=0, description="how often rule state is saved to SQLite")
+    recovery_window_s: float = Field(default=86_400.0, ge=0, description=(
+        "on start, readings stored since the last snapshot (at most this far back) are re-run through the rules"))
 
     @field_validator("stale_tier", mode="before")
     @classmethod
@@ -353,6 +363,7 @@ class Config(_Strict):
     folder: str
     settings: Settings
     fleet: Fleet
+    rules: RuleBook = RuleBook.thresholds_only()
 
 
 def hash_token(token: str) -> str:
@@ -470,7 +481,48 @@ def load_config(folder: str | Path) -> Config:
     path = Path(folder)
     if not path.is_dir():
         raise ConfigError(str(path), "-", "configuration folder does not exist")
-    return Config(folder=str(path), settings=load_settings(path), fleet=load_fleet(path))
+    fleet = load_fleet(path)
+    return Config(folder=str(path), settings=load_settings(path), fleet=fleet, rules=load_rules(path, fleet))
+
+
+def load_rules(folder: Path, fleet: Fleet) -> RuleBook:
+    """Load ``rules.yaml`` (or the thresholds-only book when absent) and check it against the fleet."""
+    path = folder / "rules.yaml"
+    if not path.exists():
+        return RuleBook.thresholds_only()
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "-", "must be a mapping with a `rules` list")
+    book = _validate(RuleBook, raw, path)
+    ids = {r.id for r in book.rules}
+    for index, spec in enumerate(book.rules):
+        where = f"rules[{index}]"
+        for site in spec.match.sites:
+            if site not in fleet.sites:
+                raise ConfigError(str(path), f"{where}.match.sites", f"unknown site {site!r}")
+        for sensor in spec.match.sensors:
+            if sensor not in fleet.sensors:
+                raise ConfigError(str(path), f"{where}.match.sensors", f"unknown sensor {sensor!r}")
+        if isinstance(spec, ThresholdSpec):
+            for key in ("on_delay_s", "off_delay_s"):
+                for level in getattr(spec, key):
+                    if level not in fleet.tiers.levels:
+                        raise ConfigError(str(path), f"{where}.{key}.{level}", "level is not mapped in tiers.yaml")
+        if isinstance(spec, (PredictiveSpec, ConfirmationSpec)):
+            level = spec.target_level if isinstance(spec, PredictiveSpec) else spec.level
+            if level not in fleet.tiers.levels:
+                raise ConfigError(str(path), where, f"level {level!r} is not mapped in tiers.yaml")
+        if isinstance(spec, ConfirmationSpec):
+            for z, zone in enumerate(spec.zones):
+                for sensor in zone.sensors:
+                    if sensor not in fleet.sensors:
+                        raise ConfigError(str(path), f"{where}.zones[{z}].sensors", f"unknown sensor {sensor!r}")
+        if isinstance(spec, FireDetectionSpec):
+            for key in ("danger_rule", "jump_rule"):
+                ref = getattr(spec, key)
+                if ref is not None and ref not in ids:
+                    raise ConfigError(str(path), f"{where}.{key}", f"no rule has id {ref!r}")
+    return book
 
 
 def default_config_dir() -> Path:

@@ -28,6 +28,7 @@ from rules.base import Signal
 from liaowang.events import EventHub
 from liaowang.mqttclient import make_client
 from rules import RuleEngine
+from rules.snapshot import SnapshotStore
 
 log = structlog.get_logger("pipeline")
 
@@ -52,8 +53,15 @@ class Pipeline:
         self.readings = SQLiteSink(data_dir / "readings.db")
         self.alert_store = AlertStore(data_dir / "alerts.db")
         self.alerts = AlertManager(self.alert_store, self.fleet, clock)
-        self.engine = RuleEngine(self.fleet, stale_periods=self.settings.rules.stale_periods,
-                                 stale_tier=self.settings.rules.stale_tier, start=self.started_at)
+        self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)
+        self._engine_lock = threading.RLock()
+        self.snapshots = SnapshotStore(data_dir / "rules.db")
+        self._last_snapshot = self.started_at
+        self._late = Counter("liaowang_rule_late_readings_total",
+                             "Readings that arrived after a later reading of their sensor had been evaluated "
+                             "(beyond rules.lateness_s): stored, not evaluated, dead-lettered as `late`",
+                             registry=self.registry)
+        self._held = Gauge("liaowang_rule_held_readings", "Readings held for event-time ordering", registry=self.registry)
         self._alert_changes = Counter("liaowang_alert_changes_total", "Alert changes by event", ["event"],
                                       registry=self.registry)
         self._open_alerts = Gauge("liaowang_alerts_open", "Open alerts by tier", ["tier"], registry=self.registry)
@@ -74,6 +82,21 @@ class Pipeline:
         self._statuses: dict[str, dict] = {}
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="status-ticker", daemon=True)
+        self.recover()
+
+    def recover(self) -> None:
+        """Restore rule state from the last snapshot and re-run readings stored since (nothing re-raised or lost)."""
+        with self._engine_lock:
+            outcome = self.engine.restore(self.snapshots)
+            since = max(self.engine.resume_point(), self.clock() - self.settings.rules.recovery_window_s)
+            rerun = changes = 0
+            if any(v.startswith("restored") for v in outcome.values()):
+                for batch in self.readings.batches_since(since, self.fleet.sensor_ids, self.fleet.sensor_sites):
+                    signals = self.engine.evaluate(batch)
+                    rerun += len(batch)
+                    changes += len(self.alerts.apply(signals)) if signals else 0
+        log.info("rules_recovered", snapshot=outcome.get("_engine.reorder", "none"), rerun_readings=rerun,
+                 alert_changes=changes)
 
     def _remote_sinks(self, data_dir: Path, metrics: IngestMetrics) -> list[Sink]:
         """InfluxDB sinks named in configuration, each behind its own disk spool."""
@@ -99,10 +122,12 @@ class Pipeline:
         log.info("pipeline_started", sites=len(self.fleet.sites), sensors=len(self.fleet.sensors))
 
     def stop(self) -> None:
-        """Stop the ticker and ingest (finishing queued work), then the publisher and stores."""
+        """Stop the ticker and ingest (finishing queued work), snapshot the rules, then close the publisher and stores."""
         self._stop.set()
         self.ingest.stop()
         self._ticker.join(timeout=5)
+        self.snapshot()
+        self.snapshots.close()
         self._publisher_client.disconnect()
         self._publisher_client.loop_stop()
         self.alert_store.close()
@@ -112,12 +137,32 @@ class Pipeline:
     # ------------------------------------------------------------------ the flow
 
     def handle_batch(self, batch: ReadingBatch) -> None:
-        """Ingest's downstream: rules → alert lifecycle → announcements."""
-        signals = self.engine.evaluate(batch)
-        if signals:
-            self.announce(self.alerts.apply(signals))
+        """Ingest's downstream: rules (in event-time order) → alert lifecycle → announcements."""
+        with self._engine_lock:
+            result = self.engine.submit(batch, self.clock())
+            self._held.set(self.engine.buffer.held)
+            if result.late is not None:
+                self._late.inc(len(result.late))
+                self.ingest.dead_letter_late(result.late)
+            if result.signals:
+                self.announce(self.alerts.apply(result.signals))
         for observer in self._observers:
             observer(batch)
+
+    def flush_rules(self, everything: bool = False) -> None:
+        """Evaluate held readings that have waited long enough on the clock (a quiet feed); all with ``everything``."""
+        with self._engine_lock:
+            result = self.engine.flush(self.clock(), everything)
+            self._held.set(self.engine.buffer.held)
+            if result.signals:
+                self.announce(self.alerts.apply(result.signals))
+
+    def snapshot(self) -> None:
+        """Save rule state to ``rules.db`` (periodically and on stop)."""
+        with self._engine_lock:
+            size = self.engine.snapshot(self.snapshots, self.clock())
+        self._last_snapshot = self.clock()
+        log.debug("rules_snapshot_saved", bytes=size)
 
     def add_batch_observer(self, observer: Callable[[ReadingBatch], None]) -> None:
         """Call ``observer`` with every stored and evaluated batch (benchmarks, live views)."""
@@ -141,7 +186,8 @@ class Pipeline:
 
     def check_time_rules(self) -> None:
         """Run the time-driven rules (stale sensors) on the injected clock and announce changes."""
-        signals = self.engine.check(self.clock())
+        with self._engine_lock:
+            signals = self.engine.check(self.clock())
         changes = self.alerts.apply(signals) if signals else []
         if changes:
             self.announce(changes)
@@ -190,9 +236,15 @@ class Pipeline:
             return dict(self._statuses) or site_statuses(self.fleet, self.alerts.open_alerts(), self.site_offline)
 
     def _tick(self) -> None:
-        while not self._stop.wait(2.0):
+        beat = 0
+        while not self._stop.wait(0.5):
+            beat += 1
             try:
-                self.check_time_rules()
+                self.flush_rules()
+                if beat % 4 == 0:
+                    self.check_time_rules()
+                if self.clock() - self._last_snapshot >= self.settings.rules.snapshot_every_s:
+                    self.snapshot()
                 if self.clock() - self._last_retention >= RETENTION_EVERY_S:
                     self.apply_retention()
             except Exception:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
+import numpy as np
+
+from liaowang.config import Fleet, Sensor
 from liaowang.domain import Family, ReadingBatch, Tier
+from liaowang.rulespec import Match
 
 LEVEL_ZH = {
     "level1": "一级报警", "level2": "二级报警", "H": "高报(H)", "HH": "高高报(HH)", "L": "低报(L)", "LL": "低低报(LL)",
@@ -42,3 +46,26 @@ class Rule(Protocol):
     def evaluate(self, batch: ReadingBatch) -> list[Signal]:
         """Evaluate a micro-batch ordered by event time; return the changes it causes."""
         ...
+
+
+LEVEL_ZH.update({
+    "rate_rise": "上升速率报警", "rate_fall": "下降速率报警", "fault": "传感器故障", "confirmed": "多点确认",
+    "fire_detected": "发现火情",
+})
+
+
+def members(fleet: Fleet, match: Match, keep: Callable[[Sensor], bool] = lambda sensor: True) -> np.ndarray:
+    """Fleet indices of the sensors ``match`` selects (and ``keep`` accepts), ascending."""
+    return np.array([i for i, sensor_id in enumerate(fleet.sensor_ids)
+                     if match.selects(sensor := fleet.sensors[sensor_id], fleet.sites[sensor.site_id]) and keep(sensor)],
+                    dtype=np.int64)
+
+
+def station_of(sensor: Sensor) -> str:
+    """The weather/lookout station a forest sensor belongs to: its id without the last ``-part``.
+
+    >>> from types import SimpleNamespace
+    >>> station_of(SimpleNamespace(id="LC-DEHH-WS1-TA"))
+    'LC-DEHH-WS1'
+    """
+    return sensor.id.rsplit("-", 1)[0]

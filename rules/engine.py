@@ -1,33 +1,142 @@
-"""The rule engine: runs every configured rule over each micro-batch in event time."""
+"""The rule engine: every configured rule over each released micro-batch, in event time.
+
+`submit` holds a batch in the reorder buffer (`rules.reorder`) and evaluates what the event-time
+frontier releases; `flush` releases on the injected clock when the feed is quiet. Released
+readings go through the rules in a fixed order — process thresholds, windowed trend and fault
+rules, range faults, fire danger — and then the rules that listen to other rules' signals
+(confirmation, fire detection). Signals come out sorted by event time.
+
+Nothing here reads a clock: ``now`` is passed in (the wall clock live, event time in replay).
+"""
 
 from __future__ import annotations
 
-from liaowang.config import Fleet
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+import structlog
+
+from liaowang.config import Fleet, RuleSettings
 from liaowang.domain import ReadingBatch, Tier
-from rules.base import Rule, Signal
+from liaowang.rulespec import (ConfirmationSpec, FireDangerSpec, FireDetectionSpec, OutOfRangeSpec, PredictiveSpec,
+                               RateOfChangeSpec, RuleBook, StuckSpec, ThresholdSpec)
+from rules.base import Signal
+from rules.confirm import ConfirmationRule
+from rules.fault import OutOfRangeRule, StuckRule
+from rules.fire import FireDangerRule, FireDetectionRule
+from rules.reorder import ReorderBuffer
+from rules.snapshot import SnapshotStore, Stateful
 from rules.stale import StaleRule
 from rules.threshold import ThresholdRule
+from rules.trend import PredictiveRule, RateOfChangeRule
+
+log = structlog.get_logger("rules")
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """The outcome of one submit or flush: signals in event-time order, and readings too late to place."""
+
+    signals: list[Signal] = field(default_factory=list)
+    late: ReadingBatch | None = None
+    duplicates: int = 0
+    evaluated: int = 0
 
 
 class RuleEngine:
-    """Evaluates all rules over a batch; readings are put in event-time order first.
+    """Builds the rules of a `RuleBook` over a fleet and runs them in event time.
 
     ``start`` is when the engine started watching (sensors never seen count as silent from then).
     """
 
-    def __init__(self, fleet: Fleet, *, stale_periods: float = 3.0, stale_tier: Tier = Tier.YELLOW,
-                 start: float = 0.0) -> None:
-        self.stale = StaleRule(fleet, stale_periods, stale_tier, start)
-        self.rules: list[Rule] = [ThresholdRule(fleet), self.stale]
+    def __init__(self, fleet: Fleet, book: RuleBook | None = None, settings: RuleSettings | None = None, *,
+                 start: float = 0.0, stale_periods: float | None = None, stale_tier: Tier | None = None) -> None:
+        settings = settings or RuleSettings()
+        self.fleet = fleet
+        self.book = book or RuleBook.thresholds_only()
+        self.settings = settings
+        self.stale = StaleRule(fleet, stale_periods or settings.stale_periods, stale_tier or settings.stale_tier, start)
+        self.buffer = ReorderBuffer(len(fleet.sensor_ids), settings.lateness_s, settings.max_hold_s)
+        self.thresholds: list[ThresholdRule] = []
+        self.batch_rules: list = []          # evaluate(batch) -> signals
+        self.listeners: list = []            # on_signals(signals) -> signals
+        self.by_id: dict[str, object] = {}
+        danger: dict[str, FireDangerRule] = {}
+        for spec in self.book.rules:
+            rule: object
+            if isinstance(spec, ThresholdSpec):
+                rule = ThresholdRule(fleet, spec)
+                self.thresholds.append(rule)
+            elif isinstance(spec, RateOfChangeSpec):
+                rule = RateOfChangeRule(fleet, spec)
+            elif isinstance(spec, PredictiveSpec):
+                rule = PredictiveRule(fleet, spec)
+            elif isinstance(spec, StuckSpec):
+                rule = StuckRule(fleet, spec)
+            elif isinstance(spec, OutOfRangeSpec):
+                rule = OutOfRangeRule(fleet, spec)
+            elif isinstance(spec, FireDangerSpec):
+                rule = danger[spec.id] = FireDangerRule(fleet, spec)
+            elif isinstance(spec, ConfirmationSpec):
+                rule = ConfirmationRule(fleet, spec)
+            elif isinstance(spec, FireDetectionSpec):
+                rule = FireDetectionRule(fleet, spec, None)
+            else:  # pragma: no cover - the discriminated union admits nothing else
+                raise TypeError(type(spec))
+            self.by_id[spec.id] = rule
+            (self.listeners if hasattr(rule, "on_signals") else self.batch_rules).append(rule)
+        for rule in self.listeners:
+            if isinstance(rule, FireDetectionRule):
+                rule.danger = danger.get(rule.spec.danger_rule)
+        self.late_readings = 0
+        self.duplicate_readings = 0
+
+    # ------------------------------------------------------------------ readings
+
+    def submit(self, batch: ReadingBatch, now: float) -> Evaluation:
+        """Hold a stored batch for ordering and evaluate whatever the frontier releases."""
+        back = self.stale.evaluate(batch)  # last-seen is about arrival: a held reading still proves the sensor alive
+        admission = self.buffer.add(batch, now)
+        self.late_readings += len(admission.late)
+        self.duplicate_readings += admission.duplicates
+        result = self.flush(now)
+        if back:
+            result.signals = sorted(back + result.signals, key=lambda s: s.ts)
+        result.late = admission.late if len(admission.late) else None
+        result.duplicates = admission.duplicates
+        return result
+
+    def flush(self, now: float, everything: bool = False) -> Evaluation:
+        """Evaluate the held readings the frontier or their hold time lets go (all of them with ``everything``)."""
+        released = self.buffer.release(now, everything)
+        if released is None or not len(released):
+            return Evaluation()
+        return Evaluation(signals=self._run(released), evaluated=len(released))
 
     def evaluate(self, batch: ReadingBatch) -> list[Signal]:
-        """Return the signals the batch causes, in event-time order."""
-        ordered = batch.time_ordered()
+        """Evaluate one batch at once, without holding (tests, tools, benchmarks): submit and release it all."""
+        back = self.stale.evaluate(batch)
+        admission = self.buffer.add(batch, float("inf"))
+        self.late_readings += len(admission.late)
+        self.duplicate_readings += admission.duplicates
+        return sorted(back + self.flush(float("inf"), everything=True).signals, key=lambda s: s.ts)
+
+    def _run(self, batch: ReadingBatch) -> list[Signal]:
         signals: list[Signal] = []
-        for rule in self.rules:
-            signals.extend(rule.evaluate(ordered))
+        for rule in self.thresholds:
+            signals += rule.evaluate(batch)
+        for rule in self.batch_rules:
+            if not isinstance(rule, ThresholdRule):
+                signals += rule.evaluate(batch)
         signals.sort(key=lambda s: s.ts)
+        for rule in self.listeners:
+            derived = rule.on_signals(signals)
+            if derived:
+                signals = sorted(signals + derived, key=lambda s: s.ts)
         return signals
+
+    # ------------------------------------------------------------------ time and gateways
 
     def check(self, now: float) -> list[Signal]:
         """Time-driven rules (stale sensors) at ``now``: the wall clock live, event time in replay."""
@@ -36,3 +145,51 @@ class RuleEngine:
     def gateway(self, site_id: str, online: bool) -> None:
         """A site's gateway went offline (Last Will) or came back."""
         self.stale.gateway(site_id, online)
+
+    # ------------------------------------------------------------------ state
+
+    def _parts(self) -> dict[str, tuple[str, Stateful]]:
+        parts: dict[str, tuple[str, Stateful]] = {
+            "_engine.reorder": (f"lateness={self.settings.lateness_s}", self.buffer_part()),
+            "_engine.stale": (f"periods={self.stale._periods}", self.stale),
+        }
+        for spec in self.book.rules:
+            parts[spec.id] = (orjson.dumps(spec.model_dump(mode="json")).decode(), self.by_id[spec.id])  # type: ignore[assignment]
+        return parts
+
+    def buffer_part(self) -> Stateful:
+        """The reorder buffer's release marks as a snapshot part (subjects: fleet sensors)."""
+        buffer, ids = self.buffer, self.fleet.sensor_ids
+
+        class _Part:
+            def subjects(self) -> list[str]:
+                return list(ids)
+
+            def state(self) -> dict[str, np.ndarray]:
+                return buffer.state()
+
+            def restore(self, arrays: dict[str, np.ndarray], rows: np.ndarray, into: np.ndarray) -> None:
+                buffer.restore(arrays, rows, into)
+
+        return _Part()
+
+    def snapshot(self, store: SnapshotStore, now: float) -> int:
+        """Save every rule's state; return the bytes written."""
+        return store.save(self._parts(), now)
+
+    def restore(self, store: SnapshotStore) -> dict[str, str]:
+        """Restore from a snapshot; rebuild the state derived from other rules. Returns rule id → outcome."""
+        outcome = store.load(self._parts())
+        for rule in self.listeners:
+            if isinstance(rule, ConfirmationRule) and self.thresholds:
+                rule.rebuild(self.thresholds[0])
+        for rule_id, result in outcome.items():
+            if result == "specification_changed":
+                log.warning("rule_state_discarded", rule_id=rule_id, reason="specification changed since the snapshot")
+        return outcome
+
+    def resume_point(self) -> float:
+        """The event time from which stored readings must be re-run after a restore (-inf: none released)."""
+        marks = self.buffer.last_released
+        seen = marks[np.isfinite(marks)]
+        return float(seen.min()) if len(seen) else float("-inf")

@@ -89,3 +89,16 @@ class StaleRule:
                       family=sensor.family, tier=tier, level="fault" if tier else None,
                       value=float(self._last_good[i]), threshold=float(self._limit[i]), unit="s", ts=ts,
                       message=f"{sensor.name} 传感器故障: {reason}" if tier else f"{sensor.name} {reason}")
+
+    def subjects(self) -> list[str]:
+        """Fleet sensor ids (state arrays are in fleet order)."""
+        return list(self._fleet.sensor_ids)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Last usable reading time and stale flag per sensor."""
+        return {"last_good": self._last_good, "stale": self._stale}
+
+    def restore(self, arrays: dict[str, np.ndarray], rows: np.ndarray, into: np.ndarray) -> None:
+        """Restore snapshot rows into sensors ``into``."""
+        self._last_good[into] = np.maximum(self._last_good[into], arrays["last_good"][rows])
+        self._stale[into] = arrays["stale"][rows]

@@ -22,6 +22,7 @@ def ingest(pipeline: Pipeline, readings: list[Reading]) -> None:
     pipeline.readings.write(batch)
     pipeline.live.update(batch)
     pipeline.handle_batch(batch)
+    pipeline.flush_rules(everything=True)  # what the ticker does once the readings' lateness has passed
 
 
 @pytest.fixture
@@ -81,7 +82,8 @@ def test_write_endpoints_need_a_token_and_the_right_role(client, leak):
 def test_close_needs_resolution_and_a_note(client, pipeline, leak):
     alert_id = client.get("/api/v1/alerts").json()[0]["id"]
     assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "ok"}).status_code == 409
-    ingest(pipeline, [Reading("LC-LUXI-GD-01", "LC-LUXI", leak + 1, 2.0)])
+    # back to normal, and held there past the gas pack's 10 s off-delay (config/rules.yaml)
+    ingest(pipeline, [Reading("LC-LUXI-GD-01", "LC-LUXI", leak + t, 2.0) for t in (1, 6, 11)])
     assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={}).status_code == 422
     closed = client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "阀门已关闭"})
     assert closed.status_code == 200 and closed.json()["state"] == "closed"

@@ -132,7 +132,11 @@ def test_malformed_corpus_is_counted_by_reason_and_good_readings_survive(broker,
         assert out.flush(120)
         wait_until(lambda: sum(rejected_by_reason(pipeline).values()) >= sum(expected.values()), timeout=60)
         wait_until(lambda: pipeline.readings.count() >= good, timeout=30)
-        assert rejected_by_reason(pipeline) == expected
+        rejected = rejected_by_reason(pipeline)
+        # `late` is the rules' reason (a stored reading older than one already evaluated; tests/rules):
+        # the corpus's good readings of one sensor are not all in time order, so some are late there.
+        rejected.pop("late", None)
+        assert rejected == expected
         assert pipeline.readings.count() == good
         assert pipeline.ingest._worker.is_alive(), "the worker survived every payload"
         client.disconnect()

@@ -1,0 +1,251 @@
+"""Rule specifications: what each rule watches and with which parameters (``rules.yaml``).
+
+A spec is pure configuration, validated at load and separate from a rule's running state (which
+lives in `rules/`). Every number that decides a tier records its ``source``. Kinds::
+
+    threshold       the sensors' setpoint ladders (setpoints.yaml) with on/off delays per level
+    rate_of_change  least-squares slope over an event-time window, per minute, tiered
+    predictive      time until a setpoint is reached on the window's trend, under a horizon
+    stuck           a value that does not move over a window where noise is expected (fault)
+    out_of_range    a value outside the instrument's range (fault)
+    confirmation    k of n detectors of a zone at a level → a higher tier (a confirmed leak)
+    fire_danger     a daily fire-danger index per forest station (FWI), tiered by class limits
+    fire_detection  direct detection (smoke, flame, CO, temperature jump) above the danger tier
+
+The stale (deadman) rule covers every sensor and is set in ``liaowang.yaml`` (``rules.stale_*``).
+This module imports only `liaowang.domain` and pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from liaowang.domain import Family, Tier
+
+
+def _tier(value: Any) -> Any:
+    return Tier.parse(value) if isinstance(value, str) else value
+
+
+TierName = Annotated[Tier, BeforeValidator(_tier)]
+"""A tier written by colour name in YAML (``yellow``)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """Which sensors a rule watches. Every non-empty list must match; all empty selects every sensor."""
+
+    families: list[Family] = []
+    quantities: list[str] = []
+    profiles: list[str] = []
+    site_kinds: list[str] = []
+    sites: list[str] = []
+    sensors: list[str] = []
+    hazard_grades: list[Literal[1, 2, 3, 4, None]] = Field(
+        default=[], description="GB 18218 grades of the sensor's site; null matches sites that are no major hazard source")
+
+    def selects(self, sensor: Any, site: Any) -> bool:
+        """Whether ``sensor`` (at ``site``) is watched."""
+        return ((not self.families or sensor.family in self.families)
+                and (not self.quantities or sensor.quantity in self.quantities)
+                and (not self.profiles or sensor.profile in self.profiles)
+                and (not self.site_kinds or site.kind in self.site_kinds)
+                and (not self.sites or sensor.site_id in self.sites)
+                and (not self.sensors or sensor.id in self.sensors)
+                and (not self.hazard_grades or site.hazard_grade in self.hazard_grades))
+
+
+class TierRung(_Strict):
+    """One rung of a derived-metric ladder: trips at ``set``, clears at ``reset``, raises ``tier``."""
+
+    tier: TierName
+    set: float
+    reset: float
+    source: str = Field(min_length=3)
+
+
+class _Rule(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9_.]{3,64}$", description="the alert's rule_id")
+    match: Match = Match()
+    description: str = ""
+
+
+class ThresholdSpec(_Rule):
+    """The setpoint ladders of the matched sensors, with delays (seconds of event time) per level.
+
+    Alerts carry the rule id ``{family}.{quantity}.threshold`` (CONTRACT §6), so one spec can
+    cover many quantities; ``id`` names the spec.
+    """
+
+    kind: Literal["threshold"]
+    on_delay_s: dict[str, float] = Field(default={}, description="level → the value must hold that long before the rung trips")
+    off_delay_s: dict[str, float] = Field(default={}, description="level → the value must stay back that long before the rung clears")
+
+
+class _Windowed(_Rule):
+    window_s: float = Field(gt=0, le=86_400, description="event-time window of the least-squares fit")
+    min_points: int = Field(default=5, ge=3, description="fewer readings in the window: no verdict (the rule holds)")
+    min_coverage: float = Field(default=0.5, gt=0, le=1, description="the window's readings must span this fraction of window_s")
+    capacity: int = Field(default=600, ge=3, le=10_000, description="most readings kept per window (the newest)")
+
+
+class RateOfChangeSpec(_Windowed):
+    """Least-squares slope over ``window_s``, in the sensor's unit per minute, through a tiered ladder."""
+
+    kind: Literal["rate_of_change"]
+    direction: Literal["rise", "fall"] = "rise"
+    rungs: list[TierRung] = Field(min_length=1, description="slope magnitude per minute, lowest rung first")
+
+    @model_validator(mode="after")
+    def _rungs_rise(self) -> "RateOfChangeSpec":
+        sets = [r.set for r in self.rungs]
+        if sets != sorted(sets) or len(set(sets)) != len(sets) or any(r.reset >= r.set for r in self.rungs):
+            raise ValueError("rungs must rise strictly, each with reset below set")
+        if any(s <= 0 for s in sets):
+            raise ValueError("rate rungs are magnitudes per minute and must be positive")
+        return self
+
+
+class PredictiveSpec(_Windowed):
+    """Warn when the window's trend reaches setpoint ``target_level`` within ``horizon_s``.
+
+    Raised before the threshold, kept while the trend carries on past it, resolved when the
+    trend turns (the predicted time grows beyond ``horizon_s × reset_factor``). A trend must be
+    significant (slope over its standard error ≥ ``min_t_stat``), so noise on a flat level near
+    the setpoint predicts nothing.
+    """
+
+    kind: Literal["predictive"]
+    target_level: str = Field(description="a level of the sensors' ladders, e.g. HH")
+    horizon_s: float = Field(gt=0)
+    reset_factor: float = Field(default=1.5, gt=1)
+    tier: TierName
+    min_t_stat: float = Field(default=4.0, ge=0)
+    source: str = Field(min_length=3)
+
+
+class StuckSpec(_Windowed):
+    """A sensor whose readings over a full window vary by less than ``min_std`` (a frozen transmitter)."""
+
+    kind: Literal["stuck"]
+    min_std: float = Field(gt=0, description="standard deviation below which the value counts as frozen, sensor unit")
+    tier: TierName = Tier.YELLOW
+    min_coverage: float = Field(default=0.9, gt=0, le=1)
+
+
+class OutOfRangeSpec(_Rule):
+    """A value outside the instrument range (profile or sensor ``range``) is a sensor fault."""
+
+    kind: Literal["out_of_range"]
+    tier: TierName = Tier.YELLOW
+    margin_fraction: float = Field(default=0.005, ge=0, lt=0.5, description="tolerance beyond the range, fraction of its span")
+
+
+class Zone(_Strict):
+    """A configured group of detectors that watch the same area."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
+    sensors: list[str] = Field(min_length=2)
+
+
+class ConfirmationSpec(_Rule):
+    """k of n detectors of one zone at ``level`` or above → ``tier`` for the zone (a confirmed leak).
+
+    Zones are listed, or built from ``radius_m``: matched detectors of one site and quantity
+    within that distance of each other (transitively) form a zone.
+    """
+
+    kind: Literal["confirmation"]
+    k: int = Field(default=2, ge=2)
+    level: str = Field(default="level1", description="the ladder level each detector must reach")
+    tier: TierName
+    zones: list[Zone] = []
+    radius_m: float | None = Field(default=None, gt=0)
+    source: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _zones_or_radius(self) -> "ConfirmationSpec":
+        if bool(self.zones) == (self.radius_m is not None):
+            raise ValueError("give either zones or radius_m")
+        return self
+
+
+class DangerClass(_Strict):
+    """A fire-danger class: from ``min`` up to the next class; ``tier`` None raises nothing."""
+
+    name: str
+    min: float
+    tier: TierName | None = None
+    source: str = Field(min_length=3)
+
+
+class FireDangerSpec(_Rule):
+    """A daily fire-danger index per forest station, mapped to tiers by class limits.
+
+    The index is computed at local noon (CST) from each station's last temperature, relative
+    humidity and wind at or before noon, and its rain over the 24 h to noon.
+    """
+
+    kind: Literal["fire_danger"]
+    index: Literal["fwi"] = "fwi"
+    classes: list[DangerClass] = Field(min_length=2)
+    start_ffmc: float = 85.0
+    start_dmc: float = 6.0
+    start_dc: float = 15.0
+    quantities: dict[str, str] = Field(
+        default={"temperature": "temperature", "relative_humidity": "relative_humidity",
+                 "wind_speed": "wind_speed", "rain": "rain"},
+        description="index input → sensor quantity (wind in km/h, rain in mm per reading)")
+
+    @model_validator(mode="after")
+    def _classes_rise(self) -> "FireDangerSpec":
+        limits = [c.min for c in self.classes]
+        if limits != sorted(limits) or len(set(limits)) != len(limits):
+            raise ValueError("class limits must rise strictly")
+        return self
+
+
+class FireDetectionSpec(_Rule):
+    """Direct detection at a station: its detectors' alarms, or a temperature jump, raise a station alert.
+
+    The tier is the detector's own tier, at least one above the station's current danger tier
+    (evidence of a fire outranks weather danger), at most red.
+    """
+
+    kind: Literal["fire_detection"]
+    danger_rule: str = Field(description="id of the fire_danger rule whose tier this one outranks")
+    jump_rule: str | None = Field(default=None, description="id of a rate_of_change rule on station temperature")
+    jump_tier: TierName = Tier.ORANGE
+
+
+RuleSpec = Annotated[Union[ThresholdSpec, RateOfChangeSpec, PredictiveSpec, StuckSpec, OutOfRangeSpec,
+                           ConfirmationSpec, FireDangerSpec, FireDetectionSpec], Field(discriminator="kind")]
+
+
+class RuleBook(_Strict):
+    """Every configured rule (``rules.yaml``), ids unique."""
+
+    rules: list[RuleSpec] = []
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "RuleBook":
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"duplicate rule id {rule.id!r}")
+            seen.add(rule.id)
+        return self
+
+    @classmethod
+    def thresholds_only(cls) -> "RuleBook":
+        """The book used when a configuration has no ``rules.yaml``: every setpoint ladder, no delays."""
+        return cls(rules=[ThresholdSpec(kind="threshold", id="threshold.all")])
+
+    def get(self, rule_id: str) -> Any:
+        """The spec with ``rule_id``, or None."""
+        return next((r for r in self.rules if r.id == rule_id), None)

@@ -1,0 +1,134 @@
+"""k-of-n confirmation: detectors of one zone agreeing raise a higher tier than one alone.
+
+A gas detector at its first level alone is a yellow warning; two neighbours at the first level
+are a confirmed leak (red by the default pack). One detector alone at its second level stays at
+its own tier — confirmation needs agreement. The rule listens to the threshold rule's signals,
+so it sees each detector's shown level (after deadband and delays), in event time.
+
+Zones are configured lists, or built from a radius: matched detectors of one site and quantity
+within ``radius_m`` of each other (transitively) form a zone; a detector with no neighbour forms none.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from liaowang.config import Fleet
+from liaowang.domain import Family
+from liaowang.rulespec import ConfirmationSpec, Zone
+from rules.base import Signal, members
+from rules.threshold import ThresholdRule
+
+
+def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in metres (haversine, mean Earth radius).
+
+    >>> round(distance_m(116.0, 36.0, 116.001, 36.0))
+    90
+    """
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_000.0 * math.asin(math.sqrt(a))
+
+
+def radius_zones(fleet: Fleet, sensors: list[str], radius_m: float) -> list[Zone]:
+    """Connected groups (of one site and quantity) of detectors within ``radius_m`` of a neighbour."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for sensor_id in sensors:
+        s = fleet.sensors[sensor_id]
+        groups.setdefault((s.site_id, s.quantity), []).append(sensor_id)
+    zones = []
+    for (site, quantity), ids in sorted(groups.items()):
+        parent = {i: i for i in ids}
+
+        def root(i: str) -> str:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for a_index, a in enumerate(ids):
+            for b in ids[a_index + 1:]:
+                sa, sb = fleet.sensors[a], fleet.sensors[b]
+                if distance_m(sa.lon, sa.lat, sb.lon, sb.lat) <= radius_m:
+                    parent[root(a)] = root(b)
+        clusters: dict[str, list[str]] = {}
+        for i in ids:
+            clusters.setdefault(root(i), []).append(i)
+        for number, members_ in enumerate(sorted(c for c in clusters.values() if len(c) > 1), start=1):
+            zones.append(Zone(id=f"{site}-{quantity}-Z{number}".replace("_", "-"), sensors=sorted(members_)))
+    return zones
+
+
+class ConfirmationRule:
+    """Counts, per zone, the detectors whose threshold level is at or above ``level``."""
+
+    kind = "confirmation"
+
+    def __init__(self, fleet: Fleet, spec: ConfirmationSpec) -> None:
+        self.id = spec.id
+        self.spec = spec
+        self.fleet = fleet
+        matched = [fleet.sensor_ids[i] for i in members(fleet, spec.match).tolist()]
+        self.zones = list(spec.zones) if spec.zones else radius_zones(fleet, matched, spec.radius_m or 0.0)
+        self._zones_of: dict[str, list[int]] = {}
+        for z, zone in enumerate(self.zones):
+            for sensor_id in zone.sensors:
+                self._zones_of.setdefault(sensor_id, []).append(z)
+        self._qualifying: dict[str, frozenset[str]] = {}
+        for sensor_id in self._zones_of:
+            levels = [s.level for s in fleet.setpoints_for(fleet.sensors[sensor_id]) if s.direction == "high"]
+            start = levels.index(spec.level) if spec.level in levels else len(levels)
+            self._qualifying[sensor_id] = frozenset(levels[start:])
+        self.active: list[set[str]] = [set() for _ in self.zones]
+        self.confirmed = np.zeros(len(self.zones), dtype=bool)
+
+    def on_signals(self, signals: list[Signal]) -> list[Signal]:
+        """Follow the threshold signals (event-time order); return zone confirmations and their ends."""
+        out = []
+        for signal in signals:
+            if signal.kind != "threshold" or signal.subject not in self._zones_of:
+                continue
+            at_level = signal.level in self._qualifying[signal.subject]
+            for z in self._zones_of[signal.subject]:
+                (self.active[z].add if at_level else self.active[z].discard)(signal.subject)
+                now_confirmed = len(self.active[z]) >= self.spec.k
+                if now_confirmed != self.confirmed[z]:
+                    self.confirmed[z] = now_confirmed
+                    out.append(self._signal(z, signal))
+        return out
+
+    def rebuild(self, threshold: ThresholdRule) -> None:
+        """Recompute zone membership from the threshold rule's state (after a restore)."""
+        for z, zone in enumerate(self.zones):
+            self.active[z] = {s for s in zone.sensors
+                              if (rung := threshold.level_of(self.fleet.sensor_index[s])) is not None
+                              and rung.level in self._qualifying[s]}
+            self.confirmed[z] = len(self.active[z]) >= self.spec.k
+
+    def _signal(self, z: int, cause: Signal) -> Signal:
+        zone = self.zones[z]
+        count = len(self.active[z])
+        site = self.fleet.sensors[zone.sensors[0]].site_id
+        if self.confirmed[z]:
+            names = "、".join(sorted(self.active[z]))
+            message = f"{zone.id} 区域 {count} 个探测器同时报警 ({names}), 确认泄漏"
+        else:
+            message = f"{zone.id} 区域报警探测器减少至 {count} 个, 解除确认"
+        return Signal(rule_id=self.id, kind=self.kind, subject=zone.id, site_id=site,
+                      family=self.fleet.sensors[zone.sensors[0]].family if zone.sensors else Family.GAS,
+                      tier=self.spec.tier if self.confirmed[z] else None, level="confirmed" if self.confirmed[z] else None,
+                      value=float(count), threshold=float(self.spec.k), unit="个", ts=cause.ts, message=message)
+
+    def subjects(self) -> list[str]:
+        """Zone ids."""
+        return [zone.id for zone in self.zones]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Whether each zone is confirmed (membership is rebuilt from the threshold rule on restore)."""
+        return {"confirmed": self.confirmed}
+
+    def restore(self, arrays: dict[str, np.ndarray], rows: np.ndarray, into: np.ndarray) -> None:
+        """Nothing to copy: `rebuild` derives the zones from the restored threshold state."""
