@@ -327,6 +327,13 @@ class RuleSettings(_Strict):
     def _parse_tier(cls, value: Any) -> Any:
         return Tier.parse(value) if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _hold_covers_lateness(self) -> "RuleSettings":
+        if self.max_hold_s < self.lateness_s:
+            raise ValueError(f"max_hold_s ({self.max_hold_s}) must be at least lateness_s ({self.lateness_s}), "
+                             "or readings are let go before late ones can be placed")
+        return self
+
 
 class TokenEntry(_Strict):
     """A bearer token, stored as its SHA-256 hex digest; ``sites`` scopes it (empty: all sites)."""

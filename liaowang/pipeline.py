@@ -124,8 +124,9 @@ class Pipeline:
     def stop(self) -> None:
         """Stop the ticker and ingest (finishing queued work), snapshot the rules, then close the publisher and stores."""
         self._stop.set()
-        self.ingest.stop()
-        self._ticker.join(timeout=5)
+        if self._ticker.is_alive():  # started (tools and tests drive a pipeline without starting it)
+            self.ingest.stop()
+            self._ticker.join(timeout=5)
         self.snapshot()
         self.snapshots.close()
         self._publisher_client.disconnect()

@@ -90,7 +90,11 @@ class RuleEngine:
             if isinstance(rule, FireDetectionRule):
                 rule.danger = danger.get(rule.spec.danger_rule)
         self.late_readings = 0
-        self.duplicate_readings = 0
+
+    @property
+    def duplicate_readings(self) -> int:
+        """Readings dropped because one with the same sensor and time was already held or evaluated."""
+        return self.buffer.duplicates
 
     # ------------------------------------------------------------------ readings
 
@@ -99,7 +103,6 @@ class RuleEngine:
         back = self.stale.evaluate(batch)  # last-seen is about arrival: a held reading still proves the sensor alive
         admission = self.buffer.add(batch, now)
         self.late_readings += len(admission.late)
-        self.duplicate_readings += admission.duplicates
         result = self.flush(now)
         if back:
             result.signals = sorted(back + result.signals, key=lambda s: s.ts)
@@ -119,7 +122,6 @@ class RuleEngine:
         back = self.stale.evaluate(batch)
         admission = self.buffer.add(batch, float("inf"))
         self.late_readings += len(admission.late)
-        self.duplicate_readings += admission.duplicates
         return sorted(back + self.flush(float("inf"), everything=True).signals, key=lambda s: s.ts)
 
     def _run(self, batch: ReadingBatch) -> list[Signal]:

@@ -105,7 +105,7 @@ class FireDangerRule:
         end = int(noon_period(batch.ts.max()))
         done = np.zeros(len(ts), dtype=bool)
         while True:
-            noon = self.period[0] * DAY_S + NOON_UTC_S
+            noon = float(self.period[0] * DAY_S + NOON_UTC_S)
             part = ~done & (ts <= noon)
             self._accumulate(sensor[part], ts[part], value[part])
             done |= part
@@ -139,8 +139,11 @@ class FireDangerRule:
         fresh = self.last_ts > noon - DAY_S
         for s, station in enumerate(self.stations):
             if not fresh[s].all():
-                missing = [INPUTS[r] for r in range(3) if not fresh[s, r]]
-                log.warning("fire_danger_inputs_missing", rule_id=self.id, station=station, date=str(date), missing=missing)
+                # a station with no input at all is silent, which the stale rule reports; a partial one is logged
+                if fresh[s].any():
+                    missing = [INPUTS[r] for r in range(3) if not fresh[s, r]]
+                    log.warning("fire_danger_inputs_missing", rule_id=self.id, station=station, date=str(date),
+                                missing=missing)
                 self.rain[s] = 0.0
                 continue
             temp, rh, wind = self.last_value[s]
@@ -241,7 +244,7 @@ class FireDetectionRule:
         self.shown[number] = tier
         count = int(np.count_nonzero(self.detecting[rows]))
         site = self.fleet.sensor_sites[int(rows[0])]
-        message = (f"{station} 发现火情: {count} 个探测信号 (火险等级对应 {Tier(danger).colour if danger else '无'} 预警)"
+        message = (f"{station} 发现火情: {count} 个探测信号 (当前火险预警 {Tier(danger).label_zh if danger else '无'})"
                    if tier else f"{station} 火情探测信号已全部消除")
         return Signal(rule_id=self.id, kind=self.kind, subject=station, site_id=site, family=Family.FOREST,
                       tier=Tier(tier) if tier else None, level="fire_detected" if tier else None, value=float(count),

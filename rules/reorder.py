@@ -40,11 +40,13 @@ class ReorderBuffer:
         self.max_seen = -np.inf
         self._parts: list[tuple[ReadingBatch, np.ndarray]] = []
         self.held = 0
+        self.duplicates = 0
 
     def add(self, batch: ReadingBatch, now: float) -> Admission:
         """Hold a batch's readings; return the ones too late to place."""
         late = batch.ts < self.last_released[batch.sensor]
         duplicate = batch.ts == self.last_released[batch.sensor]
+        self.duplicates += int(np.count_nonzero(duplicate))
         keep = ~late & ~duplicate
         if keep.any():
             kept = batch.take(keep)
@@ -82,6 +84,7 @@ class ReorderBuffer:
         repeat = np.zeros(len(out), dtype=bool)
         repeat[1:] = (out.ts[1:] == out.ts[:-1]) & (out.sensor[1:] == out.sensor[:-1])
         stale = out.ts <= self.last_released[out.sensor]  # a duplicate of one released in an earlier call
+        self.duplicates += int(np.count_nonzero(repeat | stale))
         out = out.take(~repeat & ~stale)
         np.maximum.at(self.last_released, out.sensor, out.ts)
         return out

@@ -62,7 +62,7 @@ class WindowedRule:
     def evaluate(self, batch: ReadingBatch) -> list[Signal]:
         """Push the batch's good readings of matched sensors into the windows; step the ladder."""
         subject = self.compact[batch.sensor]
-        rows = (subject >= 0) & (batch.quality != BAD_CODE)
+        rows = (subject >= 0) & (batch.quality != BAD_CODE) & np.isfinite(batch.value)
         subject, ts, value = subject[rows], batch.ts[rows], batch.value[rows]
         if not len(subject):
             return []
