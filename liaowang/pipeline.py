@@ -95,6 +95,7 @@ class Pipeline:
                     signals = self.engine.evaluate(batch)
                     rerun += len(batch)
                     changes += len(self.alerts.apply(signals)) if signals else 0
+        self.recovery = {"rerun_readings": rerun, "alert_changes": changes}
         log.info("rules_recovered", snapshot=outcome.get("_engine.reorder", "none"), rerun_readings=rerun,
                  alert_changes=changes)
 

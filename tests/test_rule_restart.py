@@ -87,6 +87,8 @@ def test_a_whole_episode_after_the_snapshot_is_not_raised_again(tmp_path, demo_c
     first.flush_rules(everything=True)
     crash(first)
     second = Pipeline(demo_config, data, clock)  # re-runs +30…+198: the rules see the whole episode again
+    assert second.recovery["rerun_readings"] >= 80
+    assert second.recovery["alert_changes"] == 0  # nothing announced twice
     assert len(second.alert_store.query()) == 1
     assert history(second) == [("raised", "yellow", 40.0), ("escalated", "orange", 60.0), ("resolved", "orange", 122.0)]
     assert second.alerts.open_alerts() == []
