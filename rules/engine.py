@@ -63,11 +63,13 @@ class RuleEngine:
         self.listeners: list = []            # on_signals(signals) -> signals
         self.by_id: dict[str, object] = {}
         danger: dict[str, FireDangerRule] = {}
+        threshold_specs = [s for s in self.book.rules if isinstance(s, ThresholdSpec)]
+        if threshold_specs:
+            self.thresholds.append(ThresholdRule(fleet, threshold_specs))
         for spec in self.book.rules:
             rule: object
             if isinstance(spec, ThresholdSpec):
-                rule = ThresholdRule(fleet, spec)
-                self.thresholds.append(rule)
+                rule = self.thresholds[0]
             elif isinstance(spec, RateOfChangeSpec):
                 rule = RateOfChangeRule(fleet, spec)
             elif isinstance(spec, PredictiveSpec):
@@ -85,7 +87,8 @@ class RuleEngine:
             else:  # pragma: no cover - the discriminated union admits nothing else
                 raise TypeError(type(spec))
             self.by_id[spec.id] = rule
-            (self.listeners if hasattr(rule, "on_signals") else self.batch_rules).append(rule)
+            if not isinstance(rule, ThresholdRule):
+                (self.listeners if hasattr(rule, "on_signals") else self.batch_rules).append(rule)
         for rule in self.listeners:
             if isinstance(rule, FireDetectionRule):
                 rule.danger = danger.get(rule.spec.danger_rule)
@@ -129,8 +132,7 @@ class RuleEngine:
         for rule in self.thresholds:
             signals += rule.evaluate(batch)
         for rule in self.batch_rules:
-            if not isinstance(rule, ThresholdRule):
-                signals += rule.evaluate(batch)
+            signals += rule.evaluate(batch)
         signals.sort(key=lambda s: s.ts)
         for rule in self.listeners:
             derived = rule.on_signals(signals)
@@ -155,8 +157,11 @@ class RuleEngine:
             "_engine.reorder": (f"lateness={self.settings.lateness_s}", self.buffer_part()),
             "_engine.stale": (f"periods={self.stale._periods}", self.stale),
         }
+        for rule in self.thresholds:  # one rule for every threshold spec: one part, fingerprinted by them all
+            parts["_threshold"] = (orjson.dumps([s.model_dump(mode="json") for s in rule.specs]).decode(), rule)
         for spec in self.book.rules:
-            parts[spec.id] = (orjson.dumps(spec.model_dump(mode="json")).decode(), self.by_id[spec.id])  # type: ignore[assignment]
+            if not isinstance(spec, ThresholdSpec):
+                parts[spec.id] = (orjson.dumps(spec.model_dump(mode="json")).decode(), self.by_id[spec.id])  # type: ignore[assignment]
         return parts
 
     def buffer_part(self) -> Stateful:

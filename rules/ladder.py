@@ -87,8 +87,9 @@ class LadderBank:
         n = len(ladders)
         self.ladders = list(ladders)
         self.has = np.array([ladder is not None for ladder in ladders], dtype=bool)
-        self.first_high = np.array([lad.highs[0].set if lad and lad.highs else np.inf for lad in ladders])
-        self.first_low = np.array([lad.lows[0].set if lad and lad.lows else -np.inf for lad in ladders])
+        # NaN where a ladder has no such rung: no comparison with NaN is true, so the side never trips
+        self.first_high = np.array([lad.highs[0].set if lad and lad.highs else np.nan for lad in ladders])
+        self.first_low = np.array([lad.lows[0].set if lad and lad.lows else np.nan for lad in ladders])
         self.raw_high = np.zeros(n, dtype=np.int8)
         self.raw_low = np.zeros(n, dtype=np.int8)
         self.shown = np.zeros(n, dtype=np.int8)
@@ -107,13 +108,15 @@ class LadderBank:
         usable = self.has[subject] & ~np.isnan(metric)
         idle = ((self.raw_high[subject] == 0) & (self.raw_low[subject] == 0)
                 & (self.shown[subject] == 0) & (self.pending[subject] == 0))
-        quiet = idle & (metric < self.first_high[subject]) & (metric > self.first_low[subject])
+        # written as "reaches no first rung" so that an infinite metric (no predicted crossing) is quiet too
+        quiet = idle & ~(metric >= self.first_high[subject]) & ~(metric <= self.first_low[subject])
         moving = usable & ~quiet
         if not moving.any():
             self._advance(subject[usable], ts[usable])
             return []
-        hot = np.unique(subject[moving])
-        in_hot = np.isin(subject, hot)
+        hot = np.zeros(len(self.has), dtype=bool)
+        hot[subject[moving]] = True
+        in_hot = hot[subject]
         calm = usable & ~in_hot
         self._advance(subject[calm], ts[calm])
         changes = []

@@ -41,6 +41,8 @@ class StaleRule:
         """Note the usable readings; a stale sensor that reports again is cleared."""
         usable = batch.quality != BAD_CODE
         np.maximum.at(self._last_good, batch.sensor[usable], batch.ts[usable])
+        if not self._stale.any():
+            return []
         back = np.unique(batch.sensor[usable])
         back = back[self._stale[back] & ~self._gateway_down[self._site_of[back]]]
         signals = []

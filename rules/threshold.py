@@ -29,25 +29,31 @@ def threshold_rule_id(sensor: Sensor) -> str:
 
 
 class ThresholdRule:
-    """Threshold ladders for every matched sensor that has setpoints."""
+    """Threshold ladders for every sensor with setpoints that a threshold spec matches.
+
+    All threshold specs share one rule (one vectorised pass per batch); a sensor takes the
+    delays of the first spec that matches it.
+    """
 
     kind = "threshold"
 
-    def __init__(self, fleet: Fleet, spec: ThresholdSpec | None = None) -> None:
-        spec = spec or ThresholdSpec(kind="threshold", id="threshold.all")
-        self.id = spec.id
-        self.spec = spec
+    def __init__(self, fleet: Fleet, specs: ThresholdSpec | list[ThresholdSpec] | None = None) -> None:
+        if specs is None:
+            specs = [ThresholdSpec(kind="threshold", id="threshold.all")]
+        self.specs = [specs] if isinstance(specs, ThresholdSpec) else list(specs)
+        self.id = "+".join(spec.id for spec in self.specs)
         self._fleet = fleet
         ladders: list[Ladder | None] = []
-        shared: dict[tuple[int, int | None], Ladder] = {}
+        shared: dict[tuple[int, int | None, str], Ladder] = {}
         for sensor_id in fleet.sensor_ids:
             sensor = fleet.sensors[sensor_id]
             site = fleet.sites[sensor.site_id]
             setpoints = fleet.setpoints_for(sensor)
-            if not setpoints or not spec.match.selects(sensor, site):
+            spec = next((s for s in self.specs if s.match.selects(sensor, site)), None) if setpoints else None
+            if spec is None:
                 ladders.append(None)
                 continue
-            key = (id(setpoints), site.hazard_grade)  # profiles hand out one list to all their sensors
+            key = (id(setpoints), site.hazard_grade, spec.id)  # profiles hand out one list to all their sensors
             if key not in shared:
                 rungs = [Rung(level=s.level, tier=fleet.tiers.tier_for(s.level, site.hazard_grade), set=s.set,
                               reset=s.reset, high=s.direction == "high", on_delay=spec.on_delay_s.get(s.level, 0.0),
