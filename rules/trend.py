@@ -160,6 +160,8 @@ class PredictiveRule(WindowedRule):
         name = LEVEL_ZH.get(spec.target_level, spec.target_level)
         if change.rung is None:
             message = f"{sensor.name} 趋势已转, 不再预计达到{name} (当前 {value:g} {sensor.unit})"
+        elif metric <= 0:
+            message = f"{sensor.name} 已达到{name}设定值 {target:g} {sensor.unit}且仍在上升趋势 (当前 {value:g} {sensor.unit})"
         else:
             message = (f"{sensor.name} 按当前趋势约 {metric / 60:.1f} 分钟后达到{name}设定值 {target:g} {sensor.unit}"
                        f" (当前 {value:g} {sensor.unit})")
