@@ -13,7 +13,10 @@ OPEN_STATES = ("active", "acknowledged", "shelved")
 """States in which the episode's condition is (or may still be) true."""
 
 EVENTS = ("raised", "escalated", "deescalated", "acknowledged", "resolved", "closed", "shelved",
-          "source_lost", "source_restored")
+          "source_lost", "source_restored", "returned", "unshelved", "chattering", "notification_escalated")
+"""``returned``: a latched alert's condition cleared (it stays until acknowledged); ``unshelved``:
+a shelf expired; ``chattering``: the (rule, subject) was raised ≥ 3 times in 60 s;
+``notification_escalated``: unacknowledged past its tier's deadline, the next receiver was notified."""
 
 
 @dataclass(slots=True)
@@ -55,6 +58,12 @@ class Alert:
     closed_by: str | None = None
     shelved_until: float | None = None
     source_lost: bool = False
+    latched: bool = False
+    cleared_at: float | None = None
+    suppressed: str | None = None
+    chattering: bool = False
+    first_out: bool = False
+    notify_level: int = 0
     note: str | None = None
     history: list[HistoryEntry] = field(default_factory=list)
 
@@ -74,6 +83,8 @@ class Alert:
             "acknowledged_at": iso(self.acknowledged_at), "acknowledged_by": self.acknowledged_by,
             "resolved_at": iso(self.resolved_at), "closed_at": iso(self.closed_at), "closed_by": self.closed_by,
             "shelved_until": iso(self.shelved_until), "source_lost": self.source_lost, "note": self.note,
+            "latched": self.latched, "cleared_at": iso(self.cleared_at), "suppressed": self.suppressed,
+            "chattering": self.chattering, "first_out": self.first_out, "notify_level": self.notify_level,
             "history": [h.to_json() for h in self.history],
         }
 
@@ -88,7 +99,7 @@ class Alert:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Alert":
         """Rebuild an alert from `to_record` output."""
-        data = dict(record)
+        data = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}  # records from older versions load too
         data["tier"] = Tier(data["tier"])
         data["history"] = [HistoryEntry(**{**h, "tier": Tier(h["tier"])}) for h in data["history"]]
         return cls(**data)

@@ -30,7 +30,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, T
                       field_validator, model_validator)
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from liaowang.domain import Family, Reading, ReadingBatch, Tier
+from liaowang.domain import Family, Reading, ReadingBatch, Tier, parse_time
+from liaowang.alertspec import AlertingSettings
 from liaowang.rulespec import (ConfirmationSpec, FireDetectionSpec, PredictiveSpec, RuleBook, ThresholdSpec)
 
 COUNTIES = ("东昌府区", "茌平区", "临清市", "阳谷县", "莘县", "东阿县", "冠县", "高唐县")
@@ -371,6 +372,7 @@ class Config(_Strict):
     settings: Settings
     fleet: Fleet
     rules: RuleBook = RuleBook.thresholds_only()
+    alerting: AlertingSettings = AlertingSettings()
 
 
 def hash_token(token: str) -> str:
@@ -489,7 +491,45 @@ def load_config(folder: str | Path) -> Config:
     if not path.is_dir():
         raise ConfigError(str(path), "-", "configuration folder does not exist")
     fleet = load_fleet(path)
-    return Config(folder=str(path), settings=load_settings(path), fleet=fleet, rules=load_rules(path, fleet))
+    return Config(folder=str(path), settings=load_settings(path), fleet=fleet, rules=load_rules(path, fleet),
+                  alerting=load_alerting(path, fleet))
+
+
+def load_alerting(folder: Path, fleet: Fleet) -> AlertingSettings:
+    """Load ``alerting.yaml`` (defaults when absent) and check its sites and sensors exist."""
+    path = folder / "alerting.yaml"
+    if not path.exists():
+        return AlertingSettings()
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "-", "must be a mapping")
+    settings = _validate(AlertingSettings, raw, path)
+    for i, window in enumerate(settings.maintenance):
+        if window.site_id is not None and window.site_id not in fleet.sites:
+            raise ConfigError(str(path), f"maintenance[{i}].site_id", f"unknown site {window.site_id!r}")
+        if window.sensor_id is not None and window.sensor_id not in fleet.sensors:
+            raise ConfigError(str(path), f"maintenance[{i}].sensor_id", f"unknown sensor {window.sensor_id!r}")
+        for key in ("start", "end"):
+            try:
+                parse_time(getattr(window, key))
+            except ValueError as err:
+                raise ConfigError(str(path), f"maintenance[{i}].{key}", str(err)) from None
+    for i, sensor in enumerate(settings.out_of_service):
+        if sensor not in fleet.sensors:
+            raise ConfigError(str(path), f"out_of_service[{i}]", f"unknown sensor {sensor!r}")
+
+    def check(routes: list, where: str) -> None:
+        for r, route in enumerate(routes):
+            for site in route.match.sites:
+                if site not in fleet.sites:
+                    raise ConfigError(str(path), f"{where}[{r}].match.sites", f"unknown site {site!r}")
+            for county in route.match.counties:
+                if county not in COUNTIES:
+                    raise ConfigError(str(path), f"{where}[{r}].match.counties", f"unknown county {county!r}")
+            check(route.routes, f"{where}[{r}].routes")
+
+    check(settings.routes, "routes")
+    return settings
 
 
 def load_rules(folder: Path, fleet: Fleet) -> RuleBook:

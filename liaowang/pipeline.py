@@ -17,6 +17,9 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
+from alerting.audit import AuditLog
+from alerting.notify import Notifier
+from alerting.suppress import Suppressions
 from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink, Sink
 from ingest.influx_v1 import InfluxV1Writer
 from ingest.influx_v2 import InfluxV2Writer
@@ -52,7 +55,9 @@ class Pipeline:
         self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
         self.alert_store = AlertStore(data_dir / "alerts.db")
-        self.alerts = AlertManager(self.alert_store, self.fleet, clock)
+        self.audit = AuditLog(data_dir / "alerts.db")
+        self.suppressions = Suppressions(data_dir / "alerts.db", config.alerting.maintenance)
+        self.alerts = AlertManager(self.alert_store, self.fleet, clock, config.alerting, self.audit, self.suppressions)
         self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)
         self._engine_lock = threading.RLock()
         self.snapshots = SnapshotStore(data_dir / "rules.db")
@@ -67,6 +72,8 @@ class Pipeline:
         self._open_alerts = Gauge("liaowang_alerts_open", "Open alerts by tier", ["tier"], registry=self.registry)
         self._publisher_client = make_client(self.settings.mqtt, f"{self.settings.mqtt.client_id}-alerts")
         self.publisher = MqttAlertPublisher(self._publisher_client)
+        self.notifier = Notifier(data_dir / "alerts.db", config.alerting, self.fleet, self.alerts, clock,
+                                 self._publish_notification)
         ingest_metrics = IngestMetrics(self.registry)
         self.sinks: list[Sink] = [self.readings, *self._remote_sinks(data_dir, ingest_metrics)]
         self.ingest = IngestService(self.settings, self.fleet, self.sinks, ingest_metrics,
@@ -118,6 +125,7 @@ class Pipeline:
         self._publisher_client.connect_async(mqtt.host, mqtt.port, mqtt.keepalive_s)
         self._publisher_client.loop_start()
         self.ingest.start()
+        self.notifier.start()
         self._ticker.start()
         self.refresh_statuses()
         log.info("pipeline_started", sites=len(self.fleet.sites), sensors=len(self.fleet.sensors))
@@ -132,6 +140,7 @@ class Pipeline:
         self.snapshots.close()
         self._publisher_client.disconnect()
         self._publisher_client.loop_stop()
+        self.notifier.stop()
         self.alert_store.close()
         self.hub.close_all()
         log.info("pipeline_stopped")
@@ -196,8 +205,20 @@ class Pipeline:
         else:
             self.refresh_statuses()
 
+    def _publish_notification(self, topic: str, payload: bytes) -> bool:
+        info = self._publisher_client.publish(topic, payload, qos=1)
+        return info.rc == 0
+
+    def check_alert_timers(self) -> None:
+        """Shelf expiry, notification escalation, repeats and flood digests on the injected clock."""
+        changes = self.alerts.expire_shelves(self.clock())
+        changes += self.notifier.tick(self.clock())
+        if changes:
+            self.announce(changes)
+
     def announce(self, changes: Sequence[AlertChange]) -> None:
-        """Publish alert changes on MQTT and SSE, then refresh site statuses."""
+        """Notify, publish alert changes on MQTT and SSE, then refresh site statuses."""
+        self.notifier.on_changes(changes)
         for change in changes:
             self._alert_changes.labels(change.event).inc()
             self.publisher.publish_change(change)
@@ -245,6 +266,7 @@ class Pipeline:
                 self.flush_rules()
                 if beat % 4 == 0:
                     self.check_time_rules()
+                    self.check_alert_timers()
                 if self.clock() - self._last_snapshot >= self.settings.rules.snapshot_every_s:
                     self.snapshot()
                 if self.clock() - self._last_retention >= RETENTION_EVERY_S:

@@ -84,6 +84,11 @@ def test_close_needs_resolution_and_a_note(client, pipeline, leak):
     assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "ok"}).status_code == 409
     # back to normal, and held there past the gas pack's 10 s off-delay (config/rules.yaml)
     ingest(pipeline, [Reading("LC-LUXI-GD-01", "LC-LUXI", leak + t, 2.0) for t in (1, 6, 11)])
+    latched = client.get(f"/api/v1/alerts/{alert_id}").json()
+    assert latched["latched"] and latched["state"] == "active"  # orange latches until a person acknowledges
+    assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "ok"}).status_code == 409
+    acked = client.post(f"/api/v1/alerts/{alert_id}/ack", headers=DUTY, json={})
+    assert acked.json()["state"] == "resolved"
     assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={}).status_code == 422
     closed = client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "阀门已关闭"})
     assert closed.status_code == 200 and closed.json()["state"] == "closed"
@@ -150,5 +155,7 @@ def test_a_filling_spool_raises_and_clears_a_pipeline_health_alert(client, pipel
     assert (alert["rule_id"], alert["tier"], alert["family"], alert["site_id"]) == (
         "pipeline.spool", "orange", "system", "_system")
     pipeline.handle_spool_health("influx_v2", 0.5, False)
+    assert client.get(f"/api/v1/alerts/{alert['id']}").json()["latched"]  # orange: held for a person
+    client.post(f"/api/v1/alerts/{alert['id']}/ack", headers=DUTY, json={})
     assert client.get(f"/api/v1/alerts/{alert['id']}").json()["state"] == "resolved"
     assert client.get("/api/v1/sites/LC-LUXI").json()["status"] in ("normal", "offline")

@@ -1,6 +1,7 @@
 """A restart neither re-raises nor forgets an alert: rule state snapshots plus re-running stored readings.
 
-The pipeline here is the production one (SQLite stores, rule engine, alert manager) on a fake
+Orange alerts latch (alerting.yaml defaults), so the episode ends in ``returned``, waiting for a
+person. The pipeline here is the production one (SQLite stores, rule engine, alert manager) on a fake
 clock; the "crash" abandons it without `stop()` (no final snapshot), as kill -9 would.
 """
 
@@ -60,7 +61,7 @@ def test_restart_after_a_crash_neither_re_raises_nor_forgets(tmp_path, demo_conf
     feed(second, clock, 70, 200)
     second.flush_rules(everything=True)
     assert len(second.alert_store.query()) == 1  # the same episode, never a second alert
-    assert history(second) == [("raised", "yellow", 40.0), ("escalated", "orange", 60.0), ("resolved", "orange", 122.0)]
+    assert history(second) == [("raised", "yellow", 40.0), ("escalated", "orange", 60.0), ("returned", "orange", 122.0)]
     second.stop()
 
 
@@ -73,7 +74,7 @@ def test_clean_stop_snapshots_and_a_restart_continues_the_episode(tmp_path, demo
     second = Pipeline(demo_config, data, clock)
     feed(second, clock, 100, 200)
     second.flush_rules(everything=True)
-    assert history(second) == [("raised", "yellow", 40.0), ("escalated", "orange", 60.0), ("resolved", "orange", 122.0)]
+    assert history(second) == [("raised", "yellow", 40.0), ("escalated", "orange", 60.0), ("returned", "orange", 122.0)]
     second.stop()
 
 
@@ -90,6 +91,7 @@ def test_a_whole_episode_after_the_snapshot_is_not_raised_again(tmp_path, demo_c
     assert second.recovery["rerun_readings"] >= 80
     assert second.recovery["alert_changes"] == 0  # nothing announced twice
     assert len(second.alert_store.query()) == 1
-    assert history(second) == [("raised", "yellow", 40.0), ("escalated", "orange", 60.0), ("resolved", "orange", 122.0)]
-    assert second.alerts.open_alerts() == []
+    assert history(second) == [("raised", "yellow", 40.0), ("escalated", "orange", 60.0), ("returned", "orange", 122.0)]
+    [latched] = second.alerts.open_alerts()  # orange latches: it waits for a person, as before the crash
+    assert latched.latched and latched.state == "active"
     second.stop()

@@ -1,0 +1,87 @@
+"""The audit trail: an append-only record of every human action and every automatic transition.
+
+Rows live in ``alerts.db`` table ``audit``; SQLite triggers refuse UPDATE and DELETE, so the
+record cannot be edited through Liaowang. `AuditLog.export` gives a period as CSV or JSON for
+the regulator (times in +08:00).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ingest.sqlite_sink import connect
+from liaowang.domain import iso
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    alert_id TEXT,
+    subject TEXT,
+    detail BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+"""
+
+FIELDS = ("seq", "at", "actor", "action", "alert_id", "subject", "detail")
+
+
+class AuditLog:
+    """Appends and exports audit records. ``actor`` is ``system`` for automatic transitions."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._conn = connect(path)
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def append(self, at: float, actor: str, action: str, alert_id: str | None = None, subject: str | None = None,
+               **detail: Any) -> None:
+        """Record one action."""
+        with self._lock:
+            self._conn.execute("INSERT INTO audit (at, actor, action, alert_id, subject, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                               (at, actor, action, alert_id, subject, orjson.dumps(detail)))
+
+    def records(self, since: float | None = None, until: float | None = None, limit: int = 100_000) -> list[dict[str, Any]]:
+        """Records in [since, until], oldest first."""
+        sql, args = "SELECT seq, at, actor, action, alert_id, subject, detail FROM audit WHERE 1=1", []
+        if since is not None:
+            sql += " AND at >= ?"
+            args.append(since)
+        if until is not None:
+            sql += " AND at <= ?"
+            args.append(until)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [{"seq": r[0], "at": iso(r[1]), "actor": r[2], "action": r[3], "alert_id": r[4], "subject": r[5],
+                 "detail": orjson.loads(r[6])} for r in rows]
+
+    def export(self, fmt: str, since: float | None = None, until: float | None = None) -> str:
+        """The records of a period as ``json`` (a list) or ``csv`` (detail as a JSON column)."""
+        rows = self.records(since, until)
+        if fmt == "json":
+            return orjson.dumps(rows).decode()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(FIELDS)
+        for row in rows:
+            writer.writerow([row["seq"], row["at"], row["actor"], row["action"], row["alert_id"] or "",
+                             row["subject"] or "", orjson.dumps(row["detail"]).decode()])
+        return out.getvalue()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()

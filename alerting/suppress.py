@@ -1,0 +1,105 @@
+"""Suppression by design: maintenance windows per site or sensor, from configuration or the API.
+
+An alert raised inside a window is recorded and shown with ``suppressed`` set to the window's
+reason, and is not notified — never dropped silently. Windows set through the API are stored in
+``alerts.db`` and survive restarts; configured ones come from ``alerting.yaml``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.sqlite_sink import connect
+from liaowang.alertspec import MaintenanceWindow
+from liaowang.domain import iso, parse_time
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS suppressions (
+    id TEXT PRIMARY KEY,
+    site_id TEXT,
+    sensor_id TEXT,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    reason TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    cancelled_at REAL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """One window: a site or a sensor, [start, end), with its reason and author."""
+
+    id: str
+    site_id: str | None
+    sensor_id: str | None
+    start: float
+    end: float
+    reason: str
+    created_by: str
+
+    def covers(self, site_id: str, subject: str, at: float) -> bool:
+        """Whether an alert of ``subject`` at ``site_id`` raised at ``at`` falls in this window."""
+        target = (self.site_id == site_id) if self.site_id else (self.sensor_id == subject)
+        return target and self.start <= at < self.end
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "site_id": self.site_id, "sensor_id": self.sensor_id, "start": iso(self.start),
+                "end": iso(self.end), "reason": self.reason, "created_by": self.created_by}
+
+
+class Suppressions:
+    """Configured and stored maintenance windows."""
+
+    def __init__(self, path: Path | str, configured: list[MaintenanceWindow]) -> None:
+        self._conn = connect(path)
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._configured = [Suppression(f"config-{i}", w.site_id, w.sensor_id, parse_time(w.start), parse_time(w.end),
+                                        w.reason, "configuration") for i, w in enumerate(configured)]
+        self._stored = self._load()
+
+    def _load(self) -> list[Suppression]:
+        with self._lock:
+            rows = self._conn.execute("SELECT id, site_id, sensor_id, start, end, reason, created_by FROM suppressions "
+                                      "WHERE cancelled_at IS NULL").fetchall()
+        return [Suppression(*row) for row in rows]
+
+    def add(self, site_id: str | None, sensor_id: str | None, start: float, end: float, reason: str, by: str,
+            now: float) -> Suppression:
+        """Store a new window."""
+        window = Suppression(uuid.uuid4().hex[:16], site_id, sensor_id, start, end, reason, by)
+        with self._lock:
+            self._conn.execute("INSERT INTO suppressions VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                               (window.id, site_id, sensor_id, start, end, reason, by, now))
+        self._stored = self._load()
+        return window
+
+    def cancel(self, window_id: str, now: float) -> bool:
+        """End a stored window early; False when no such (stored, active) window exists."""
+        with self._lock:
+            cur = self._conn.execute("UPDATE suppressions SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL",
+                                     (now, window_id))
+        self._stored = self._load()
+        return cur.rowcount == 1
+
+    def all(self) -> list[Suppression]:
+        """Every window, configured first."""
+        return self._configured + self._stored
+
+    def reason_for(self, site_id: str, subject: str, at: float) -> str | None:
+        """The reason of a window covering (site, subject) at ``at``, or None."""
+        for window in self.all():
+            if window.covers(site_id, subject, at):
+                return window.reason
+        return None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
