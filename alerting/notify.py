@@ -49,6 +49,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     key TEXT PRIMARY KEY,
     alert_id TEXT,
+    site_id TEXT,
     receiver TEXT NOT NULL,
     channel INTEGER NOT NULL,
     kind TEXT NOT NULL,
@@ -161,6 +162,8 @@ class Notifier:
                 continue
             key = (alert.rule_id, alert.subject)
             if alert.chattering:
+                if event == "raised":
+                    continue  # its "chattering" change (same apply) notifies instead
                 last = self._chatter_notified.get(key)
                 window = self.settings.chattering.window_s
                 if last is not None and alert.updated_at - last < window:
@@ -171,7 +174,8 @@ class Notifier:
             if not steps:
                 continue
             told = [r for step in steps[: alert.notify_level + 1] for r in step]
-            entry = len(alert.history) - 1
+            # the history entry this change recorded: part of the outbox key, so a re-enqueue stores nothing new
+            entry = max((i for i, h in enumerate(alert.history) if h.event == event), default=len(alert.history) - 1)
             if alert.suppressed:
                 self._enqueue(f"{alert.id}:h{entry}", alert, told, event, now, status="suppressed")
                 continue
@@ -215,9 +219,9 @@ class Notifier:
     def _send_digest(self, site_id: str, now: float) -> None:
         with self._lock:
             rows = self._conn.execute("SELECT key, alert_id, receiver FROM outbox WHERE status = 'grouped' AND "
-                                      "document LIKE ?", (f'%"site_id":"{site_id}"%',)).fetchall()
+                                      "site_id = ?", (site_id,)).fetchall()
             self._conn.execute("UPDATE outbox SET status = 'digested', updated_at = ? WHERE status = 'grouped' AND "
-                               "document LIKE ?", (now, f'%"site_id":"{site_id}"%'))
+                               "site_id = ?", (now, site_id))
         if not rows:
             return
         alerts = [a for a in (self.manager.get(r[1]) for r in {row[1]: row for row in rows}.values()) if a]
@@ -226,7 +230,8 @@ class Notifier:
         site = self.fleet.sites.get(site_id)
         name = site.name if site else site_id
         lines = [f"- {'【首发】' if a.first_out else ''}{a.tier.label_zh} {a.message}" for a in alerts]
-        doc = {"site_id": site_id, "alerts": [a.id for a in alerts], "first_out": next((a.id for a in alerts if a.first_out), None)}
+        doc = {"site_id": site_id, "alerts": [a.id for a in alerts],
+               "first_out": next((a.id for a in alerts if a.first_out), None)}
         title = f"【报警汇总】{name} {len(alerts)} 条报警 (报警泛滥, 按场所汇总)"
         for receiver in receivers:
             self._insert(f"digest:{site_id}:{int(now)}:{receiver}", None, receiver, "digest", title,
@@ -256,9 +261,10 @@ class Notifier:
                        "alert_id": alert_id, "tier": alert_json.get("tier"), "site_id": alert_json.get("site_id"),
                        "title": title, "text": text, "markdown": markdown, "alert": alert_json}
                 cur = self._conn.execute(
-                    "INSERT OR IGNORE INTO outbox (key, alert_id, receiver, channel, kind, document, status, attempts, "
-                    "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                    (doc["id"], alert_id, receiver, index, event, orjson.dumps(doc), status, now, now, now))
+                    "INSERT OR IGNORE INTO outbox (key, alert_id, site_id, receiver, channel, kind, document, status, "
+                    "attempts, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                    (doc["id"], alert_id, doc["site_id"], receiver, index, event, orjson.dumps(doc), status, now, now,
+                     now))
                 if cur.rowcount and status != "pending":
                     self._log(doc["id"], alert_id, receiver, channel.kind, event, now, status, "")
 

@@ -32,6 +32,15 @@ class CloseBody(BaseModel):
     note: str = Field(min_length=1, max_length=2000, description="why the alert is closed (消警), required")
 
 
+class SuppressionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    site_id: str | None = Field(default=None, max_length=64)
+    sensor_id: str | None = Field(default=None, max_length=64)
+    start: datetime = Field(description="RFC 3339 with offset")
+    end: datetime = Field(description="RFC 3339 with offset, after start")
+    reason: str = Field(min_length=2, max_length=2000)
+
+
 class ShelveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     until: datetime = Field(description="RFC 3339 time the shelving ends")
@@ -64,10 +73,46 @@ def _require_known(collection: Any, key: str, noun: str) -> None:
         raise HTTPException(404, f"no {noun} {key}")
 
 
+def alarm_kpis_for(pipeline: Pipeline, start: float, now: float) -> dict[str, Any]:
+    """KPIs over [start, now] from the stored alerts (raised times are event times)."""
+    settings = pipeline.config.alerting
+    alerts = [a for a in pipeline.alert_store.query(since=start, limit=1_000_000) if a.raised_at >= start]
+    window = settings.flood.window_s
+    per_desk: dict[str, list[float]] = {}
+    for alert in alerts:
+        per_desk.setdefault(alert.county or "city", []).append(alert.raised_at)
+    desks = {}
+    for desk, times in per_desk.items():
+        times.sort()
+        buckets: dict[int, int] = {}
+        for t in times:
+            buckets[int((t - start) // 600)] = buckets.get(int((t - start) // 600), 0) + 1
+        floods, j, in_flood = 0, 0, False
+        for i, t in enumerate(times):  # count flood onsets: the moment a window first holds more than the limit
+            while times[j] <= t - window:
+                j += 1
+            over = i - j + 1 > settings.flood.alerts
+            floods += over and not in_flood
+            in_flood = over
+        desks[desk] = {"alerts": len(times), "max_per_10_min": max(buckets.values()), "floods": floods}
+    counts: dict[tuple[str, str], int] = {}
+    for alert in alerts:
+        counts[(alert.rule_id, alert.subject)] = counts.get((alert.rule_id, alert.subject), 0) + 1
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    stale = [a for a in pipeline.alerts.open_alerts() if now - a.raised_at > settings.stale_alert_s]
+    return {"since": iso(start), "until": iso(now), "new_alerts": len(alerts), "desks": desks,
+            "floods": sum(d["floods"] for d in desks.values()),
+            "chattering_alerts": sum(1 for a in alerts if a.chattering),
+            "stale_alerts": len(stale), "stale_alert_ids": [a.id for a in stale],
+            "top_sources": [{"rule_id": r, "subject": s, "alerts": n} for (r, s), n in top]}
+
+
 def create_app(pipeline: Pipeline) -> FastAPI:
     """The FastAPI application over a started (or startable) pipeline."""
     app = FastAPI(title="Liaowang 瞭望", version="0.1.0", description="Real-time sensor monitoring and tiered early warning")
-    auth = Authenticator(pipeline.settings.auth)
+    auth = Authenticator(pipeline.settings.auth, lambda principal, request: pipeline.audit.append(
+        pipeline.clock(), principal.name, "token_used", None, None, role=principal.role,
+        request=f"{request.method} {request.url.path}"))
     fleet = pipeline.fleet
     static = resources.files("dashboards").joinpath("static")
 
@@ -135,6 +180,75 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         until = body.until.timestamp()
         return _act(request, alert_id, "duty_officer",
                     lambda by: pipeline.alerts.shelve(alert_id, by, until, body.reason))
+
+    @app.get(f"{API}/alerts/{{alert_id}}/deliveries")
+    def alert_deliveries(request: Request, alert_id: str) -> list[dict[str, Any]]:
+        """The delivery log of an alert: every notification attempt, receiver, channel, time and outcome."""
+        auth.require(request, "operator")
+        if pipeline.alert_store.get(alert_id) is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        return pipeline.notifier.deliveries(alert_id)
+
+    # ------------------------------------------------------------------ suppression, audit, KPIs
+
+    @app.get(f"{API}/suppressions")
+    def list_suppressions(request: Request) -> list[dict[str, Any]]:
+        """Maintenance windows (configured and set through the API)."""
+        auth.require(request, "viewer", read=True)
+        return [w.to_json() for w in pipeline.suppressions.all()]
+
+    @app.post(f"{API}/suppressions", status_code=201)
+    def add_suppression(request: Request, body: SuppressionBody) -> dict[str, Any]:
+        """Suppress a site's or a sensor's alerts by design (maintenance); duty_officer, or operator of that site."""
+        principal = auth.require(request, "operator")
+        if (body.site_id is None) == (body.sensor_id is None):
+            raise HTTPException(422, "give site_id or sensor_id")
+        if body.start.tzinfo is None or body.end.tzinfo is None:
+            raise HTTPException(422, "start and end need a UTC offset")
+        start, end = body.start.timestamp(), body.end.timestamp()
+        if end <= start:
+            raise HTTPException(422, "end must be after start")
+        if body.sensor_id is not None and body.sensor_id not in fleet.sensors:
+            raise HTTPException(404, f"no sensor {body.sensor_id}")
+        if body.site_id is not None and body.site_id not in fleet.sites:
+            raise HTTPException(404, f"no site {body.site_id}")
+        site = body.site_id or fleet.sensors[body.sensor_id].site_id  # type: ignore[index]
+        if not principal.may("duty_officer") and not (principal.sites and principal.may_act_on(site)):
+            raise HTTPException(403, "operators may suppress only their own site; duty_officer or above otherwise")
+        if not principal.may_act_on(site):
+            raise HTTPException(403, f"token {principal.name} may not act on site {site}")
+        window = pipeline.suppressions.add(body.site_id, body.sensor_id, start, end, body.reason, principal.name,
+                                           pipeline.clock())
+        pipeline.audit.append(pipeline.clock(), principal.name, "suppressed", None, body.sensor_id or body.site_id,
+                              window=window.to_json())
+        return window.to_json()
+
+    @app.delete(f"{API}/suppressions/{{window_id}}")
+    def cancel_suppression(request: Request, window_id: str) -> dict[str, Any]:
+        """End a maintenance window set through the API; duty_officer or above."""
+        principal = auth.require(request, "duty_officer")
+        if not pipeline.suppressions.cancel(window_id, pipeline.clock()):
+            raise HTTPException(404, f"no active window {window_id} set through the API")
+        pipeline.audit.append(pipeline.clock(), principal.name, "suppression_cancelled", None, None, window_id=window_id)
+        return {"id": window_id, "cancelled": True}
+
+    @app.get(f"{API}/audit")
+    def audit_export(request: Request, since: str | None = None, until: str | None = None,
+                     format: str = Query("json", pattern="^(json|csv)$")) -> Response:
+        """The audit trail of a period (every human action and automatic transition) as JSON or CSV."""
+        auth.require(request, "duty_officer")
+        body = pipeline.audit.export(format, _parse_since(since), _parse_since(until))
+        media = "application/json" if format == "json" else "text/csv; charset=utf-8"
+        headers = {} if format == "json" else {"Content-Disposition": "attachment; filename=liaowang-audit.csv"}
+        return Response(body, media_type=media, headers=headers)
+
+    @app.get(f"{API}/kpis")
+    def alarm_kpis(request: Request, since: str | None = None) -> dict[str, Any]:
+        """Alarm KPIs (ISA-18.2): new alerts per 10 min per desk, floods, chattering, stale alerts, top sources."""
+        auth.require(request, "viewer", read=True)
+        now = pipeline.clock()
+        start = _parse_since(since)
+        return alarm_kpis_for(pipeline, now - 86_400 if start is None else start, now)
 
     @app.get(f"{API}/whoami")
     def whoami(request: Request) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import Callable
 
 from fastapi import HTTPException, Request
 
@@ -33,8 +34,9 @@ ANONYMOUS = Principal("anonymous", "viewer")
 class Authenticator:
     """Resolves ``Authorization: Bearer`` headers against the configured token hashes."""
 
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, on_use: Callable[[Principal, Request], None] | None = None) -> None:
         self._settings = settings
+        self._on_use = on_use
 
     def identify(self, request: Request) -> Principal | None:
         """The caller, or None when no token was sent; 401 for a malformed or unknown token."""
@@ -59,4 +61,6 @@ class Authenticator:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
         if not principal.may(role):
             raise HTTPException(403, f"role {principal.role} may not do this; {role} or above is needed")
+        if self._on_use is not None and request.method not in ("GET", "HEAD"):
+            self._on_use(principal, request)  # every token used to change something goes to the audit trail
         return principal

@@ -1,0 +1,219 @@
+"""Duty-room scenarios on a fake clock: latching, shelving, suppression, chattering, floods, escalation.
+
+Signals are built by hand (the rules are tested in tests/rules); alerts, audit, suppressions and
+the notification outbox live in a real SQLite file, and notifications go over HTTP to a real
+local server (`Recorder`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from alerting import AlertManager, AlertStore
+from alerting.audit import AuditLog
+from alerting.notify import Notifier
+from alerting.suppress import Suppressions
+from liaowang.alertspec import AlertingSettings
+from liaowang.domain import Family, Tier, iso
+from rules.base import Signal
+from tests.alerting.servers import Recorder
+
+T0 = 1_795_564_800.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settings_for(url: str, **overrides) -> AlertingSettings:
+    hook = lambda name: [{"kind": "webhook", "url": f"{url}/{name}"}]  # noqa: E731
+    return AlertingSettings.model_validate({
+        "receivers": [
+            {"id": "op", "name": "operator", "level": "plant_operator", "channels": hook("op")},
+            {"id": "safety", "name": "safety officer", "level": "plant_safety_officer", "channels": hook("safety")},
+            {"id": "county", "name": "county desk", "level": "county_duty_desk", "channels": hook("county")},
+            {"id": "city", "name": "city desk", "level": "city_duty_desk", "channels": hook("city")},
+            {"id": "city-log", "name": "fallback", "level": "city_duty_desk", "channels": [{"kind": "log"}]},
+        ],
+        "fallback_receiver": "city-log",
+        "routes": [
+            {"match": {"tiers": ["red"]}, "receivers": ["op", "county", "city"]},
+            {"match": {}, "receivers": ["op"], "escalation": ["safety", "county", "city"]},
+        ],
+        **overrides,
+    })
+
+
+class Room:
+    """Alert manager + notifier over one alerts.db, with a recorder for webhooks."""
+
+    def __init__(self, tmp_path, fleet, **overrides) -> None:
+        self.clock = Clock()
+        self.recorder = Recorder()
+        self.settings = settings_for(self.recorder.url, **overrides)
+        path = tmp_path / "alerts.db"
+        self.store = AlertStore(path)
+        self.audit = AuditLog(path)
+        self.suppressions = Suppressions(path, self.settings.maintenance)
+        self.manager = AlertManager(self.store, fleet, self.clock, self.settings, self.audit, self.suppressions)
+        self.notifier = Notifier(path, self.settings, fleet, self.manager, self.clock)
+
+    def signal(self, subject: str, tier: Tier | None, at: float, rule: str = "gas.combustible_gas.threshold",
+               site: str = "LC-LUXI") -> list:
+        self.clock.now = T0 + at
+        changes = self.manager.apply([Signal(rule, "threshold", subject, site, Family.GAS, tier,
+                                             "level1" if tier else None, 25.0 if tier else 1.0, 20.0, "%LEL",
+                                             T0 + at, f"{subject} test")])
+        self.notifier.on_changes(changes)
+        return [c.event for c in changes]
+
+    def tick(self, at: float) -> list:
+        self.clock.now = T0 + at
+        changes = self.manager.expire_shelves(self.clock.now) + self.notifier.tick(self.clock.now)
+        self.notifier.on_changes(changes)
+        return [c.event for c in changes]
+
+    def deliver(self) -> list[tuple[str, str]]:
+        """Send everything due; return (receiver path, event) of the posts this call made."""
+        before = len(self.recorder.posts)
+        self.notifier.deliver_due(self.clock.now)
+        return [(path.strip("/"), body["event"]) for path, _, body in self.recorder.posts[before:]]
+
+    def close(self) -> None:
+        self.recorder.close()
+
+
+@pytest.fixture
+def room(tmp_path, fleet):
+    r = Room(tmp_path, fleet)
+    yield r
+    r.close()
+
+
+def test_orange_latches_until_acknowledged_while_yellow_resolves(room):
+    assert room.signal("LC-LUXI-GD-01", Tier.ORANGE, 0) == ["raised"]
+    assert room.signal("LC-LUXI-GD-01", None, 10) == ["returned"]
+    [alert] = room.manager.open_alerts()
+    assert alert.latched and alert.state == "active" and alert.cleared_at == T0 + 10
+    room.clock.now = T0 + 20
+    room.manager.acknowledge(alert.id, "值班员", None)
+    stored = room.store.get(alert.id)
+    assert stored.state == "resolved" and stored.resolved_at == T0 + 10 and not stored.latched
+    assert [h.event for h in stored.history] == ["raised", "returned", "acknowledged", "resolved"]
+    assert room.signal("LC-LUXI-GD-02", Tier.YELLOW, 30) == ["raised"]
+    assert room.signal("LC-LUXI-GD-02", None, 40) == ["resolved"]  # yellow does not latch
+
+
+def test_shelf_expires_and_the_alert_returns(room):
+    room.signal("LC-LUXI-GD-01", Tier.YELLOW, 0)
+    [alert] = room.manager.open_alerts()
+    room.clock.now = T0 + 10
+    room.manager.shelve(alert.id, "值班员", T0 + 110, "传感器标定中")
+    assert room.tick(60) == []
+    assert room.tick(110) == ["unshelved"]
+    assert room.store.get(alert.id).state == "active"
+
+
+def test_a_resolution_while_shelved_is_recorded_and_announced(room):
+    room.signal("LC-LUXI-GD-01", Tier.YELLOW, 0)
+    assert room.deliver() == [("op", "raised")]
+    [alert] = room.manager.open_alerts()
+    room.clock.now = T0 + 10
+    room.manager.shelve(alert.id, "值班员", T0 + 3600, "检修")
+    assert room.signal("LC-LUXI-GD-01", None, 20) == ["resolved"]
+    assert room.store.get(alert.id).state == "resolved"
+    assert room.deliver() == [("op", "resolved")]  # unlike Alertmanager#226, silenced still says resolved
+
+
+def test_chattering_is_notified_once_not_at_every_activation(room):
+    events = []
+    for k in range(4):  # four activations within 60 s
+        events += room.signal("LC-LUXI-GD-01", Tier.YELLOW, k * 12)
+        events += room.signal("LC-LUXI-GD-01", None, k * 12 + 6)
+    assert events.count("raised") == 4 and events.count("chattering") == 2  # the 3rd and 4th are chattering
+    posts = room.deliver()
+    assert posts == [("op", "raised"), ("op", "resolved"), ("op", "raised"), ("op", "resolved"), ("op", "chattering")]
+    alerts = room.store.query()
+    assert sum(a.chattering for a in alerts) == 2
+
+
+def test_a_flood_groups_by_site_but_never_delays_red(room, fleet):
+    for k in range(10):
+        room.signal(f"S{k:02d}", Tier.YELLOW, k * 10)
+    assert len(room.deliver()) == 10  # ten in ten minutes is not yet a flood
+    assert room.signal("S10", Tier.YELLOW, 110) == ["raised"]  # the 11th: a flood at 东昌府区's desk
+    assert room.signal("S11", Tier.RED, 120) == ["raised"]
+    assert room.signal("S12", Tier.YELLOW, 130) == ["raised"]
+    assert sorted(room.deliver()) == [("city", "raised"), ("county", "raised"), ("op", "raised")]  # red at once
+    first = [a for a in room.store.query(limit=100) if a.first_out]
+    assert [a.subject for a in first] == ["S00"]
+    room.tick(110 + 61)  # the digest of the grouped yellow alerts goes once per site
+    assert room.deliver() == [("op", "digest")]
+    body = room.recorder.posts[-1][2]
+    assert len(body["alert"]["alerts"]) == 2 and "报警汇总" in body["title"]
+
+
+def test_escalation_after_the_deadline_and_not_after_an_acknowledgement(room):
+    room.signal("LC-LUXI-GD-01", Tier.YELLOW, 0)  # yellow: 30 min to acknowledge
+    room.signal("LC-LUXI-GD-02", Tier.YELLOW, 0)
+    room.deliver()
+    [a1, a2] = sorted(room.manager.open_alerts(), key=lambda a: a.subject)
+    room.clock.now = T0 + 100
+    room.manager.acknowledge(a2.id, "值班员", None)
+    assert room.tick(1799) == []
+    assert room.tick(1800) == ["notification_escalated"]
+    assert room.deliver() == [("safety", "notification_escalated")]
+    assert room.tick(1801) == []  # once per step
+    assert room.tick(3600) == ["notification_escalated"]
+    assert ("county", "notification_escalated") in room.deliver()
+    assert [h.event for h in room.store.get(a2.id).history] == ["raised", "acknowledged"]
+    assert [h.event for h in room.store.get(a1.id).history].count("notification_escalated") == 2
+
+
+def test_suppressed_alerts_are_recorded_and_shown_not_sent(tmp_path, fleet):
+    window = {"site_id": "LC-LUXI", "start": iso(T0), "end": iso(T0 + 3600), "reason": "年度检修"}
+    room = Room(tmp_path, fleet, maintenance=[window])
+    try:
+        assert room.signal("LC-LUXI-GD-01", Tier.ORANGE, 10) == ["raised"]
+        [alert] = room.manager.open_alerts()
+        assert alert.suppressed == "年度检修"
+        assert room.deliver() == []
+        assert [d["outcome"] for d in room.notifier.deliveries(alert.id)] == ["suppressed"]
+        assert room.signal("LC-LUXI-GD-03", Tier.YELLOW, 3700) == ["raised"]  # after the window
+        assert room.manager.open_alerts()[-1].suppressed is None
+    finally:
+        room.close()
+
+
+def test_out_of_service_sensors_raise_nothing(tmp_path, fleet):
+    room = Room(tmp_path, fleet, out_of_service=["LC-LUXI-GD-01"])
+    try:
+        assert room.signal("LC-LUXI-GD-01", Tier.RED, 0) == []
+        assert room.manager.out_of_service_signals == 1
+    finally:
+        room.close()
+
+
+def test_the_audit_trail_is_append_only_and_exports(room):
+    room.signal("LC-LUXI-GD-01", Tier.YELLOW, 0)
+    [alert] = room.manager.open_alerts()
+    room.clock.now = T0 + 5
+    room.manager.acknowledge(alert.id, "张三", "已通知巡检")
+    room.signal("LC-LUXI-GD-01", None, 10)
+    room.clock.now = T0 + 20
+    room.manager.close(alert.id, "李四", "阀门已关闭")
+    records = room.audit.records()
+    assert [(r["actor"], r["action"]) for r in records] == [
+        ("system", "raised"), ("张三", "acknowledged"), ("system", "resolved"), ("李四", "closed")]
+    csv = room.audit.export("csv")
+    assert csv.splitlines()[0] == "seq,at,actor,action,alert_id,subject,detail" and "阀门已关闭" in csv
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        room.audit._conn.execute("UPDATE audit SET actor = 'x'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        room.audit._conn.execute("DELETE FROM audit")
