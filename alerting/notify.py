@@ -173,7 +173,9 @@ class Notifier:
             steps = self.router.chain(alert)
             if not steps:
                 continue
-            told = [r for step in steps[: alert.notify_level + 1] for r in step]
+            # a raise goes to the route's first receivers (escalation informs the others); later news goes to
+            # everyone told so far
+            told = steps[0] if event == "raised" else [r for step in steps[: alert.notify_level + 1] for r in step]
             # the history entry this change recorded: part of the outbox key, so a re-enqueue stores nothing new
             entry = max((i for i, h in enumerate(alert.history) if h.event == event), default=len(alert.history) - 1)
             if alert.suppressed:

@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from alerting import AlertManager, AlertStore
+from alerting import AlertChange, AlertManager, AlertStore
 from alerting.audit import AuditLog
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
@@ -53,9 +53,9 @@ def settings_for(url: str, **overrides) -> AlertingSettings:
 class Room:
     """Alert manager + notifier over one alerts.db, with a recorder for webhooks."""
 
-    def __init__(self, tmp_path, fleet, **overrides) -> None:
+    def __init__(self, tmp_path, fleet, recorder: Recorder | None = None, **overrides) -> None:
         self.clock = Clock()
-        self.recorder = Recorder()
+        self.recorder = recorder or Recorder()
         self.settings = settings_for(self.recorder.url, **overrides)
         path = tmp_path / "alerts.db"
         self.store = AlertStore(path)
@@ -217,3 +217,31 @@ def test_the_audit_trail_is_append_only_and_exports(room):
         room.audit._conn.execute("UPDATE audit SET actor = 'x'")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         room.audit._conn.execute("DELETE FROM audit")
+
+
+def test_a_crash_loses_no_alert_sends_nothing_twice_and_keeps_escalation_timers(tmp_path, fleet):
+    first = Room(tmp_path, fleet)
+    first.signal("LC-LUXI-GD-01", Tier.YELLOW, 0)   # will escalate, unacknowledged
+    first.signal("LC-LUXI-GD-02", Tier.YELLOW, 0)   # acknowledged
+    first.signal("LC-LUXI-GD-03", Tier.ORANGE, 0)   # shelved
+    by_subject = {a.subject: a for a in first.manager.open_alerts()}
+    first.clock.now = T0 + 60
+    first.manager.acknowledge(by_subject["LC-LUXI-GD-02"].id, "值班员", None)
+    first.manager.shelve(by_subject["LC-LUXI-GD-03"].id, "值班员", T0 + 7200, "检修")
+    assert len(first.deliver()) == 3
+    assert first.tick(1800) == ["notification_escalated"]  # recorded, then the process dies before sending
+    before = {a.id: (a.state, a.notify_level) for a in first.manager.open_alerts()}
+    # kill -9: nothing is closed or flushed; every write above was already committed to alerts.db
+    second = Room(tmp_path, fleet, recorder=first.recorder)
+    second.clock.now = T0 + 1800
+    assert {a.id: (a.state, a.notify_level) for a in second.manager.open_alerts()} == before
+    for alert in second.manager.open_alerts():  # re-enqueueing everything that happened stores nothing new
+        second.notifier.on_changes([AlertChange(alert, h.event) for h in alert.history])
+    assert second.deliver() == [("safety", "notification_escalated")]  # the pending one, once
+    assert second.tick(1801) == [] and second.deliver() == []
+    assert second.tick(3600) == ["notification_escalated"]  # the timer still runs from when it was raised
+    assert sorted(second.deliver()) == [("county", "notification_escalated"), ("county", "repeat"), ("op", "repeat"),
+                                        ("safety", "repeat")]  # an hour active: yellow's reminder to all told
+    ids = [body["id"] for _, _, body in second.recorder.posts]
+    assert len(ids) == len(set(ids)) == 8
+    second.close()
