@@ -136,6 +136,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenario_test(args: argparse.Namespace) -> int:
+    from liaowang.scenario import scenario_test
+
+    config = _load(args.config)
+    paths = [Path(p) for p in args.files]
+    status, lines = scenario_test(paths, config)
+    print("\n".join(lines))
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liaowang", description="Liaowang 瞭望: real-time monitoring and early warning")
     parser.add_argument("--log-level", default="info")
@@ -161,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, help="seconds of event time, then stop")
     sim.add_argument("--broker", help="HOST:PORT (default: from configuration)")
     sim.set_defaults(func=cmd_simulate)
+
+    scenario = sub.add_parser("scenario", help="scenario files (docs/scenarios.md)")
+    scenario_sub = scenario.add_subparsers(dest="scenario_command", required=True)
+    scenario_run = scenario_sub.add_parser("test", help="run scenarios in process on a fake clock; exit 1 if any fails")
+    scenario_run.add_argument("files", nargs="+")
+    scenario_run.add_argument("--config")
+    scenario_run.set_defaults(func=cmd_scenario_test)
 
     token = sub.add_parser("hash-token", help="print the SHA-256 under which a bearer token is configured")
     token.add_argument("token")
