@@ -146,6 +146,46 @@ def cmd_scenario_test(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_scenario_record(args: argparse.Namespace) -> int:
+    from liaowang.recording import write_scenario_recording
+    from liaowang.scenario import load_scenario
+
+    config = _load(args.config)
+    count = write_scenario_recording(load_scenario(Path(args.scenario)), config.fleet, Path(args.file))
+    print(f"wrote {count} messages to {args.file}")
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from liaowang.recording import record
+
+    config = _load(args.config)
+    count = record(Path(args.file), _broker_address(args.broker, config), args.topic, args.duration, _stop_on_signals())
+    print(f"recorded {count} messages to {args.file}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from liaowang.recording import replay
+
+    config = _load(args.config)
+    try:
+        count = replay(Path(args.file), _broker_address(args.broker, config), args.speed, args.shift_to_now,
+                       _stop_on_signals())
+    except (OSError, ValueError) as err:
+        print(f"replay failed: {err}", file=sys.stderr)
+        return 1
+    print(f"replayed {count} messages from {args.file}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liaowang", description="Liaowang 瞭望: real-time monitoring and early warning")
     parser.add_argument("--log-level", default="info")
@@ -178,6 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_run.add_argument("files", nargs="+")
     scenario_run.add_argument("--config")
     scenario_run.set_defaults(func=cmd_scenario_test)
+    scenario_rec = scenario_sub.add_parser("record", help="write a scenario's feed as a recording (same seed, same bytes)")
+    scenario_rec.add_argument("scenario")
+    scenario_rec.add_argument("file")
+    scenario_rec.add_argument("--config")
+    scenario_rec.set_defaults(func=cmd_scenario_record)
+
+    rec = sub.add_parser("record", help="capture an MQTT feed to compressed JSON Lines (Ctrl-C stops)")
+    rec.add_argument("file")
+    rec.add_argument("--topic", default="liaowang/v1/#")
+    rec.add_argument("--duration", type=float, help="seconds, then stop")
+    rec.add_argument("--broker", help="HOST:PORT (default: from configuration)")
+    rec.add_argument("--config")
+    rec.set_defaults(func=cmd_record)
+
+    rep = sub.add_parser("replay", help="republish a recording at real speed, X times faster, or as fast as possible")
+    rep.add_argument("file")
+    rep.add_argument("--speed", type=float, default=1.0, help="1 = real time, 100 = 100x faster, 0 = as fast as possible")
+    rep.add_argument("--shift-to-now", action="store_true", help="move event times so the first reading is now")
+    rep.add_argument("--broker", help="HOST:PORT (default: from configuration)")
+    rep.add_argument("--config")
+    rep.set_defaults(func=cmd_replay)
 
     token = sub.add_parser("hash-token", help="print the SHA-256 under which a bearer token is configured")
     token.add_argument("token")

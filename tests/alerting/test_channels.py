@@ -151,3 +151,9 @@ def test_a_failing_channel_is_retried_with_backoff_then_the_fallback_takes_it(tm
     finally:
         failing.close()
         fallback.close()
+
+
+def test_the_log_channel_delivers():
+    from alerting.channels import LogSender
+
+    assert LogSender().send(NOTE).ok
