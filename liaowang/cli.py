@@ -130,6 +130,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.load:
+        from simulators.load import run_load
+
+        result = run_load(_broker_address(args.broker, config), sensors=args.load, rate_hz=args.rate_hz,
+                          batch=args.batch, duration_s=args.duration or 10.0, stop=stop, seed=args.seed)
+        print(f"published {result.readings:,} readings in {result.messages:,} messages over {result.seconds:.1f} s: "
+              f"{result.readings_per_s:,.0f} readings/s achieved (asked {args.load * args.rate_hz:,.0f}/s)")
+        return 0
     count = run_simulator(config.fleet, _broker_address(args.broker, config), speed=args.speed, seed=args.seed,
                           duration_s=args.duration, stop=stop)
     print(f"published {count} readings")
@@ -144,6 +152,20 @@ def cmd_scenario_test(args: argparse.Namespace) -> int:
     status, lines = scenario_test(paths, config)
     print("\n".join(lines))
     return status
+
+
+def cmd_scenario_tune(args: argparse.Namespace) -> int:
+    from liaowang.scenario import tuning_report
+
+    config = _load(args.config)
+    variants: dict[str, list[str]] = {}
+    for text in args.variant:
+        name, _, assignments = text.partition(":")
+        if not assignments:
+            raise SystemExit(f"--variant must be NAME:TARGET=VALUE[,TARGET=VALUE], got {text!r}")
+        variants[name] = assignments.split(",")
+    print("\n".join(tuning_report([Path(p) for p in args.files], config, variants)))
+    return 0
 
 
 def cmd_scenario_record(args: argparse.Namespace) -> int:
@@ -210,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--duration", type=float, help="seconds of event time, then stop")
     sim.add_argument("--broker", help="HOST:PORT (default: from configuration)")
+    sim.add_argument("--load", type=int, metavar="SENSORS", help="load generation: a synthetic fleet of this many sensors")
+    sim.add_argument("--rate-hz", type=float, default=1.0, help="with --load: readings per sensor per second")
+    sim.add_argument("--batch", type=int, default=100, help="with --load: readings per message")
     sim.set_defaults(func=cmd_simulate)
 
     scenario = sub.add_parser("scenario", help="scenario files (docs/scenarios.md)")
@@ -218,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_run.add_argument("files", nargs="+")
     scenario_run.add_argument("--config")
     scenario_run.set_defaults(func=cmd_scenario_test)
+    scenario_tune = scenario_sub.add_parser("tune", help="compare setpoint or rule-parameter variants over scenarios")
+    scenario_tune.add_argument("files", nargs="+")
+    scenario_tune.add_argument("--variant", action="append", default=[],
+                               help="NAME:PROFILE.LEVEL.set=V or NAME:RULE_ID.FIELD=V (comma-separated, repeatable)")
+    scenario_tune.add_argument("--config")
+    scenario_tune.set_defaults(func=cmd_scenario_tune)
     scenario_rec = scenario_sub.add_parser("record", help="write a scenario's feed as a recording (same seed, same bytes)")
     scenario_rec.add_argument("scenario")
     scenario_rec.add_argument("file")

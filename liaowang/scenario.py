@@ -46,6 +46,10 @@ class Outcome:
     unexpected: list[str] = field(default_factory=list)
     readings: int = 0
     seconds: float = 0.0
+    raised: int = 0
+    per_day: float = 0.0
+    chattering: int = 0
+    floods: int = 0
 
     def lines(self) -> list[str]:
         """The human report."""
@@ -111,13 +115,24 @@ def run_scenario(scenario: Scenario, config: Config, path: str = "-", data_dir: 
         alerts = pipeline.alert_store.query(limit=1_000_000)
         pipeline.stop()
     outcome = Outcome(scenario.name, path, readings=count)
-    _judge(scenario, alerts, outcome)
+    _judge(scenario, alerts, outcome, config.alerting.flood.alerts, config.alerting.flood.window_s)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def _judge(scenario: Scenario, alerts: list, outcome: Outcome) -> None:
+def _judge(scenario: Scenario, alerts: list, outcome: Outcome, flood_limit: int = 10, flood_window: float = 600) -> None:
     start = scenario.start_ts
+    outcome.raised = len(alerts)
+    outcome.per_day = len(alerts) / (scenario.duration_s / 86_400)
+    outcome.chattering = sum(1 for a in alerts if a.chattering)
+    raises = sorted(a.raised_at for a in alerts)
+    j, flooding = 0, False
+    for i, t in enumerate(raises):  # flood onsets: a window first holding more than the limit
+        while raises[j] <= t - flood_window:
+            j += 1
+        over = i - j + 1 > flood_limit
+        outcome.floods += over and not flooding
+        flooding = over
     # every time an alert reached a tier: (rule, subject, tier, seconds after start)
     reached = [(a.rule_id, a.subject, h.tier, h.at - start) for a in alerts for h in a.history
                if h.event in ("raised", "escalated")]
@@ -163,3 +178,52 @@ def scenario_test(paths: list[Path], config: Config) -> tuple[int, list[str]]:
     lines.append(f"{len(paths) - failed} of {len(paths)} scenarios passed")
     return (1 if failed else 0), lines
 
+
+
+def apply_variant(config: Config, assignments: list[str]) -> Config:
+    """A copy of ``config`` with setpoints or rule parameters changed.
+
+    ``profile.LEVEL.set=VALUE`` moves a setpoint profile's rung (its reset keeps the deadband);
+    ``RULE_ID.FIELD=VALUE`` sets a numeric field of a rule spec (e.g. ``hazard.temperature.predict_hh.horizon_s=300``).
+    """
+    fleet, book = config.fleet, config.rules
+    for assignment in assignments:
+        target, _, raw = assignment.partition("=")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError("--variant", assignment, "the value must be a number") from None
+        head, _, field_name = target.rpartition(".")
+        if field_name == "set" and head.rpartition(".")[0] in fleet.profiles:
+            profile_id, _, level = head.rpartition(".")
+            profile = fleet.profiles[profile_id]
+            rungs = [r.model_copy(update={"set": value, "reset": value - (r.set - r.reset)}) if r.level == level else r
+                     for r in profile.setpoints]
+            if rungs == list(profile.setpoints):
+                raise ConfigError("--variant", assignment, f"profile {profile_id} has no level {level!r}")
+            profiles = {**fleet.profiles, profile_id: profile.model_copy(update={"setpoints": rungs})}
+            fleet = fleet.model_copy(update={"profiles": profiles})
+            continue
+        spec = book.get(head)
+        if spec is None or field_name not in type(spec).model_fields:
+            raise ConfigError("--variant", assignment, "not PROFILE.LEVEL.set or RULE_ID.FIELD of the configuration")
+        book = book.model_copy(update={"rules": [r.model_copy(update={field_name: value}) if r.id == head else r
+                                                 for r in book.rules]})
+    return config.model_copy(update={"fleet": fleet, "rules": book})
+
+
+def tuning_report(paths: list[Path], config: Config, variants: dict[str, list[str]]) -> list[str]:
+    """Run every scenario under the baseline and each variant; the figures a safety engineer compares."""
+    rows = ["| variant | scenario | alerts | alerts/day | floods | chattering | missed | detections (at +s, lead s) |",
+            "|---|---|---:|---:|---:|---:|---:|---|"]
+    scenarios = [(path, load_scenario(path)) for path in paths]
+    for name, assignments in {"baseline": [], **variants}.items():
+        variant_config = apply_variant(config, assignments)
+        for path, scenario in scenarios:
+            outcome = run_scenario(scenario, variant_config, str(path))
+            found = "; ".join(f"{d['rule']} {d['subject']} {d['tier']} +{d['at_s']:.0f}"
+                              + (f" (lead {d['lead_s']:.0f})" if d["lead_s"] is not None else "")
+                              for d in outcome.detections) or "-"
+            rows.append(f"| {name} | {path.stem} | {outcome.raised} | {outcome.per_day:.1f} | {outcome.floods} | "
+                        f"{outcome.chattering} | {len(outcome.missed)} | {found} |")
+    return rows

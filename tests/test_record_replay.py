@@ -90,3 +90,16 @@ def test_replays_at_1x_and_100x_through_a_live_pipeline_give_the_same_alerts(bro
             pipeline.stop()
     assert sequences[0] and sequences[0] == sequences[1]
     assert ("gas.combustible_gas.threshold", "LC-LUXI-GD-01", "raised", "yellow") in [s[:4] for s in sequences[0]]
+
+
+def test_load_generation_publishes_every_batch_it_reports(broker, demo_config):
+    from simulators.load import run_load
+    from tests.conftest import Subscriber
+
+    host, port = broker
+    subscriber = Subscriber(host, port, "liaowang/v1/readings/#")
+    result = run_load(config_for(demo_config, port).settings.mqtt, sensors=2_000, rate_hz=2, batch=100, duration_s=2)
+    assert result.readings == 2_000 * 4 and result.messages == 20 * 4
+    wait_until(lambda: len(subscriber.messages) == result.messages, timeout=10)
+    body = orjson.loads(subscriber.messages[0][1])
+    assert len(body["readings"]) == 100 and body["site_id"] == "LOAD-00000"

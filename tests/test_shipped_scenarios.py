@@ -59,3 +59,14 @@ def feed_digest(demo_config, seed: int) -> str:
 def test_same_seed_same_feed_and_different_seeds_differ(demo_config):
     assert feed_digest(demo_config, 7) == feed_digest(demo_config, 7)
     assert feed_digest(demo_config, 7) != feed_digest(demo_config, 8)
+
+
+def test_the_tuning_report_shows_what_a_variant_changes(demo_config):
+    from liaowang.scenario import tuning_report
+
+    path = SCENARIOS[0].parent / "tank-cooling-failure.yaml"
+    rows = tuning_report([path], demo_config, {"horizon5min": ["hazard.temperature.predict_hh.horizon_s=300"]})
+    baseline, variant = rows[2].split("|"), rows[3].split("|")
+    assert baseline[1].strip() == "baseline" and variant[1].strip() == "horizon5min"
+    assert baseline[7].strip() == "0" and variant[7].strip() == "1"  # the shorter horizon misses the early warning
+    assert "predict_hh" in baseline[8] and "predict_hh" not in variant[8]
