@@ -433,12 +433,25 @@ def _by_id(path: Path, section: str, items: Any, model: type[BaseModel]) -> dict
 
 
 def _env_overrides(data: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``LIAOWANG_SECTION__KEY=value`` environment overrides on top of the file."""
+    """Apply ``LIAOWANG_SECTION__KEY[__SUBKEY]=value`` environment overrides on top of the file.
+
+    >>> import os
+    >>> os.environ["LIAOWANG_SINKS__INFLUX_V2__TOKEN"] = "t"
+    >>> _env_overrides({"sinks": {"influx_v2": {"url": "http://x"}}})["sinks"]["influx_v2"]
+    {'url': 'http://x', 'token': 't'}
+    >>> del os.environ["LIAOWANG_SINKS__INFLUX_V2__TOKEN"]
+    """
     for name, value in os.environ.items():
         if not name.startswith("LIAOWANG_") or "__" not in name:
             continue
-        section, _, key = name[len("LIAOWANG_"):].lower().partition("__")
-        data.setdefault(section, {})[key] = value
+        *path, key = name[len("LIAOWANG_"):].lower().split("__")
+        node = data
+        for part in path:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[key] = value
     return data
 
 
