@@ -314,10 +314,10 @@ class SinkSettings(_Strict):
 class RuleSettings(_Strict):
     stale_periods: float = Field(default=3.0, gt=1, description="a sensor is stale after this many missed periods")
     stale_tier: Tier = Field(default=Tier.YELLOW, description="tier of a sensor-fault (stale) alert")
-    lateness_s: float = Field(default=2.0, ge=0, le=3600, description=(
+    lateness_s: float = Field(default=1.0, ge=0, le=3600, description=(
         "readings are held this long (event time) so out-of-order ones are placed in order; "
         "older ones are counted and dead-lettered as `late` (they are still stored)"))
-    max_hold_s: float = Field(default=5.0, gt=0, description=(
+    max_hold_s: float = Field(default=1.5, gt=0, description=(
         "wall-clock bound on holding a reading when the feed goes quiet (or runs ahead of the clock)"))
     snapshot_every_s: float = Field(default=60.0, gt=0, description="how often rule state is saved to SQLite")
     recovery_window_s: float = Field(default=86_400.0, ge=0, description=(

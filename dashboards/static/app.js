@@ -178,6 +178,7 @@ async function boot() {
   refreshHealth();
   connectEvents();
   setInterval(renderAlerts, 30000);  // ages only; data arrives over SSE
+  window.liaowang = { state, chart };  // for the browser tests and the curious
   window.liaowangReady = true;
 }
 boot().catch(err => { console.error(err); document.body.dataset.error = err.message; });
