@@ -82,6 +82,14 @@ def _post_json(url: str, body: dict[str, Any], timeout: float, headers: dict[str
         return None, {}
 
 
+def _robot_reply(reply: dict[str, Any] | None, retry_codes: set[int]) -> Delivery:
+    """A group robot's answer: errcode 0 is success; its rate-limit codes are worth a retry."""
+    code = (reply or {}).get("errcode", 0)
+    if code == 0:
+        return Delivery(True)
+    return Delivery(False, code in retry_codes, f"errcode {code}: {(reply or {}).get('errmsg', '')}")
+
+
 class LogSender:
     """Writes the notification to the structured log (always available; the last resort)."""
 
@@ -139,12 +147,7 @@ class WeComSender:
 
     def send(self, note: dict[str, Any]) -> Delivery:
         failed, reply = _post_json(self.spec.url, wecom_body(note, self.spec.mentioned_mobiles), self.spec.timeout_s)
-        if failed:
-            return failed
-        code = (reply or {}).get("errcode", 0)
-        if code == 0:
-            return Delivery(True)
-        return Delivery(False, code in WECOM_RETRY_CODES, f"errcode {code}: {(reply or {}).get('errmsg', '')}")
+        return failed or _robot_reply(reply, WECOM_RETRY_CODES)
 
 
 def dingtalk_body(note: dict[str, Any], at_mobiles: list[str]) -> dict[str, Any]:
@@ -174,12 +177,7 @@ class DingTalkSender:
         if self.spec.secret is not None:  # DingTalk checks the signature against its own clock: real time
             url = dingtalk_signed_url(url, self.spec.secret.get_secret_value(), int(self._wall_clock() * 1000))
         failed, reply = _post_json(url, dingtalk_body(note, self.spec.at_mobiles), self.spec.timeout_s)
-        if failed:
-            return failed
-        code = (reply or {}).get("errcode", 0)
-        if code == 0:
-            return Delivery(True)
-        return Delivery(False, code in DINGTALK_RETRY_CODES, f"errcode {code}: {(reply or {}).get('errmsg', '')}")
+        return failed or _robot_reply(reply, DINGTALK_RETRY_CODES)
 
 
 class EmailSender:

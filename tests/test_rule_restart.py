@@ -9,16 +9,9 @@ from __future__ import annotations
 
 from liaowang.domain import Reading
 from liaowang.pipeline import Pipeline
+from liaowang.scenario import FakeClock
 
 T0 = 1_795_564_800.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def leak(t: float) -> float:
@@ -48,7 +41,7 @@ def history(pipeline: Pipeline) -> list[tuple[str, str, float]]:
 
 def test_restart_after_a_crash_neither_re_raises_nor_forgets(tmp_path, demo_config):
     data = tmp_path / "data"
-    clock = FakeClock()
+    clock = FakeClock(T0)
     first = Pipeline(demo_config, data, clock)
     feed(first, clock, 0, 50)          # level1 raised at +40
     first.snapshot()                   # the periodic snapshot, at +48
@@ -67,7 +60,7 @@ def test_restart_after_a_crash_neither_re_raises_nor_forgets(tmp_path, demo_conf
 
 def test_clean_stop_snapshots_and_a_restart_continues_the_episode(tmp_path, demo_config):
     data = tmp_path / "data"
-    clock = FakeClock()
+    clock = FakeClock(T0)
     first = Pipeline(demo_config, data, clock)
     feed(first, clock, 0, 100)
     first.stop()                       # snapshot on shutdown (held readings are re-run from the store)
@@ -80,7 +73,7 @@ def test_clean_stop_snapshots_and_a_restart_continues_the_episode(tmp_path, demo
 
 def test_a_whole_episode_after_the_snapshot_is_not_raised_again(tmp_path, demo_config):
     data = tmp_path / "data"
-    clock = FakeClock()
+    clock = FakeClock(T0)
     first = Pipeline(demo_config, data, clock)
     feed(first, clock, 0, 30)
     first.snapshot()                   # before the leak

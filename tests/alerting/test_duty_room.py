@@ -17,18 +17,11 @@ from alerting.notify import Notifier
 from alerting.suppress import Suppressions
 from liaowang.alertspec import AlertingSettings
 from liaowang.domain import Family, Tier, iso
+from liaowang.scenario import FakeClock
 from rules.base import Signal
 from tests.alerting.servers import Recorder
 
 T0 = 1_795_564_800.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def settings_for(url: str, **overrides) -> AlertingSettings:
@@ -54,7 +47,7 @@ class Room:
     """Alert manager + notifier over one alerts.db, with a recorder for webhooks."""
 
     def __init__(self, tmp_path, fleet, recorder: Recorder | None = None, **overrides) -> None:
-        self.clock = Clock()
+        self.clock = FakeClock(T0)
         self.recorder = recorder or Recorder()
         self.settings = settings_for(self.recorder.url, **overrides)
         path = tmp_path / "alerts.db"
