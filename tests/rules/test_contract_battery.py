@@ -14,7 +14,7 @@ import random
 import pytest
 
 from liaowang.domain import Quality, Reading
-from tests.rules.feeds import T0, deliver, engine_for, key, restart, series, shuffled_within
+from tests.rules.feeds import deliver, engine_for, key, restart, series, shuffled_within
 
 DAY = 86_400.0
 
