@@ -376,5 +376,10 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(str(static.joinpath("index.html")), media_type="text/html; charset=utf-8")
 
+    @app.get("/sites/{site_id}", include_in_schema=False)
+    def site_page(site_id: str) -> FileResponse:
+        _require_known(fleet.sites, site_id, "site")
+        return FileResponse(str(static.joinpath("site.html")), media_type="text/html; charset=utf-8")
+
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

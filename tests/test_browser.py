@@ -56,7 +56,7 @@ def browser(tmp_path):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+            viewport={"width": 1920, "height": 1080}, locale="zh-CN", timezone_id="Asia/Shanghai")
         yield browser
         browser.close()
 
@@ -132,6 +132,24 @@ def test_the_one_map_live_in_a_real_browser(server, browser):
     assert viewer.locator("#alerts li").count() >= 1
     assert viewer.locator("#alerts li .actions button").count() == 0
     viewer.screenshot(path=str(ARTIFACTS / "map-viewer.png"))
+
+    # the site view: every sensor, its chart of the last hour with the setpoints drawn, the alerts with history
+    site = browser.new_page()
+    site.on("request", lambda request: requests.append(request.url))
+    site.goto(base + "/sites/LC-LUXI")
+    site.wait_for_function("window.liaowangReady === true", timeout=15_000)
+    sensors = [s.id for s in pipeline.fleet.sensors.values() if s.site_id == "LC-LUXI"]
+    assert site.locator(".sensor").count() == len(sensors)
+    drawn = site.evaluate("""() => {
+        const chart = window.liaowangSite.charts["LC-LUXI-GD-01"];
+        const series = chart.getOption().series[0];
+        return {points: series.data.length, lines: series.markLine.data.map(d => d.name),
+                canvas: !!document.querySelector('[data-sensor-id="LC-LUXI-GD-01"] canvas')};
+    }""")
+    assert drawn == {"points": 1, "lines": ["level1", "level2"], "canvas": True}
+    assert "一级" in site.locator("#site-meta").inner_text()  # GB 18218 grade shown
+    assert site.locator(f'#site-alerts li[data-alert-id="{alert_id}"] .history li').count() >= 2
+    site.screenshot(path=str(ARTIFACTS / "site-LC-LUXI.png"), full_page=True)
 
     outside = [url for url in requests if not url.startswith(base)]
     assert requests and outside == []

@@ -167,7 +167,7 @@ async function boot() {
            itemStyle: { areaColor: "#13314f", borderColor: "#4a86c5" }, emphasis: { itemStyle: { areaColor: "#1d4f80" } } },
     series: [],
   });
-  chart.on("click", p => { if (p.data && p.data.site) location.href = "/api/v1/sites/" + p.data.site.id; });
+  chart.on("click", p => { if (p.data && p.data.site) location.href = "/sites/" + encodeURIComponent(p.data.site.id); });
   window.addEventListener("resize", () => chart.resize());
   const countySelect = document.getElementById("f-county");
   geo.features.forEach(f => countySelect.append(new Option(f.properties.name, f.properties.name)));
