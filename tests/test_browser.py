@@ -151,5 +151,13 @@ def test_the_one_map_live_in_a_real_browser(server, browser):
     assert site.locator(f'#site-alerts li[data-alert-id="{alert_id}"] .history li').count() >= 2
     site.screenshot(path=str(ARTIFACTS / "site-LC-LUXI.png"), full_page=True)
 
+    # English at the press of a button, Chinese again at the next
+    page.click("#lang")
+    assert page.locator("#alerts-title").inner_text() == "Active alerts"
+    assert "Red" in page.locator("#alerts li.red").first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "map-english.png"))
+    page.click("#lang")
+    assert page.locator("#alerts-title").inner_text() == "当前预警"
+
     outside = [url for url in requests if not url.startswith(base)]
     assert requests and outside == []

@@ -1,10 +1,30 @@
 // The one map (应急管理一张图): county boundaries, sites coloured by status, active alerts, live over SSE.
 "use strict";
 const TIER_COLOUR = { red: "#e02020", orange: "#ff8c00", yellow: "#f5c400", blue: "#1e6fff", normal: "#2fb344", offline: "#8a8f98" };
-const TIER_ZH = { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色", normal: "正常", offline: "离线" };
+// Chinese by default; English with the 中/EN button (remembered in localStorage).
+const I18N = {
+  zh: { tier: { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色", normal: "正常", offline: "离线" },
+        state: { active: "未确认", acknowledged: "已确认", resolved: "已恢复", closed: "已消警", shelved: "已搁置",
+                 resolvedUnacked: "已恢复·未确认", latched: "已恢复·锁存待确认" },
+        family: { hazard: "重大危险源", gas: "气体泄漏", forest: "森林火灾" },
+        flag: { chattering: "频繁报警", suppressed: "检修抑制", source_lost: "信号丢失", first_out: "首发" },
+        ui: { title: "聊城市应急管理一张图", alerts: "当前预警", lasting: "持续", ack: "确认", close: "消警", shelve: "搁置",
+              signin: "登录", link: "链路", ok: "正常", bad: "异常", down: "断开", reconnect: "重连中",
+              allFamilies: "全部类别", allCounties: "全部区县", allTiers: "全部级别" },
+        age: ["秒", "分钟", "小时"] },
+  en: { tier: { red: "Red", orange: "Orange", yellow: "Yellow", blue: "Blue", normal: "Normal", offline: "Offline" },
+        state: { active: "unacknowledged", acknowledged: "acknowledged", resolved: "resolved", closed: "closed",
+                 shelved: "shelved", resolvedUnacked: "resolved, unacknowledged", latched: "cleared, latched until acknowledged" },
+        family: { hazard: "major hazard", gas: "gas leak", forest: "forest fire" },
+        flag: { chattering: "chattering", suppressed: "suppressed (maintenance)", source_lost: "source lost", first_out: "first out" },
+        ui: { title: "Liaocheng Emergency One Map", alerts: "Active alerts", lasting: "for", ack: "Ack", close: "Close",
+              shelve: "Shelve", signin: "Sign in", link: "Link", ok: "OK", bad: "degraded", down: "down",
+              reconnect: "reconnecting", allFamilies: "All families", allCounties: "All counties", allTiers: "All tiers" },
+        age: [" s", " min", " h"] },
+};
+let LANG = localStorage.getItem("liaowang-lang") === "en" ? "en" : "zh";
+const T = () => I18N[LANG];
 const TIER_RANK = { red: 4, orange: 3, yellow: 2, blue: 1 };
-const STATE_ZH = { active: "未确认", acknowledged: "已确认", resolved: "已恢复", closed: "已消警", shelved: "已搁置" };
-const FAMILY_ZH = { hazard: "重大危险源", gas: "气体泄漏", forest: "森林火灾" };
 const ROLE_RANK = { viewer: 0, operator: 1, duty_officer: 2, admin: 3 };
 const state = { sites: [], alerts: [], token: sessionStorage.getItem("liaowang-token") || "", role: null };
 const chart = echarts.init(document.getElementById("map"));
@@ -24,9 +44,10 @@ async function api(path, options = {}) {
 
 function age(iso) {
   const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 60) return Math.floor(s) + "秒";
-  if (s < 3600) return Math.floor(s / 60) + "分钟";
-  return Math.floor(s / 3600) + "小时";
+  const [sec, min, hour] = T().age;
+  if (s < 60) return Math.floor(s) + sec;
+  if (s < 3600) return Math.floor(s / 60) + min;
+  return Math.floor(s / 3600) + hour;
 }
 
 function filtered() {
@@ -67,16 +88,20 @@ function renderAlerts() {
     li.className = a.tier + (a.kind === "stale" || a.kind === "fault" ? " fault" : "");
     li.dataset.alertId = a.id;
     li.dataset.state = a.state;
-    const stateText = a.state === "resolved" && !a.acknowledged_at ? "已恢复·未确认" : STATE_ZH[a.state];
+    const t = T();
+    const stateText = a.latched ? t.state.latched
+      : a.state === "resolved" && !a.acknowledged_at ? t.state.resolvedUnacked : t.state[a.state];
+    const flags = ["chattering", "suppressed", "source_lost", "first_out"].filter(f => a[f])
+      .map(f => `<span class="flag ${f}">${t.flag[f]}</span>`).join("");
     const site = state.sites.find(s => s.id === a.site_id);
-    li.innerHTML = `<div><b>${TIER_ZH[a.tier]}</b> ${site ? site.name : a.site_id} · ${a.message}</div>
-      <div class="meta"><span class="state">${stateText}</span><span>${FAMILY_ZH[a.family] || a.family}</span>
-      <span>${a.county}</span><span>持续 ${age(a.raised_at)}</span><span>${a.rule_id}</span></div>
+    li.innerHTML = `<div><b>${t.tier[a.tier]}</b> ${site ? site.name : a.site_id} · ${a.message}</div>
+      <div class="meta"><span class="state">${stateText}</span>${flags}<span>${t.family[a.family] || a.family}</span>
+      <span>${a.county}</span><span>${t.ui.lasting} ${age(a.raised_at)}</span><span>${a.rule_id}</span></div>
       <div class="actions"></div>`;
     const actions = li.querySelector(".actions");
-    if (canAck && (a.state === "active" || (a.state === "resolved" && !a.acknowledged_at))) actions.append(button("确认", "ack", a));
-    if (canClose && a.state === "resolved") actions.append(button("消警", "close", a));
-    if (canClose && (a.state === "active" || a.state === "acknowledged")) actions.append(button("搁置", "shelve", a));
+    if (canAck && (a.state === "active" || (a.state === "resolved" && !a.acknowledged_at))) actions.append(button(t.ui.ack, "ack", a));
+    if (canClose && a.state === "resolved") actions.append(button(t.ui.close, "close", a));
+    if (canClose && (a.state === "active" || a.state === "acknowledged")) actions.append(button(t.ui.shelve, "shelve", a));
     return li;
   }));
 }
@@ -124,8 +149,8 @@ async function refreshHealth() {
   try {
     const r = await fetch("/healthz");
     const h = await r.json();
-    el.textContent = h.ok ? "正常" : "异常"; el.className = h.ok ? "ok" : "bad";
-  } catch { el.textContent = "断开"; el.className = "bad"; }
+    el.textContent = h.ok ? T().ui.ok : T().ui.bad; el.className = h.ok ? "ok" : "bad";
+  } catch { el.textContent = T().ui.down; el.className = "bad"; }
 }
 
 let pending = null;
@@ -140,7 +165,7 @@ function connectEvents() {
   source.addEventListener("alert", scheduleRefresh);
   source.addEventListener("site", scheduleRefresh);
   source.addEventListener("hello", () => { scheduleRefresh(); refreshHealth(); });
-  source.onerror = () => { document.getElementById("health-state").textContent = "重连中"; };
+  source.onerror = () => { document.getElementById("health-state").textContent = T().ui.reconnect; };
 }
 
 async function signIn(token) {
@@ -156,13 +181,28 @@ async function signIn(token) {
   renderAlerts();
 }
 
+function applyLanguage() {
+  const t = T();
+  document.documentElement.lang = LANG === "en" ? "en" : "zh-CN";
+  document.getElementById("title").textContent = t.ui.title;
+  document.getElementById("alerts-title").textContent = t.ui.alerts;
+  document.getElementById("signin-btn").textContent = t.ui.signin;
+  document.getElementById("link-label").textContent = t.ui.link;
+  document.getElementById("lang").textContent = LANG === "en" ? "中文" : "EN";
+  for (const tier of ["red", "orange", "yellow", "blue"]) document.getElementById("label-" + tier).textContent = t.tier[tier];
+  const fam = document.getElementById("f-family").options;
+  fam[0].text = t.ui.allFamilies; ["hazard", "gas", "forest"].forEach((f, i) => { fam[i + 1].text = t.family[f]; });
+  document.getElementById("f-county").options[0].text = t.ui.allCounties;
+  document.getElementById("f-tier").options[0].text = t.ui.allTiers;
+}
+
 async function boot() {
   const geo = await (await fetch("/static/data/liaocheng.geojson")).json();
   echarts.registerMap("liaocheng", geo);
   chart.setOption({
     backgroundColor: "#0b1a2b",
     tooltip: { trigger: "item", formatter: p => p.data && p.data.site
-      ? `${p.data.site.name}<br>${p.data.site.county} · ${TIER_ZH[p.data.site.status]}` : p.name },
+      ? `${p.data.site.name}<br>${p.data.site.county} · ${T().tier[p.data.site.status]}` : p.name },
     geo: { map: "liaocheng", roam: true, label: { show: true, color: "#9fb3c8" },
            itemStyle: { areaColor: "#13314f", borderColor: "#4a86c5" }, emphasis: { itemStyle: { areaColor: "#1d4f80" } } },
     series: [],
@@ -173,6 +213,12 @@ async function boot() {
   geo.features.forEach(f => countySelect.append(new Option(f.properties.name, f.properties.name)));
   ["f-family", "f-county", "f-tier"].forEach(id => document.getElementById(id).onchange = () => { renderMap(); renderAlerts(); });
   document.getElementById("signin-btn").onclick = () => signIn(document.getElementById("token").value.trim());
+  document.getElementById("lang").onclick = () => {
+    LANG = LANG === "zh" ? "en" : "zh";
+    localStorage.setItem("liaowang-lang", LANG);
+    applyLanguage(); renderAlerts(); refreshHealth();
+  };
+  applyLanguage();
   if (state.token) await signIn(state.token);
   await refresh();
   refreshHealth();
