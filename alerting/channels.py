@@ -99,7 +99,7 @@ class LogSender:
         self.spec = spec
 
     def send(self, note: dict[str, Any]) -> Delivery:
-        log.warning("notification", receiver=note["receiver"], alert_id=note.get("alert_id"), alert_event=note["event"],
+        log.info("notification", receiver=note["receiver"], alert_id=note.get("alert_id"), alert_event=note["event"],
                     tier=note.get("tier"), title=note["title"])
         return Delivery(True)
 

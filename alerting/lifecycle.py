@@ -48,6 +48,22 @@ class AlertChange:
     event: str
 
 
+def flood_onsets(raise_times: Sequence[float], limit: int, window_s: float) -> int:
+    """How many floods start in sorted raise times: moments a window first holds more than ``limit`` raises.
+
+    >>> flood_onsets([0, 1, 2, 3, 100, 101, 102, 103], limit=3, window_s=10)
+    2
+    """
+    floods, first, flooding = 0, 0, False
+    for i, t in enumerate(raise_times):
+        while raise_times[first] <= t - window_s:
+            first += 1
+        over = i - first + 1 > limit
+        floods += over and not flooding
+        flooding = over
+    return floods
+
+
 class LifecycleError(Exception):
     """A person's action that the alert's state does not allow (HTTP 409)."""
 

@@ -15,6 +15,7 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerting import STATES, AlertNotFound, LifecycleError
+from alerting.lifecycle import flood_onsets
 from liaowang.auth import Authenticator
 from liaowang.domain import Tier, iso, parse_time
 from liaowang.pipeline import Pipeline
@@ -87,13 +88,7 @@ def alarm_kpis_for(pipeline: Pipeline, start: float, now: float) -> dict[str, An
         buckets: dict[int, int] = {}
         for t in times:
             buckets[int((t - start) // 600)] = buckets.get(int((t - start) // 600), 0) + 1
-        floods, j, in_flood = 0, 0, False
-        for i, t in enumerate(times):  # count flood onsets: the moment a window first holds more than the limit
-            while times[j] <= t - window:
-                j += 1
-            over = i - j + 1 > settings.flood.alerts
-            floods += over and not in_flood
-            in_flood = over
+        floods = flood_onsets(times, settings.flood.alerts, window)
         desks[desk] = {"alerts": len(times), "max_per_10_min": max(buckets.values()), "floods": floods}
     counts: dict[tuple[str, str], int] = {}
     for alert in alerts:

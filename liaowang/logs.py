@@ -13,7 +13,9 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
     json = (not sys.stderr.isatty()) if json is None else json
     numeric = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    # ensure_ascii off: Chinese site names and messages stay readable in the JSON lines
+    renderer = (structlog.processors.JSONRenderer(ensure_ascii=False) if json
+                else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -52,6 +52,7 @@ class Progress:
     """A one-line progress report on stderr, at most once a second."""
 
     def __init__(self, total: int | None, label: str, stream: Any = sys.stderr) -> None:
+        """``stream`` None prints nothing."""
         self.total, self.label, self.stream = total, label, stream
         self.done, self._last, self._start = 0, 0.0, time.monotonic()
 
@@ -66,6 +67,8 @@ class Progress:
         self._print(time.monotonic(), end="\n")
 
     def _print(self, now: float, end: str = "\r") -> None:
+        if self.stream is None:
+            return
         rate = self.done / max(now - self._start, 1e-9)
         if self.total:
             share = self.done / self.total
@@ -86,7 +89,7 @@ class MessageRecorder:
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         self._handle = gzip.open(path, "wb")
-        self._progress = Progress(None, "recording", sys.stderr if show_progress else open("/dev/null", "w"))
+        self._progress = Progress(None, "recording", sys.stderr if show_progress else None)
         self._client = make_client(settings, f"liaowang-record-{int(clock() * 1000) % 10_000_000}")
         self._client.on_message = self._on_message
         self._client.on_connect = lambda client, *a: client.subscribe(topic, qos=1)
@@ -170,7 +173,7 @@ def replay(path: Path, settings: MqttSettings, speed: float = 1.0, shift_to_now:
     client.connect(settings.host, settings.port, settings.keepalive_s)
     client.loop_start()
     out = BoundedPublisher(client, max_outstanding=1000)
-    progress = Progress(total, "replay", sys.stderr if show_progress else open("/dev/null", "w"))
+    progress = Progress(total, "replay", sys.stderr if show_progress else None)
     started, first_received, sent = time.monotonic(), None, 0
     for topic, payload, received_at in read_recording(path):
         if stop.is_set():

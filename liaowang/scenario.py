@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from alerting.lifecycle import flood_onsets
 from liaowang.config import Config, ConfigError, Fleet
 from liaowang.domain import Quality, Reading, ReadingBatch
 from liaowang.pipeline import Pipeline
@@ -125,14 +126,7 @@ def _judge(scenario: Scenario, alerts: list, outcome: Outcome, flood_limit: int 
     outcome.raised = len(alerts)
     outcome.per_day = len(alerts) / (scenario.duration_s / 86_400)
     outcome.chattering = sum(1 for a in alerts if a.chattering)
-    raises = sorted(a.raised_at for a in alerts)
-    j, flooding = 0, False
-    for i, t in enumerate(raises):  # flood onsets: a window first holding more than the limit
-        while raises[j] <= t - flood_window:
-            j += 1
-        over = i - j + 1 > flood_limit
-        outcome.floods += over and not flooding
-        flooding = over
+    outcome.floods = flood_onsets(sorted(a.raised_at for a in alerts), flood_limit, flood_window)
     # every time an alert reached a tier: (rule, subject, tier, seconds after start)
     reached = [(a.rule_id, a.subject, h.tier, h.at - start) for a in alerts for h in a.history
                if h.event in ("raised", "escalated")]

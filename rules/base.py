@@ -14,6 +14,8 @@ from liaowang.rulespec import Match
 LEVEL_ZH = {
     "level1": "一级报警", "level2": "二级报警", "H": "高报(H)", "HH": "高高报(HH)", "L": "低报(L)", "LL": "低低报(LL)",
     "fire_suspected": "疑似火情", "fire_confirmed": "确认火情",
+    "rate_rise": "上升速率报警", "rate_fall": "下降速率报警", "fault": "传感器故障", "confirmed": "多点确认",
+    "fire_detected": "发现火情",
 }
 """Chinese names of device alarm levels, as the duty room says them."""
 
@@ -46,12 +48,6 @@ class Rule(Protocol):
     def evaluate(self, batch: ReadingBatch) -> list[Signal]:
         """Evaluate a micro-batch ordered by event time; return the changes it causes."""
         ...
-
-
-LEVEL_ZH.update({
-    "rate_rise": "上升速率报警", "rate_fall": "下降速率报警", "fault": "传感器故障", "confirmed": "多点确认",
-    "fire_detected": "发现火情",
-})
 
 
 def members(fleet: Fleet, match: Match, keep: Callable[[Sensor], bool] = lambda sensor: True) -> np.ndarray:

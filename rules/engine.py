@@ -57,7 +57,7 @@ class RuleEngine:
         self.book = book or RuleBook.thresholds_only()
         self.settings = settings
         self.stale = StaleRule(fleet, stale_periods or settings.stale_periods, stale_tier or settings.stale_tier, start)
-        self.buffer = ReorderBuffer(len(fleet.sensor_ids), settings.lateness_s, settings.max_hold_s)
+        self.buffer = ReorderBuffer(fleet.sensor_ids, settings.lateness_s, settings.max_hold_s)
         self.thresholds: list[ThresholdRule] = []
         self.batch_rules: list = []          # evaluate(batch) -> signals
         self.listeners: list = []            # on_signals(signals) -> signals
@@ -122,10 +122,8 @@ class RuleEngine:
 
     def evaluate(self, batch: ReadingBatch) -> list[Signal]:
         """Evaluate one batch at once, without holding (tests, tools, benchmarks): submit and release it all."""
-        back = self.stale.evaluate(batch)
-        admission = self.buffer.add(batch, float("inf"))
-        self.late_readings += len(admission.late)
-        return sorted(back + self.flush(float("inf"), everything=True).signals, key=lambda s: s.ts)
+        result = self.submit(batch, float("inf"))
+        return sorted(result.signals + self.flush(float("inf"), everything=True).signals, key=lambda s: s.ts)
 
     def _run(self, batch: ReadingBatch) -> list[Signal]:
         signals: list[Signal] = []
@@ -154,7 +152,7 @@ class RuleEngine:
 
     def _parts(self) -> dict[str, tuple[str, Stateful]]:
         parts: dict[str, tuple[str, Stateful]] = {
-            "_engine.reorder": (f"lateness={self.settings.lateness_s}", self.buffer_part()),
+            "_engine.reorder": (f"lateness={self.settings.lateness_s}", self.buffer),
             "_engine.stale": (f"periods={self.stale._periods}", self.stale),
         }
         for rule in self.thresholds:  # one rule for every threshold spec: one part, fingerprinted by them all
@@ -163,22 +161,6 @@ class RuleEngine:
             if not isinstance(spec, ThresholdSpec):
                 parts[spec.id] = (orjson.dumps(spec.model_dump(mode="json")).decode(), self.by_id[spec.id])  # type: ignore[assignment]
         return parts
-
-    def buffer_part(self) -> Stateful:
-        """The reorder buffer's release marks as a snapshot part (subjects: fleet sensors)."""
-        buffer, ids = self.buffer, self.fleet.sensor_ids
-
-        class _Part:
-            def subjects(self) -> list[str]:
-                return list(ids)
-
-            def state(self) -> dict[str, np.ndarray]:
-                return buffer.state()
-
-            def restore(self, arrays: dict[str, np.ndarray], rows: np.ndarray, into: np.ndarray) -> None:
-                buffer.restore(arrays, rows, into)
-
-        return _Part()
 
     def snapshot(self, store: SnapshotStore, now: float) -> int:
         """Save every rule's state; return the bytes written."""

@@ -16,6 +16,7 @@ reading is released anyway after ``max_hold_s`` on the injected clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -31,12 +32,13 @@ class Admission:
 
 
 class ReorderBuffer:
-    """Holds readings of ``n`` sensors until the event-time frontier passes them."""
+    """Holds readings of the fleet's sensors (``sensor_ids``, fleet order) until the event-time frontier passes them."""
 
-    def __init__(self, n: int, lateness_s: float, max_hold_s: float) -> None:
+    def __init__(self, sensor_ids: Sequence[str], lateness_s: float, max_hold_s: float) -> None:
+        self.sensor_ids = sensor_ids
         self.lateness = float(lateness_s)
         self.max_hold = float(max_hold_s)
-        self.last_released = np.full(n, -np.inf)
+        self.last_released = np.full(len(sensor_ids), -np.inf)
         self.max_seen = -np.inf
         self._parts: list[tuple[ReadingBatch, np.ndarray]] = []
         self.held = 0
@@ -88,6 +90,10 @@ class ReorderBuffer:
         out = out.take(~repeat & ~stale)
         np.maximum.at(self.last_released, out.sensor, out.ts)
         return out
+
+    def subjects(self) -> list[str]:
+        """Fleet sensor ids (the release marks are in fleet order)."""
+        return list(self.sensor_ids)
 
     def state(self) -> dict[str, np.ndarray]:
         """Per-sensor release marks (held readings are in the readings store and re-run on recovery)."""

@@ -17,6 +17,7 @@ rather than something wrong).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -139,7 +140,6 @@ class PredictiveRule(WindowedRule):
             rung = next(s for s in fleet.setpoints_for(fleet.sensors[fleet.sensor_ids[i]]) if s.level == spec.target_level)
             self._target[j], self._high[j] = rung.set, rung.direction == "high"
         level = f"predicted_{spec.target_level}"
-        LEVEL_ZH.setdefault(level, f"预计达到{LEVEL_ZH.get(spec.target_level, spec.target_level)}")
         ladder = Ladder(lows=(Rung(level=level, tier=spec.tier, set=spec.horizon_s,
                                    reset=spec.horizon_s * spec.reset_factor, high=False),))
         super().__init__(fleet, spec, [ladder] * len(sensors), sensors)
@@ -165,9 +165,4 @@ class PredictiveRule(WindowedRule):
         else:
             message = (f"{sensor.name} 按当前趋势约 {metric / 60:.1f} 分钟后达到{name}设定值 {target:g} {sensor.unit}"
                        f" (当前 {value:g} {sensor.unit})")
-        signal = self._signal(sensor, change, value, ts, message)
-        return Signal(**{**_fields(signal), "threshold": target})
-
-
-def _fields(signal: Signal) -> dict:
-    return {name: getattr(signal, name) for name in Signal.__dataclass_fields__}
+        return replace(self._signal(sensor, change, value, ts, message), threshold=target)

@@ -32,7 +32,7 @@ from typing import Annotated, Iterator, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from liaowang.config import Fleet, Sensor
-from liaowang.domain import CST, parse_time
+from liaowang.domain import parse_time
 from liaowang.rulespec import TierName
 from simulators.models import baseline, ramp
 
@@ -248,7 +248,6 @@ class ScenarioFeed:
         self.sensors = [s for s in fleet.sensors.values() if s.site_id in scenario.sites]
         self.start = scenario.start_ts
         self._weather = [i for i in scenario.incidents if isinstance(i, WeatherIncident)]
-        self._rng = random.Random(scenario.seed)
 
     def _noise(self, sensor_id: str, t: float) -> random.Random:
         return random.Random((self.scenario.seed << 40) ^ (zlib.crc32(sensor_id.encode()) << 8) ^ int(t * 10))
@@ -393,8 +392,3 @@ class ScenarioFeed:
                 held.append((t + delay, reading))
             else:
                 out.append(reading)
-
-    def local(self, ts: float) -> str:
-        """A timestamp as CST text (reports)."""
-        from datetime import datetime
-        return datetime.fromtimestamp(ts, CST).isoformat(timespec="seconds")
