@@ -33,6 +33,9 @@ from rules.trend import PredictiveRule, RateOfChangeRule
 
 log = structlog.get_logger("rules")
 
+RESUME_LOOKBACK_S = 3600.0
+"""How far behind the newest release mark recovery looks for sensors whose readings must be re-run."""
+
 
 @dataclass(slots=True)
 class Evaluation:
@@ -178,7 +181,14 @@ class RuleEngine:
         return outcome
 
     def resume_point(self) -> float:
-        """The event time from which stored readings must be re-run after a restore (-inf: none released)."""
+        """The event time from which stored readings must be re-run after a restore (-inf: none released).
+
+        The oldest release mark of the sensors heard in the last `RESUME_LOOKBACK_S` of event time: a
+        sensor silent for a day must not make every restart re-run a day of the whole fleet. (Readings
+        such a sensor sends later with times older than that window are stored, not re-evaluated.)
+        """
         marks = self.buffer.last_released
         seen = marks[np.isfinite(marks)]
-        return float(seen.min()) if len(seen) else float("-inf")
+        if not len(seen):
+            return float("-inf")
+        return float(seen[seen >= seen.max() - RESUME_LOOKBACK_S].min())

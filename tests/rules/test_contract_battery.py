@@ -164,3 +164,12 @@ def test_duplicates_change_nothing_and_too_late_readings_are_counted(demo_config
     engine = engine_for(demo_config, *rule_ids)
     assert [key(s) for s in deliver(engine, readings + stale_copies, fleet)] == expected
     assert engine.late_readings == len(stale_copies)
+
+
+def test_a_long_silent_sensor_does_not_pull_recovery_back(demo_config):
+    fleet = demo_config.fleet
+    engine = engine_for(demo_config, "threshold.gas")
+    old = series(fleet, "LC-LUXI-GD-02", 0, 10, 2, lambda t: 1.0)            # heard once, a day ago
+    recent = series(fleet, "LC-LUXI-GD-01", 86_400, 86_500, 2, lambda t: 1.0)
+    deliver(engine, old + recent, fleet)
+    assert engine.resume_point() == max(r.ts for r in recent)
