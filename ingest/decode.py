@@ -2,6 +2,13 @@
 
 Every payload ends as readings or as `Rejection`s with a reason; nothing raises and nothing is
 dropped silently. One bad element of a batch never drops the others.
+
+Hostile input is bounded, not trusted: JSON nested past the parser's limit is ``too_deep``; a
+container where the contract wants a scalar gets that field's reason; detail strings describe a
+rejected value by its type, never by ``str()`` of it (a deeply nested list cannot be printed); a
+batch element too deep to re-serialise is dead-lettered with the whole message. Anything else
+that goes wrong while decoding one message becomes one ``decode_failed`` rejection naming the
+exception type, so a single message can never stop ingest (TRAPS.md, "Found by attacking").
 """
 
 from __future__ import annotations
@@ -21,11 +28,19 @@ from liaowang.domain import QUALITY_CODE, Reading, ReadingBatch, parse_time
 READINGS_PREFIX = "liaowang/v1/readings/"
 EARLIEST_TS = 946_684_800.0  # 2000-01-01: anything older is a broken clock, not a reading
 
+MAX_DEPTH = 1024
+"""Deepest nesting accepted (orjson's limit; the contract's own shapes need 3). Deeper: ``too_deep``."""
+_MAX_CACHED_TOPIC = 256  # longer topics are parsed each time: no real topic is that long, and the cache stays small
+
 REASONS = (
     "not_json", "bad_shape", "oversized", "bad_topic", "unknown_sensor", "sensor_mismatch", "site_mismatch",
     "bad_value", "bad_timestamp", "future_timestamp", "unit_mismatch", "bad_quality", "bad_status", "late",
+    "too_deep", "decode_failed", "evaluation_failed",
 )
-"""Every dead-letter reason ingest gives (CONTRACT §1 and its extensions in docs/CONTRACT-EXTENSIONS.md)."""
+"""Every dead-letter reason ingest gives (docs/contract.md §1, and §6 "Dead-letter reasons").
+
+``evaluation_failed`` is given by the store stage (ingest/service.py), not by the decoder.
+"""
 
 # Unit spellings and conversions accepted besides the registry's own unit: (sent, registered) → f.
 _UNIT_CONVERSIONS: dict[tuple[str, str], Callable[[float], float]] = {
@@ -51,6 +66,12 @@ class BatchBuilder:
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def discard_partial_row(self) -> None:
+        """Cut the columns back to whole rows (after a failure between the four appends of one row)."""
+        rows = min(len(self.sensor), len(self.ts), len(self.value), len(self.quality))
+        for column in (self.sensor, self.ts, self.value, self.quality):
+            del column[rows:]
 
     def build(self) -> ReadingBatch:
         """The collected rows as numpy columns."""
@@ -79,6 +100,44 @@ class _FastBatch(msgspec.Struct):
 
 _FAST_ONE = msgspec.json.Decoder(_FastReading)
 _FAST_BATCH = msgspec.json.Decoder(_FastBatch)
+
+
+def _describe(value: Any) -> str:
+    """A short description of a decoded JSON value for a detail string: bounded, and never ``str()``
+    of a container (a list nested a few hundred deep makes ``str()`` raise RecursionError).
+
+    >>> _describe("x" * 100), _describe(True), _describe(12.5), _describe([[[]]])
+    ("'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'…", 'true', '12.5', 'an array')
+    """
+    kind = type(value)
+    if kind is str:
+        return repr(value[:40]) + "…" if len(value) > 40 else repr(value)
+    if value is None or kind is bool:
+        return "null" if value is None else ("true" if value else "false")
+    if kind is float or (kind is int and -2**64 < value < 2**64):
+        return repr(value)
+    return {dict: "an object", list: "an array", int: "a very large integer"}.get(kind, f"a {kind.__name__}")
+
+
+def _failure(err: BaseException) -> str:
+    """``decode_failed`` detail: the exception type and where it was raised (never ``str(err)``)."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" in {tb.tb_frame.f_code.co_name} line {tb.tb_lineno}" if tb is not None else ""
+    return f"unexpected {type(err).__name__}{where} while decoding: a bug in ingest, please report this payload"
+
+
+def _element_payload(item: Any, message: bytes) -> tuple[bytes, str]:
+    """The dead-letter payload of one rejected batch element, and a note for its detail.
+
+    The element is re-serialised on its own; one orjson cannot write (nested past 254 levels) is
+    dead-lettered with the whole message instead, and the note says so.
+    """
+    try:
+        return orjson.dumps(item), ""
+    except Exception:
+        return message, " (element nested too deep to re-serialise: the payload is the whole message)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,46 +183,67 @@ class Decoder:
         """(site, sensor or None) of a readings topic, or None when malformed; cached, topics repeat."""
         parts = self._topics.get(topic)
         if parts is None:
-            pieces = topic[len(READINGS_PREFIX):].split("/") if topic.startswith(READINGS_PREFIX) else []
+            pieces = topic[len(READINGS_PREFIX):].split("/", 2) if topic.startswith(READINGS_PREFIX) else []
             if len(pieces) not in (1, 2) or not all(pieces):
                 return None
             parts = (pieces[0], pieces[1] if len(pieces) == 2 else None)
-            if len(self._topics) < 200_000:  # bounded: a flood of made-up topics cannot grow memory
+            # Bounded in count and size: a flood of made-up (or 64 KB) topics cannot grow memory.
+            if len(self._topics) < 200_000 and len(topic) <= _MAX_CACHED_TOPIC:
                 self._topics[topic] = parts
         return parts
 
     def decode_into(self, out: BatchBuilder, topic: str, payload: bytes) -> list[Rejection]:
-        """Decode one MQTT message, appending good readings to ``out``; return the rejections."""
-        if len(payload) > self._settings.max_payload_bytes:
-            return [Rejection("oversized", topic, payload, f"{len(payload)} bytes > {self._settings.max_payload_bytes}")]
-        parts = self._topic_parts(topic)
-        if parts is None:
-            return [Rejection("bad_topic", topic, payload, "expected liaowang/v1/readings/{site_id}[/{sensor_id}]")]
-        topic_site, topic_sensor = parts
-        if self._decode_fast(out, topic_site, topic_sensor, payload):
-            return []
-        # The slow path: find out exactly what is wrong, element by element.
+        """Decode one MQTT message, appending good readings to ``out``; return the rejections.
+
+        Never raises, whatever the bytes and the topic: what cannot be judged becomes a rejection.
+        """
+        try:
+            if len(payload) > self._settings.max_payload_bytes:
+                return [Rejection("oversized", topic, payload,
+                                  f"{len(payload)} bytes > {self._settings.max_payload_bytes}")]
+            parts = self._topic_parts(topic)
+            if parts is None:
+                return [Rejection("bad_topic", topic, payload, "expected liaowang/v1/readings/{site_id}[/{sensor_id}]")]
+            topic_site, topic_sensor = parts
+            if self._decode_fast(out, topic_site, topic_sensor, payload):
+                return []
+            return self._decode_slow(out, topic, topic_site, topic_sensor, payload)
+        except Exception as err:  # last resort: a bug or a library surprise costs one message, never the thread
+            out.discard_partial_row()
+            return [Rejection("decode_failed", topic, payload, _failure(err))]
+
+    def _decode_slow(self, out: BatchBuilder, topic: str, topic_site: str, topic_sensor: str | None,
+                     payload: bytes) -> list[Rejection]:
+        """Find out exactly what is wrong, element by element (payloads the fast path would not take)."""
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError as err:
+            if err.msg == "depth limit exceeded":
+                return [Rejection("too_deep", topic, payload,
+                                  f"JSON nested deeper than {MAX_DEPTH} levels (a reading needs 3)")]
             return [Rejection("not_json", topic, payload, str(err)[:200])]
         if type(body) is not dict:
-            return [Rejection("bad_shape", topic, payload, f"expected a JSON object, got {type(body).__name__}")]
+            return [Rejection("bad_shape", topic, payload, f"expected a JSON object, got {_describe(body)}")]
         items = body.get("readings")
         if items is None and "readings" not in body:
             problem = self._decode_one(out, topic_site, topic_sensor, body)
             return [Rejection(problem[0], topic, payload, problem[1])] if problem else []
         if type(items) is not list:
-            return [Rejection("bad_shape", topic, payload, "'readings' must be a list")]
+            return [Rejection("bad_shape", topic, payload, f"'readings' must be a list, got {_describe(items)}")]
         batch_site = body.get("site_id", topic_site)
         if batch_site != topic_site:
             return [Rejection("site_mismatch", topic, payload,
-                              f"batch site_id {str(batch_site)[:60]!r} differs from topic site {topic_site!r}")]
+                              f"batch site_id {_describe(batch_site)} differs from topic site {topic_site[:80]!r}")]
         rejections = []
         for item in items:
-            problem = self._decode_one(out, topic_site, None, item)
+            try:
+                problem = self._decode_one(out, topic_site, None, item)
+            except Exception as err:  # last resort for one element: its neighbours are still judged
+                out.discard_partial_row()
+                problem = ("decode_failed", _failure(err))
             if problem:  # the element alone is dead-lettered; its neighbours are kept
-                rejections.append(Rejection(problem[0], topic, orjson.dumps(item), problem[1]))
+                element, note = _element_payload(item, payload)
+                rejections.append(Rejection(problem[0], topic, element, problem[1] + note))
         return rejections
 
     def _decode_fast(self, out: BatchBuilder, topic_site: str, topic_sensor: str | None, payload: bytes) -> bool:
@@ -180,8 +260,9 @@ class Decoder:
                 items = batch.readings
             else:
                 items = [_FAST_ONE.decode(payload)]
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except Exception:  # not only DecodeError: msgspec raises RecursionError a few hundred levels deep
             return False
+        # msgspec refuses NaN, Infinity and out-of-range numbers, so every value here is finite.
         sensors, max_ts = self._sensors, self._max_ts
         rows = []
         for item in items:
@@ -210,12 +291,12 @@ class Decoder:
         if known is None:
             if type(sensor_id) is not str:
                 return "bad_shape", "sensor_id missing or not a string"
-            return "unknown_sensor", f"sensor {sensor_id[:80]!r} is not registered"
+            return "unknown_sensor", f"sensor {_describe(sensor_id)} is not registered"
         if topic_sensor is not None and sensor_id != topic_sensor:
-            return "sensor_mismatch", f"payload sensor_id {sensor_id!r} differs from topic {topic_sensor!r}"
+            return "sensor_mismatch", f"payload sensor_id {sensor_id!r} differs from topic {_describe(topic_sensor)}"
         index, site_id, unit_registered = known
         if site_id != topic_site:
-            return "site_mismatch", f"sensor {sensor_id} belongs to {site_id}, topic says {topic_site}"
+            return "site_mismatch", f"sensor {sensor_id} belongs to {site_id}, topic says {topic_site[:80]}"
 
         value = item.get("value")
         kind = type(value)
@@ -226,7 +307,7 @@ class Decoder:
             if not math.isfinite(value):
                 return "bad_value", "value overflows a double"
         else:
-            return "bad_value", f"value must be a finite number, got {str(value)[:40]!r}"
+            return "bad_value", f"value must be a finite number, got {_describe(value)}"
 
         raw_ts = item.get("ts")
         if type(raw_ts) is float or type(raw_ts) is int:
@@ -242,8 +323,10 @@ class Decoder:
         if unit is not None and unit != unit_registered:
             convert = _UNIT_CONVERSIONS.get((unit, unit_registered)) if type(unit) is str else None
             if convert is None:
-                return "unit_mismatch", f"unit {str(unit)[:20]!r} is not {unit_registered!r} nor a known conversion"
+                return "unit_mismatch", f"unit must be {unit_registered!r} or convert to it, got {_describe(unit)}"
             value = convert(value)
+            if not math.isfinite(value):  # 1e308 m/s is finite; in km/h it is not
+                return "bad_value", f"value in {unit} is not finite in {unit_registered}"
 
         quality = item.get("quality")
         if quality is None and "quality" not in item:
@@ -251,7 +334,7 @@ class Decoder:
         else:
             code = _QUALITY_CODES.get(quality) if type(quality) is str else None
             if code is None:
-                return "bad_quality", f"quality must be good, uncertain or bad, got {str(quality)[:20]!r}"
+                return "bad_quality", f"quality must be good, uncertain or bad, got {_describe(quality)}"
         out.sensor.append(index)
         out.ts.append(ts)
         out.value.append(value)
@@ -260,8 +343,8 @@ class Decoder:
 
     def _timestamp_problem(self, raw: Any, ts: float) -> tuple[str, str]:
         if not math.isfinite(ts) or ts < EARLIEST_TS:
-            return "bad_timestamp", f"ts {raw!r} is before 2000 or not finite"
-        return "future_timestamp", f"ts {raw!r} is more than {self._settings.future_skew_s:g} s ahead"
+            return "bad_timestamp", f"ts {_describe(raw)} is before 2000 or not finite"
+        return "future_timestamp", f"ts {_describe(raw)} is more than {self._settings.future_skew_s:g} s ahead"
 
     def _timestamp(self, raw: Any) -> tuple[float, tuple[str, str] | None]:
         if isinstance(raw, bool) or raw is None:

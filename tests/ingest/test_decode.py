@@ -91,3 +91,107 @@ def test_a_batch_whose_site_differs_from_its_topic_is_rejected(decoder):
     batch = {"site_id": "LC-XFHG", "readings": [{"sensor_id": "LC-LUXI-GD-01", "ts": NOW, "value": 1.0}]}
     readings, rejections = decoder.decode("liaowang/v1/readings/LC-LUXI", orjson.dumps(batch))
     assert readings == [] and rejections[0].reason == "site_mismatch"
+
+
+# ---------------------------------------------------------------- hostile input (issue 11)
+
+BATCH_TOPIC = "liaowang/v1/readings/LC-LUXI"
+GOOD = b'{"sensor_id": "LC-LUXI-GD-01", "ts": 1795564800, "value": 1}'
+
+
+def nested(depth: int, inner: bytes = b"1") -> bytes:
+    return b"[" * depth + inner + b"]" * depth
+
+
+def field(name: str, raw: bytes) -> bytes:
+    return b'{"sensor_id": "LC-LUXI-GD-01", "ts": 1795564800, "value": 1, "%s": %s}' % (name.encode(), raw)
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (nested(3000), "too_deep"),
+    (b'{"a":' * 3000 + b"1" + b"}" * 3000, "too_deep"),
+    (field("value", nested(1000)), "bad_value"),        # str() of this list raises RecursionError
+    (field("unit", nested(1000)), "unit_mismatch"),
+    (field("quality", nested(1000)), "bad_quality"),
+    (field("ts", nested(1000)), "bad_timestamp"),
+    (field("sensor_id", nested(1000)), "bad_shape"),
+    (field("value", nested(3000)), "too_deep"),
+    (field("extra", nested(3000)), "too_deep"),
+    (nested(1000), "bad_shape"),
+], ids=["array-3000", "object-3000", "value-1000", "unit-1000", "quality-1000", "ts-1000", "sensor_id-1000",
+        "value-3000", "unknown-field-3000", "array-1000"])
+def test_deeply_nested_payloads_get_a_reason_instead_of_raising(decoder, payload, reason):
+    readings, rejections = decoder.decode(TOPIC, payload)
+    assert readings == [] and [r.reason for r in rejections] == [reason]
+    assert len(rejections[0].detail) < 300
+
+
+def test_an_unknown_field_nested_below_the_parser_limit_is_ignored(decoder):
+    """msgspec raises RecursionError on it (fast path); the slow path takes the reading."""
+    readings, rejections = decoder.decode(TOPIC, field("extra", nested(1000)))
+    assert rejections == [] and [r.value for r in readings] == [1.0]
+
+
+def test_a_deep_batch_element_is_dead_lettered_with_the_whole_message_and_its_neighbours_kept(decoder):
+    """300 levels (600 bytes) is past what orjson can re-serialise for the element's own dead letter."""
+    payload = b'{"site_id": "LC-LUXI", "readings": [' + GOOD + b", " + nested(300) + b", " + GOOD + b"]}"
+    readings, rejections = decoder.decode(BATCH_TOPIC, payload)
+    assert len(readings) == 2
+    [rejection] = rejections
+    assert rejection.reason == "bad_shape" and rejection.payload == payload
+    assert "whole message" in rejection.detail
+
+
+def test_a_shallow_bad_batch_element_is_still_dead_lettered_on_its_own(decoder):
+    payload = b'{"readings": [' + GOOD + b", " + nested(3) + b"]}"
+    _, [rejection] = decoder.decode(BATCH_TOPIC, payload)
+    assert rejection.payload == b"[[[1]]]" and "whole message" not in rejection.detail
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308])
+def test_a_unit_conversion_that_overflows_is_a_bad_value(decoder, value):
+    readings, rejections = decoder.decode("liaowang/v1/readings/LC-DEHH/LC-DEHH-WS1-WS",
+                                          orjson.dumps({"ts": NOW, "value": value, "unit": "m/s"}))
+    assert readings == [] and [r.reason for r in rejections] == ["bad_value"]
+
+
+def test_an_unexpected_exception_becomes_one_decode_failed_rejection(decoder, monkeypatch):
+    def broken(*args):
+        raise ZeroDivisionError("boom")
+    monkeypatch.setattr(decoder, "_decode_fast", broken)
+    readings, [rejection] = decoder.decode(TOPIC, one())
+    assert readings == [] and rejection.reason == "decode_failed"
+    assert "ZeroDivisionError" in rejection.detail and "boom" not in rejection.detail
+
+
+def test_an_exception_on_one_batch_element_fails_that_element_only(decoder, monkeypatch):
+    real = decoder._decode_one
+
+    def flaky(out, site, sensor, item):
+        if item.get("value") == 2:
+            out.sensor.append(0)  # half a row, then a failure: the row must not survive
+            raise RuntimeError
+        return real(out, site, sensor, item)
+    monkeypatch.setattr(decoder, "_decode_one", flaky)
+    batch = {"readings": [{"sensor_id": "LC-LUXI-GD-01", "ts": NOW, "value": v, "unit": "ppm" if v == 3 else "%LEL"}
+                          for v in (1, 2, 3)]}
+    readings, rejections = decoder.decode(BATCH_TOPIC, orjson.dumps(batch))
+    assert [r.value for r in readings] == [1.0]
+    assert [r.reason for r in rejections] == ["decode_failed", "unit_mismatch"]
+
+
+@pytest.mark.parametrize("topic", [
+    "", "liaowang/v1/readings/", "liaowang/v1/readings//", "liaowang/v1/readings/a/b/c", "liaowang/v1/readings/a/b/",
+    "liaowang/v1/readings/" + "/" * 100_000, "liaowang/v1/readings/#", "liaowang/v1/readings/LC-LUXI/+",
+    "liaowang/v1/readings/\x00", "liaowang/v1/readings/LC-LUXI/\ud800", "liaowang/v1/readings/" + "x" * 70_000,
+])
+def test_odd_topics_never_raise(decoder, topic):
+    readings, rejections = decoder.decode(topic, one())
+    assert readings == [] and len(rejections) == 1
+    assert rejections[0].reason in {"bad_topic", "unknown_sensor", "site_mismatch", "sensor_mismatch"}
+
+
+def test_long_topics_are_not_cached(decoder):
+    for i in range(50):
+        decoder.decode(f"liaowang/v1/readings/LC-LUXI/{i}{'x' * 60_000}", one())
+    assert len(decoder._topics) == 0
