@@ -119,6 +119,20 @@ def _describe(value: Any) -> str:
     return {dict: "an object", list: "an array", int: "a very large integer"}.get(kind, f"a {kind.__name__}")
 
 
+def _mqtt_topic_name(topic: str) -> bool:
+    """Whether ``topic`` can be an MQTT topic name: UTF-8, no U+0000, no wildcard (MQTT 3.1.1 §4.7).
+
+    A broker delivers no other, so such a topic is ``bad_topic`` whatever its payload.
+    """
+    if "+" in topic or "#" in topic or "\x00" in topic:
+        return False
+    try:
+        topic.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 def _failure(err: BaseException) -> str:
     """``decode_failed`` detail: the exception type and where it was raised (never ``str(err)``)."""
     tb = err.__traceback__
@@ -184,7 +198,7 @@ class Decoder:
         parts = self._topics.get(topic)
         if parts is None:
             pieces = topic[len(READINGS_PREFIX):].split("/", 2) if topic.startswith(READINGS_PREFIX) else []
-            if len(pieces) not in (1, 2) or not all(pieces):
+            if len(pieces) not in (1, 2) or not all(pieces) or not _mqtt_topic_name(topic):
                 return None
             parts = (pieces[0], pieces[1] if len(pieces) == 2 else None)
             # Bounded in count and size: a flood of made-up (or 64 KB) topics cannot grow memory.
