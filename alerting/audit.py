@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ingest.sqlite_sink import connect
+from alerting.db import AlertDB
 from liaowang.domain import iso
 
 _SCHEMA = """
@@ -41,10 +40,12 @@ FIELDS = ("seq", "at", "actor", "action", "alert_id", "subject", "detail")
 class AuditLog:
     """Appends and exports audit records. ``actor`` is ``system`` for automatic transitions."""
 
-    def __init__(self, path: Path | str) -> None:
-        self._conn = connect(path)
-        self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, db: AlertDB | Path | str) -> None:
+        self.db = AlertDB.of(db)
+        self._conn = self.db.conn
+        self._lock = self.db.lock
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
 
     def append(self, at: float, actor: str, action: str, alert_id: str | None = None, subject: str | None = None,
                **detail: Any) -> None:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import structlog
 
@@ -82,6 +83,10 @@ class AlertManager:
     def __init__(self, store: AlertStore, fleet: Fleet, clock: Callable[[], float],
                  settings: AlertingSettings | None = None, audit: AuditLog | None = None,
                  suppressions: Suppressions | None = None) -> None:
+        for part in (audit, suppressions):
+            if part is not None and part.db is not store.db:
+                raise ValueError("the audit log and maintenance windows must share the alert store's AlertDB: "
+                                 "one transaction spans them")
         self._store = store
         self._fleet = fleet
         self._clock = clock
@@ -97,6 +102,31 @@ class AlertManager:
         self._desk_raises: dict[str, deque[tuple[float, str]]] = {}
         self.out_of_service_signals = 0
 
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every alert, history, audit (and, for a caller that joins it, outbox) write inside is one transaction.
+
+        When it fails — a full disk, a locked or broken database — the rows are rolled back and the
+        open episodes are reloaded from the store, so memory never runs ahead of what is stored and
+        the same signals or action can simply be retried.
+        """
+        with self._lock:
+            try:
+                with self._store.db.transaction():
+                    yield
+            except BaseException:
+                if self._store.db.depth == 0:  # the outermost transaction rolled back: forget what it changed
+                    self.reload()
+                raise
+
+    def reload(self) -> None:
+        """Rebuild the open episodes and signal horizons from the store (after a rolled-back transaction)."""
+        with self._lock:
+            self._open = {(a.rule_id, a.subject): a for a in self._store.open_alerts()}
+            self._horizon = self._store.horizons()
+
     # ------------------------------------------------------------------ automatic transitions
 
     def apply(self, signals: Sequence[Signal]) -> list[AlertChange]:
@@ -107,7 +137,7 @@ class AlertManager:
         about the past has already been applied (no alert is raised twice).
         """
         changes: list[AlertChange] = []
-        with self._lock:
+        with self.transaction():
             for signal in signals:
                 key = (signal.rule_id, signal.subject)
                 if signal.ts < self._horizon.get(key, float("-inf")):
@@ -245,7 +275,7 @@ class AlertManager:
 
     def acknowledge(self, alert_id: str, by: str, note: str | None) -> AlertChange:
         """确认: a person takes the alert (active → acknowledged; resolved stays resolved, acknowledged)."""
-        with self._lock:
+        with self.transaction():
             alert = self._get(alert_id)
             if alert.acknowledged_at is not None and alert.state in ("acknowledged", "resolved"):
                 raise LifecycleError(f"alert {alert_id} is already acknowledged")
@@ -269,7 +299,7 @@ class AlertManager:
         """消警: a person closes a resolved alert, with a note saying why."""
         if not note or not note.strip():
             raise LifecycleError("a closing note is required")
-        with self._lock:
+        with self.transaction():
             alert = self._get(alert_id)
             if alert.state != "resolved":
                 raise LifecycleError(f"alert {alert_id} is {alert.state}; only resolved alerts can be closed")
@@ -281,7 +311,7 @@ class AlertManager:
         """Hide an open alert until ``until`` with a reason (ISA-18.2 shelving)."""
         if not reason or not reason.strip():
             raise LifecycleError("a shelving reason is required")
-        with self._lock:
+        with self.transaction():
             alert = self._get(alert_id)
             now = self._clock()
             if alert.state not in ("active", "acknowledged"):
@@ -318,7 +348,7 @@ class AlertManager:
     def expire_shelves(self, now: float) -> list[AlertChange]:
         """Return shelved alerts whose shelf has expired to their state before (``unshelved``)."""
         changes = []
-        with self._lock:
+        with self.transaction():
             for alert in list(self._open.values()):
                 if alert.state == "shelved" and alert.shelved_until is not None and alert.shelved_until <= now:
                     alert.state = "acknowledged" if alert.acknowledged_at is not None else "active"
@@ -333,7 +363,7 @@ class AlertManager:
 
     def record(self, alert: Alert, event: str, at: float, note: str | None = None) -> AlertChange:
         """Append an automatic history event to an alert (notification escalation) and store it."""
-        with self._lock:
+        with self.transaction():
             alert.history.append(HistoryEntry(at=at, event=event, tier=alert.tier, note=note))
             alert.updated_at = max(alert.updated_at, at)
             self._store.save(alert)

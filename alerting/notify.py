@@ -33,7 +33,7 @@ import structlog
 from alerting.channels import Channel, Delivery, LogSender, make_sender
 from alerting.lifecycle import AlertChange, AlertManager
 from alerting.model import Alert
-from ingest.sqlite_sink import connect
+from alerting.db import AlertDB
 from liaowang.alertspec import AlertingSettings, Receiver, Route
 from liaowang.config import Fleet
 from liaowang.domain import CST, iso
@@ -133,12 +133,14 @@ class Router:
 class Notifier:
     """Turns alert changes into outbox documents and delivers them. Thread-safe."""
 
-    def __init__(self, path: Path | str, settings: AlertingSettings, fleet: Fleet, manager: AlertManager,
+    def __init__(self, db: AlertDB | Path | str, settings: AlertingSettings, fleet: Fleet, manager: AlertManager,
                  clock: Callable[[], float], publish: Callable[[str, bytes], bool] | None = None,
                  senders: dict[str, list[Channel]] | None = None) -> None:
-        self._conn = connect(path)
-        self._conn.executescript(_SCHEMA)
-        self._lock = threading.RLock()
+        self.db = AlertDB.of(db)
+        self._conn = self.db.conn
+        self._lock = self.db.lock
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
         self.settings = settings
         self.fleet = fleet
         self.manager = manager

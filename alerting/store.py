@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import orjson
 
 from alerting.model import OPEN_STATES, Alert
-from ingest.sqlite_sink import connect
+from alerting.db import AlertDB
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -38,10 +37,12 @@ CREATE TABLE IF NOT EXISTS signal_horizon (
 class AlertStore:
     """Durable alert storage; every write commits before the change is announced."""
 
-    def __init__(self, path: Path | str) -> None:
-        self._conn = connect(path)
-        self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, db: AlertDB | Path | str) -> None:
+        self.db = AlertDB.of(db)
+        self._conn = self.db.conn
+        self._lock = self.db.lock
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
 
     def save(self, alert: Alert) -> None:
         """Insert or replace one alert."""

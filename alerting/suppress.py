@@ -7,13 +7,12 @@ reason, and is not notified — never dropped silently. Windows set through the 
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.sqlite_sink import connect
+from alerting.db import AlertDB
 from liaowang.alertspec import MaintenanceWindow
 from liaowang.domain import iso, parse_time
 
@@ -57,10 +56,12 @@ class Suppression:
 class Suppressions:
     """Configured and stored maintenance windows."""
 
-    def __init__(self, path: Path | str, configured: list[MaintenanceWindow]) -> None:
-        self._conn = connect(path)
-        self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, db: AlertDB | Path | str, configured: list[MaintenanceWindow]) -> None:
+        self.db = AlertDB.of(db)
+        self._conn = self.db.conn
+        self._lock = self.db.lock
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
         self._configured = [Suppression(f"config-{i}", w.site_id, w.sensor_id, parse_time(w.start), parse_time(w.end),
                                         w.reason, "configuration") for i, w in enumerate(configured)]
         self._stored = self._load()

@@ -15,6 +15,7 @@ import urllib.parse
 import pytest
 from aiosmtpd.controller import Controller
 
+from alerting.db import AlertDB
 from alerting.channels import (DingTalkSender, EmailSender, WebhookSender, WeComSender, dingtalk_body,
                                dingtalk_signed_url, wecom_body)
 from alerting.notify import Notifier
@@ -134,8 +135,9 @@ def test_a_failing_channel_is_retried_with_backoff_then_the_fallback_takes_it(tm
                            "channels": [{"kind": "webhook", "url": fallback.url}]}],
             "routes": [{"match": {}, "receivers": ["op"]}]})
         now = [1_795_564_800.0]
-        manager = AlertManager(AlertStore(tmp_path / "a.db"), fleet, lambda: now[0], settings)
-        notifier = Notifier(tmp_path / "a.db", settings, fleet, manager, lambda: now[0])
+        db = AlertDB(tmp_path / "a.db")
+        manager = AlertManager(AlertStore(db), fleet, lambda: now[0], settings)
+        notifier = Notifier(db, settings, fleet, manager, lambda: now[0])
         changes = manager.apply([Signal("gas.x", "threshold", "LC-LUXI-GD-01", "LC-LUXI", Family.GAS, Tier.YELLOW,
                                         "level1", 25.0, 20.0, "%LEL", now[0], "test")])
         notifier.on_changes(changes)

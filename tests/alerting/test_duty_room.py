@@ -13,6 +13,7 @@ import pytest
 
 from alerting import AlertChange, AlertManager, AlertStore
 from alerting.audit import AuditLog
+from alerting.db import AlertDB
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
 from liaowang.alertspec import AlertingSettings
@@ -50,12 +51,12 @@ class Room:
         self.clock = FakeClock(T0)
         self.recorder = recorder or Recorder()
         self.settings = settings_for(self.recorder.url, **overrides)
-        path = tmp_path / "alerts.db"
-        self.store = AlertStore(path)
-        self.audit = AuditLog(path)
-        self.suppressions = Suppressions(path, self.settings.maintenance)
+        db = AlertDB(tmp_path / "alerts.db")  # one connection, as the pipeline has it
+        self.store = AlertStore(db)
+        self.audit = AuditLog(db)
+        self.suppressions = Suppressions(db, self.settings.maintenance)
         self.manager = AlertManager(self.store, fleet, self.clock, self.settings, self.audit, self.suppressions)
-        self.notifier = Notifier(path, self.settings, fleet, self.manager, self.clock)
+        self.notifier = Notifier(db, self.settings, fleet, self.manager, self.clock)
 
     def signal(self, subject: str, tier: Tier | None, at: float, rule: str = "gas.combustible_gas.threshold",
                site: str = "LC-LUXI") -> list:
