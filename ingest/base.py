@@ -26,6 +26,15 @@ class Sink(Protocol):
         ...
 
 
+class DownstreamUnavailable(Exception):
+    """The stage after ingest could not commit a batch's effects for a reason that passes (a full disk,
+    a locked database): ingest keeps the batch unacknowledged and retries it, never drops it.
+
+    Any other exception from downstream is a fault of the batch or of the code: ingest retries it a
+    few times, then dead-letters the readings as ``evaluation_failed`` and reports it.
+    """
+
+
 class RetryableWriteError(Exception):
     """The store did not take the batch but may later (429, 5xx, timeout, refused connection).
 

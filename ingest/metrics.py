@@ -33,5 +33,10 @@ class IngestMetrics:
                                  registry=registry)
         self.forward_errors = Counter("liaowang_forward_errors_total", "Failed sends to a remote store",
                                       ["sink", "kind"], registry=registry)
+        self.downstream_retries = Counter(
+            "liaowang_ingest_downstream_retries_total",
+            "Batches handed downstream again: 'unavailable' (alerting could not commit, e.g. a full disk; retried "
+            "until it can) or 'failed' (rules or alerting raised; dead-lettered as evaluation_failed after 3 tries)",
+            ["kind"], registry=registry)
         self.broker_connected = Gauge("liaowang_broker_connected", "1 while the ingest client is connected",
                                       registry=registry)

@@ -1,15 +1,24 @@
 """The ingest stage: MQTT subscriber → bounded queue → batch worker → sinks → downstream handler.
 
-The paho network thread only enqueues. One worker thread takes micro-batches (by size and by
-time), decodes and validates them, stores them in every sink, hands the readings downstream
-(rules and alerting) and only then acknowledges the messages to the broker (manual ack on a
-persistent QoS 1 session). A full queue blocks the network thread, so the broker holds the
-rest: memory stays bounded and nothing is dropped.
+The paho network thread only enqueues. A decode stage takes micro-batches (by size and by
+time), decodes and validates them (the decoder never raises: a bad message is a dead letter); a
+store stage stores them in every sink, hands the readings and gateway news downstream (rules and
+alerting) and only then acknowledges the messages to the broker (manual ack on a persistent QoS 1
+session). A full queue blocks the network thread, so the broker holds the rest: memory stays
+bounded and nothing is dropped.
+
+Nothing stops silently. A sink that fails is retried with back-off while acknowledgements stop
+(the broker holds the backlog); downstream that cannot commit (`DownstreamUnavailable`: a full
+disk) is retried the same way; a batch downstream fails on for any other reason is retried a few
+times, then dead-lettered as ``evaluation_failed`` and reported. Both stages run under a
+`Supervisor`: a stage that raises anyway is reported (``/healthz`` 503, a ``_system`` alarm) and
+restarted, after dropping the connection so the broker redelivers what was never acknowledged.
 """
 
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +28,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import structlog
 
-from ingest.base import Sink
+from ingest.base import DownstreamUnavailable, Sink
 from ingest.deadletter import DeadLetters
 from ingest.decode import BatchBuilder, Decoder, Rejection
 from ingest.live import LiveValues
@@ -27,12 +36,20 @@ from ingest.metrics import IngestMetrics
 from liaowang.config import Fleet, Settings
 from liaowang.domain import ReadingBatch, iso
 from liaowang.mqttclient import make_client
+from liaowang.supervise import Supervisor
 
 READINGS_FILTER = "liaowang/v1/readings/#"
 STATUS_FILTER = "liaowang/v1/status/+"
 STATUS_PREFIX = "liaowang/v1/status/"
 
+EVALUATION_ATTEMPTS = 3
+"""How often a batch downstream fails on (not for want of a disk) is tried before it is dead-lettered."""
+
 log = structlog.get_logger("ingest")
+
+
+class _Stopped(Exception):
+    """Stop was asked while a batch could not be finished: it stays unacknowledged (the broker redelivers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,26 +62,38 @@ class _Message:
 
 
 @dataclass(frozen=True, slots=True)
+class _GatewayNews:
+    site_id: str
+    online: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Decoded:
     messages: list[_Message]
     readings: ReadingBatch | None
     rejections: list[Rejection]
+    gateways: list[_GatewayNews]
     started: float
 
 
 BatchHandler = Callable[[ReadingBatch], None]
 GatewayHandler = Callable[[str, bool, float], None]
+FailureHandler = Callable[[int, str], None]
 
 
 class IngestService:
     """Runs the subscriber and the worker; ``on_batch`` receives each stored batch of readings.
 
     ``clock`` is the wall clock (epoch seconds), injected so tests can hold it still.
+    ``on_batch`` raises `DownstreamUnavailable` to have a batch retried (it stays unacknowledged);
+    ``on_evaluation_failed(readings, reason)`` hears of a batch dead-lettered as ``evaluation_failed``.
     """
 
     def __init__(self, settings: Settings, fleet: Fleet, sinks: Sequence[Sink], metrics: IngestMetrics,
                  live: LiveValues, on_batch: BatchHandler, on_gateway: GatewayHandler | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, supervisor: Supervisor | None = None,
+                 on_evaluation_failed: FailureHandler | None = None) -> None:
         self._settings = settings
         self._fleet = fleet
         self._sinks = list(sinks)
@@ -73,6 +102,10 @@ class IngestService:
         self._on_batch = on_batch
         self._on_gateway = on_gateway
         self._clock = clock
+        self._supervisor = supervisor or Supervisor()
+        self._on_evaluation_failed = on_evaluation_failed
+        self._store_problem: str | None = None
+        self._downstream_problem: str | None = None
         self._decoder = Decoder(fleet, settings.ingest, clock)
         self._queue: queue.Queue[_Message] = queue.Queue(maxsize=settings.ingest.queue_size)
         self._stop = threading.Event()
@@ -87,15 +120,14 @@ class IngestService:
         # Two stages, so decoding the next batch overlaps storing this one (SQLite releases the GIL
         # while it writes): decode → bounded hand-off → store, evaluate, acknowledge.
         self._decoded: queue.Queue[_Decoded | None] = queue.Queue(maxsize=2)
-        self._worker = threading.Thread(target=self._run_worker, name="ingest-decode", daemon=True)
-        self._storer = threading.Thread(target=self._run_storer, name="ingest-store", daemon=True)
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Connect (retrying in the background until the broker answers) and start the worker."""
-        self._worker.start()
-        self._storer.start()
+        """Connect (retrying in the background until the broker answers) and start the two stages."""
+        self._threads = [self._supervisor.spawn("ingest-decode", self._run_worker, on_restart=self._redeliver),
+                         self._supervisor.spawn("ingest-store", self._run_storer, on_restart=self._redeliver)]
         self._client.connect_async(self._settings.mqtt.host, self._settings.mqtt.port, self._settings.mqtt.keepalive_s)
         self._client.loop_start()
 
@@ -108,11 +140,24 @@ class IngestService:
         """Whether the subscriber holds a live broker connection."""
         return self._connected.is_set()
 
+    def running(self) -> bool:
+        """Whether both stage threads are alive (a failed stage is alive while it waits for its restart)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def problems(self) -> list[str]:
+        """What keeps ingest from finishing batches right now (for /healthz); empty when all is well."""
+        out = []
+        if self._store_problem:
+            out.append(f"store failing, batches retried and not acknowledged: {self._store_problem}")
+        if self._downstream_problem:
+            out.append(f"alerting cannot commit, batches retried and not acknowledged: {self._downstream_problem}")
+        return out
+
     def stop(self) -> None:
         """Finish the queued work, disconnect, and close the sinks."""
         self._stop.set()
-        self._worker.join(timeout=10)
-        self._storer.join(timeout=30)
+        for thread, timeout in zip(self._threads, (10, 30)):
+            thread.join(timeout=timeout)
         self._client.disconnect()
         self._client.loop_stop()
         for sink in self._sinks:
@@ -153,6 +198,19 @@ class IngestService:
     def _publish(self, topic: str, payload: bytes) -> None:
         self._client.publish(topic, payload, qos=1)
 
+    def _redeliver(self) -> None:
+        """After a stage failed with messages in hand: drop the connection, as a network failure would.
+
+        paho reconnects by itself; the broker then redelivers every message of the persistent
+        session that was never acknowledged (acks of the old connection are void, see `_Message`).
+        """
+        sock = self._client.socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _run_worker(self) -> None:
         wait = self._settings.ingest.batch_wait_s
         size = self._settings.ingest.batch_size
@@ -175,15 +233,29 @@ class IngestService:
                     except queue.Empty:
                         break
             self._metrics.queue_depth.set(self._queue.qsize())
-            self._decoded.put(self._decode(batch))
-        self._decoded.put(None)
+            self._hand_to_store(self._decode(batch))
+        self._hand_to_store(None)
+
+    def _hand_to_store(self, item: "_Decoded | None") -> None:
+        """Queue for the store stage; give up only when stopping and the store stage has ended."""
+        while True:
+            try:
+                self._decoded.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self._stop.is_set() and not self._threads[-1].is_alive():
+                    return
 
     def _run_storer(self) -> None:
         while True:
             decoded = self._decoded.get()
             if decoded is None:
                 return
-            self._complete(decoded)
+            try:
+                self._complete(decoded)
+            except _Stopped:
+                log.warning("ingest_stopped_with_unfinished_batch", messages=len(decoded.messages))
+                return
 
     def _process(self, batch: list[_Message]) -> None:
         """Decode, store, evaluate and acknowledge one batch in the calling thread (tools, benches)."""
@@ -192,18 +264,27 @@ class IngestService:
     def _decode(self, batch: list[_Message]) -> "_Decoded":
         started = time.perf_counter()
         builder = BatchBuilder(self._fleet)
-        rejections = []
+        rejections: list[Rejection] = []
+        gateways: list[_GatewayNews] = []
         self._metrics.messages.inc(len(batch))
         self._decoder.refresh_clock()
         decode = self._decoder.decode_into
         for message in batch:
             if message.topic.startswith(STATUS_PREFIX):
-                self._gateway_status(message)
+                news = self._gateway_status(message)
+                if isinstance(news, Rejection):
+                    rejections.append(news)
+                else:
+                    gateways.append(news)
                 continue
-            problems = decode(builder, message.topic, message.payload)
+            try:
+                problems = decode(builder, message.topic, message.payload)
+            except Exception as err:  # the decoder never raises; if it ever does, the message is still accounted for
+                problems = [Rejection("decode_failed", message.topic, message.payload,
+                                      f"decoder error {type(err).__name__}; report this payload")]
             if problems:
                 rejections.extend(problems)
-        return _Decoded(batch, builder.build() if len(builder) else None, rejections, started)
+        return _Decoded(batch, builder.build() if len(builder) else None, rejections, gateways, started)
 
     def _complete(self, decoded: "_Decoded") -> None:
         batch, readings, rejections = decoded.messages, decoded.readings, decoded.rejections
@@ -211,10 +292,12 @@ class IngestService:
             self._store(readings)
             self._live.update(readings)
             self._metrics.accepted.inc(len(readings))
-            try:
-                self._on_batch(readings)
-            except Exception:  # a downstream bug must not stop ingest: the readings are stored
-                log.exception("batch_handler_failed", readings=len(readings))
+            self._hand_down(lambda: self._on_batch(readings), readings)
+        for news in decoded.gateways:
+            log.info("gateway_status", site_id=news.site_id, state="online" if news.online else "offline")
+            if self._on_gateway is not None:
+                on_gateway = self._on_gateway
+                self._hand_down(lambda news=news: on_gateway(news.site_id, news.online, news.at), None)
         for rejection in rejections:
             self._deadletters.send(rejection)
         for message in batch:
@@ -231,14 +314,56 @@ class IngestService:
                 try:
                     sink.write(readings)
                     self._metrics.store_seconds.labels(sink.name).observe(time.perf_counter() - t0)
+                    self._store_problem = None
                     break
                 except Exception as err:
                     self._metrics.store_errors.labels(sink.name).inc()
+                    self._store_problem = f"{sink.name}: {type(err).__name__}: {str(err)[:200]}"
                     log.error("store_write_failed", sink=sink.name, readings=len(readings), error=str(err),
                               retry_in_s=delay)
                     if self._stop.wait(delay):
-                        raise SystemExit("stopped with an unstored batch: it stays unacknowledged") from err
+                        raise _Stopped("stopped with an unstored batch: it stays unacknowledged") from err
                     delay = min(delay * 2, 10.0)
+
+    def _hand_down(self, call: Callable[[], None], readings: ReadingBatch | None) -> None:
+        """Run a downstream call until it succeeds: for ever while downstream is unavailable (the batch
+        stays unacknowledged), `EVALUATION_ATTEMPTS` times when it fails otherwise (then the readings
+        are dead-lettered as ``evaluation_failed`` and the failure reported)."""
+        delay, failures = 0.1, 0
+        size = len(readings) if readings is not None else 0
+        while True:
+            try:
+                call()
+                self._downstream_problem = None
+                return
+            except DownstreamUnavailable as err:
+                self._downstream_problem = str(err)[:300]
+                self._metrics.downstream_retries.labels("unavailable").inc()
+                log.error("downstream_unavailable", readings=size, error=str(err), retry_in_s=delay)
+            except Exception as err:
+                failures += 1
+                self._metrics.downstream_retries.labels("failed").inc()
+                log.error("batch_handler_failed", readings=size, attempt=failures, error=f"{type(err).__name__}: {err}",
+                          exc_info=True)
+                if failures >= EVALUATION_ATTEMPTS:
+                    self._evaluation_failed(readings, f"{type(err).__name__}: {str(err)[:200]}")
+                    return
+            if self._stop.wait(delay):
+                raise _Stopped("stopped with a batch downstream has not taken: it stays unacknowledged")
+            delay = min(delay * 2, 10.0)
+
+    def _evaluation_failed(self, readings: ReadingBatch | None, reason: str) -> None:
+        """Dead-letter a batch downstream keeps failing on (stored, not evaluated) and report it."""
+        count = len(readings) if readings is not None else 0
+        if readings is not None:
+            for reading in readings.readings():
+                payload = orjson.dumps({"sensor_id": reading.sensor_id, "ts": iso(reading.ts), "value": reading.value,
+                                        "quality": reading.quality.value})
+                self._deadletters.send(Rejection(
+                    "evaluation_failed", f"liaowang/v1/readings/{reading.site_id}/{reading.sensor_id}", payload,
+                    f"stored, but the rules or alerting failed on its batch {EVALUATION_ATTEMPTS} times: {reason}"))
+        if self._on_evaluation_failed is not None:
+            self._on_evaluation_failed(count, reason)
 
     def dead_letter_late(self, late: ReadingBatch) -> None:
         """Dead-letter readings the rules could not place in event-time order (stored, not evaluated)."""
@@ -249,17 +374,15 @@ class IngestService:
                                              payload, "older than a reading of its sensor already evaluated, "
                                                       "beyond rules.lateness_s: stored, not evaluated"))
 
-    def _gateway_status(self, message: _Message) -> None:
+    def _gateway_status(self, message: _Message) -> _GatewayNews | Rejection:
+        """A gateway's status message (its Last Will says offline), decoded only: the store stage acts on it."""
         site_id = message.topic[len(STATUS_PREFIX):]
         try:
-            state = orjson.loads(message.payload).get("state")
-        except (orjson.JSONDecodeError, AttributeError):
+            body = orjson.loads(message.payload) if len(message.payload) <= 1024 else None
+            state = body.get("state") if type(body) is dict else None
+        except orjson.JSONDecodeError:
             state = None
-        if state not in ("online", "offline"):
-            self._deadletters.send(Rejection("bad_status", message.topic, message.payload,
-                                             'expected {"state": "online"} or {"state": "offline"}'))
-            return
-        online = state == "online"
-        log.info("gateway_status", site_id=site_id, state=state)
-        if self._on_gateway is not None:
-            self._on_gateway(site_id, online, self._clock())
+        if state not in ("online", "offline") or type(state) is not str:
+            return Rejection("bad_status", message.topic, message.payload,
+                             'expected {"state": "online"} or {"state": "offline"}')
+        return _GatewayNews(site_id, state == "online", self._clock())

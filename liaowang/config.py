@@ -259,6 +259,13 @@ class HttpSettings(_Strict):
 class StorageSettings(_Strict):
     data_dir: str = "data"
     retention_days: int = Field(default=30, ge=30, description="law's minimum for major hazard records is 30 days")
+    min_free_bytes: int = Field(default=200 * 1024**2, ge=0, description=(
+        "below this much free space on the data dir's (or a watched) volume: a `_system` disk alarm and "
+        "/healthz 503 (degraded); production should set at least an hour of readings and the broker's backlog"))
+    min_free_fraction: float = Field(default=0.0, ge=0, lt=1, description="also low below this share of the volume (0: off)")
+    watch_paths: dict[str, str] = Field(default_factory=dict, description=(
+        "more volumes to watch by name, e.g. an external broker's persistence: {broker: /var/lib/mosquitto}"))
+    disk_check_every_s: float = Field(default=5.0, gt=0, description="how often free space is measured")
 
 
 class IngestSettings(_Strict):

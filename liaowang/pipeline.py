@@ -3,10 +3,18 @@
 Data flows one way: ingest hands each stored batch to `Pipeline.handle_batch`, which runs the
 rule engine, applies the signals to the alert lifecycle, and announces changes on MQTT and to
 the SSE hub. A ticker re-checks site status (stale sensors, offline gateways) on the wall clock.
+
+Nothing the rules decide is lost. Signals wait in a pending list until one transaction of
+``alerts.db`` holds their alert rows, history, audit and notification outbox rows; when that
+commit fails (a full disk) they stay pending and are retried, ingest keeps the batch
+unacknowledged, and rule state is not snapshotted past them. Stages run under a `Supervisor`;
+a dead stage, a low disk or a failing store turns ``/healthz`` to 503 with the reason and, where
+the store can still take it, raises a ``_system`` alarm on the map.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -18,18 +26,22 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
 from alerting.audit import AuditLog
+from alerting.db import AlertDB
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
 from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink, Sink
+from ingest.base import DownstreamUnavailable
 from ingest.influx_v1 import InfluxV1Writer
 from ingest.influx_v2 import InfluxV2Writer
 from ingest.lineprotocol import LineEncoder
 from ingest.spooled import SpooledSink
 from liaowang.config import Config, Sensor
+from liaowang.diskwatch import DiskSpace, DiskWatch
 from liaowang.domain import Family, ReadingBatch, Tier, iso
 from rules.base import Signal
 from liaowang.events import EventHub
 from liaowang.mqttclient import make_client
+from liaowang.supervise import StageState, StageStatus, Supervisor
 from rules import RuleEngine
 from rules.snapshot import SnapshotStore
 
@@ -38,6 +50,13 @@ log = structlog.get_logger("pipeline")
 SYSTEM_SITE = "_system"
 """The site id of alerts about Liaowang itself (pipeline health); it belongs to no county."""
 RETENTION_EVERY_S = 3600.0
+APPLY_ATTEMPTS = 3
+"""How often pending signals whose application raises something other than a storage error are retried
+before they are given up (reported with a ``_system`` alarm); storage errors are retried for ever."""
+
+
+class AlertingUnavailable(DownstreamUnavailable):
+    """``alerts.db`` could not commit (a full disk, a locked or failing file): signals stay pending."""
 
 
 class Pipeline:
@@ -54,9 +73,10 @@ class Pipeline:
         self.hub = EventHub()
         self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
-        self.alert_store = AlertStore(data_dir / "alerts.db")
-        self.audit = AuditLog(data_dir / "alerts.db")
-        self.suppressions = Suppressions(data_dir / "alerts.db", config.alerting.maintenance)
+        self.alert_db = AlertDB(data_dir / "alerts.db")  # one connection: one transaction spans every table
+        self.alert_store = AlertStore(self.alert_db)
+        self.audit = AuditLog(self.alert_db)
+        self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)
         self.alerts = AlertManager(self.alert_store, self.fleet, clock, config.alerting, self.audit, self.suppressions)
         self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)
         self._engine_lock = threading.RLock()
@@ -72,12 +92,41 @@ class Pipeline:
         self._open_alerts = Gauge("liaowang_alerts_open", "Open alerts by tier", ["tier"], registry=self.registry)
         self._publisher_client = make_client(self.settings.mqtt, f"{self.settings.mqtt.client_id}-alerts")
         self.publisher = MqttAlertPublisher(self._publisher_client)
-        self.notifier = Notifier(data_dir / "alerts.db", config.alerting, self.fleet, self.alerts, clock,
+        self.notifier = Notifier(self.alert_db, config.alerting, self.fleet, self.alerts, clock,
                                  self._publish_notification)
+        self.supervisor = Supervisor()
+        self._pending: list[Signal] = []          # signals not yet committed to alerts.db (guarded by the engine lock)
+        self._uncommitted: ReadingBatch | None = None   # the batch whose signals are pending: not submitted twice
+        self._alerting_problem: str | None = None
+        self._apply_failures = 0
+        self._retry_at = 0.0
+        self._ticker_problem: str | None = None
+        storage = self.settings.storage
+        self.disks = DiskWatch({"data": data_dir, **{k: Path(v) for k, v in storage.watch_paths.items()}},
+                               storage.min_free_bytes, storage.min_free_fraction)
+        self._disk_state: list[DiskSpace] = []
+        self._low_disks: set[str] = set()
+        self._last_disk_check = float("-inf")
+        self.broker_info: dict[str, str] = {"kind": "external", "guarantee": (
+            "as the external broker's persistence allows (docs/broker.md)")}
+        self._apply_failed = Counter("liaowang_alert_apply_failures_total",
+                                     "Attempts to commit rule signals to alerts.db that failed (signals kept and retried)",
+                                     ["kind"], registry=self.registry)
+        self._pending_gauge = Gauge("liaowang_alert_pending_signals", "Rule signals waiting to be committed to alerts.db",
+                                    registry=self.registry)
+        self._disk_free = Gauge("liaowang_disk_free_bytes", "Free bytes on a watched volume", ["volume"],
+                                registry=self.registry)
+        self._stage_up = Gauge("liaowang_stage_up", "1 while a supervised stage runs, 0 while it is failed", ["stage"],
+                               registry=self.registry)
+        self._stage_restarts = Counter("liaowang_stage_restarts_total", "Supervised stage restarts", ["stage"],
+                                       registry=self.registry)
+        self._evaluation_failed = Counter("liaowang_evaluation_failed_readings_total",
+                                          "Readings stored but dead-lettered as evaluation_failed", registry=self.registry)
         ingest_metrics = IngestMetrics(self.registry)
         self.sinks: list[Sink] = [self.readings, *self._remote_sinks(data_dir, ingest_metrics)]
         self.ingest = IngestService(self.settings, self.fleet, self.sinks, ingest_metrics,
-                                    self.live, self.handle_batch, self.handle_gateway, clock)
+                                    self.live, self.handle_batch, self.handle_gateway, clock,
+                                    supervisor=self.supervisor, on_evaluation_failed=self.handle_evaluation_failed)
         self._last_retention = 0.0
         self._observers: list[Callable[[ReadingBatch], None]] = []
         sites = np.array(self.fleet.sensor_sites)
@@ -88,8 +137,9 @@ class Pipeline:
         self._status_lock = threading.Lock()
         self._statuses: dict[str, dict] = {}
         self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, name="status-ticker", daemon=True)
+        self._ticker: threading.Thread | None = None
         self.recover()
+        self.supervisor.set_listener(self._on_stage_change)
 
     def recover(self) -> None:
         """Restore rule state from the last snapshot and re-run readings stored since (nothing re-raised or lost)."""
@@ -101,7 +151,7 @@ class Pipeline:
                 for batch in self.readings.batches_since(since, self.fleet.sensor_ids, self.fleet.sensor_sites):
                     signals = self.engine.evaluate(batch)
                     rerun += len(batch)
-                    changes += len(self.alerts.apply(signals)) if signals else 0
+                    changes += len(self.commit_signals(signals, publish=False)) if signals else 0
         self.recovery = {"rerun_readings": rerun, "alert_changes": changes}
         log.info("rules_recovered", snapshot=outcome.get("_engine.reorder", "none"), rerun_readings=rerun,
                  alert_changes=changes)
@@ -126,14 +176,15 @@ class Pipeline:
         self._publisher_client.loop_start()
         self.ingest.start()
         self.notifier.start()
-        self._ticker.start()
+        self._ticker = self.supervisor.spawn("status-ticker", self._tick)
         self.refresh_statuses()
         log.info("pipeline_started", sites=len(self.fleet.sites), sensors=len(self.fleet.sensors))
 
     def stop(self) -> None:
         """Stop the ticker and ingest (finishing queued work), snapshot the rules, then close the publisher and stores."""
         self._stop.set()
-        if self._ticker.is_alive():  # started (tools and tests drive a pipeline without starting it)
+        self.supervisor.stop()
+        if self._ticker is not None:  # started (tools and tests drive a pipeline without starting it)
             self.ingest.stop()
             self._ticker.join(timeout=5)
         self.snapshot()
@@ -148,29 +199,94 @@ class Pipeline:
     # ------------------------------------------------------------------ the flow
 
     def handle_batch(self, batch: ReadingBatch) -> None:
-        """Ingest's downstream: rules (in event-time order) → alert lifecycle → announcements."""
+        """Ingest's downstream: rules (in event-time order) → alert lifecycle → announcements.
+
+        Raises `AlertingUnavailable` when the alert changes could not be committed: ingest then keeps
+        the batch unacknowledged and calls again with the same batch, which is not evaluated twice —
+        only its pending signals are committed again.
+        """
         with self._engine_lock:
-            result = self.engine.submit(batch, self.clock())
-            self._held.set(self.engine.buffer.held)
-            if result.late is not None:
-                self._late.inc(len(result.late))
-                self.ingest.dead_letter_late(result.late)
-            if result.signals:
-                self.announce(self.alerts.apply(result.signals))
+            if batch is not self._uncommitted:
+                result = self.engine.submit(batch, self.clock())
+                self._held.set(self.engine.buffer.held)
+                if result.late is not None:
+                    self._late.inc(len(result.late))
+                    self.ingest.dead_letter_late(result.late)
+                self._pending.extend(result.signals)
+                self._uncommitted = batch
+            self.commit_signals([])
+            self._uncommitted = None
         for observer in self._observers:
             observer(batch)
+
+    def commit_signals(self, signals: Sequence[Signal], publish: bool = True) -> list[AlertChange]:
+        """Apply ``signals`` and every signal still pending in one transaction with their notifications.
+
+        On a storage error nothing is kept of the attempt, the signals stay pending and
+        `AlertingUnavailable` is raised; the next call (a retried batch, the ticker) tries again.
+        Changes are published (MQTT, SSE, site status) only after the commit.
+        """
+        with self._engine_lock:
+            self._pending.extend(signals)
+            self._pending_gauge.set(len(self._pending))
+            if not self._pending:
+                return []
+            now = time.monotonic()
+            if self._alerting_problem is not None and now < self._retry_at:
+                raise AlertingUnavailable(self._alerting_problem)
+            try:
+                with self.alerts.transaction():
+                    changes = self.alerts.apply(self._pending)
+                    self.notifier.on_changes(changes)
+            except (sqlite3.Error, OSError) as err:
+                self._apply_failed.labels("storage").inc()
+                self._alerting_problem = f"alerts.db: {type(err).__name__}: {str(err)[:200]}"
+                self._retry_at = now + min(0.25 * 2 ** min(self._apply_failures, 5), 5.0)
+                self._apply_failures += 1
+                log.error("alert_commit_failed", pending=len(self._pending), error=str(err), retry_at_s=self._retry_at - now)
+                raise AlertingUnavailable(self._alerting_problem) from err
+            except Exception as err:
+                self._apply_failed.labels("error").inc()
+                self._apply_failures += 1
+                log.error("alert_apply_failed", pending=len(self._pending), attempt=self._apply_failures,
+                          error=f"{type(err).__name__}: {err}", exc_info=True)
+                if self._apply_failures < APPLY_ATTEMPTS:
+                    raise
+                dropped, self._pending = self._pending, []
+                self._apply_failures = 0
+                self._report_dropped_signals(dropped, f"{type(err).__name__}: {str(err)[:200]}")
+                raise
+            if self._alerting_problem is not None:
+                log.info("alert_commit_recovered", applied=len(self._pending), changes=len(changes))
+            self._pending.clear()
+            self._pending_gauge.set(0)
+            self._alerting_problem = None
+            self._apply_failures = 0
+        if publish:
+            self._publish_changes(changes)
+        return changes
+
+    def _report_dropped_signals(self, dropped: list[Signal], reason: str) -> None:
+        """Signals the lifecycle keeps failing on (a bug): give them up loudly, with a ``_system`` alarm."""
+        log.error("alert_signals_dropped", signals=len(dropped), reason=reason,
+                  subjects=sorted({s.subject for s in dropped})[:50])
+        self._pending.append(self._system_signal(
+            "system.alerting", "alerting", Tier.RED, f"报警处理失败, {len(dropped)} 条规则信号未能生成报警: {reason}"))
 
     def flush_rules(self, everything: bool = False) -> None:
         """Evaluate held readings that have waited long enough on the clock (a quiet feed); all with ``everything``."""
         with self._engine_lock:
             result = self.engine.flush(self.clock(), everything)
             self._held.set(self.engine.buffer.held)
-            if result.signals:
-                self.announce(self.alerts.apply(result.signals))
+            self.commit_signals(result.signals)
 
     def snapshot(self) -> None:
-        """Save rule state to ``rules.db`` (periodically and on stop)."""
+        """Save rule state to ``rules.db`` (periodically and on stop); skipped while signals wait to be
+        committed, so a restart never resumes from rule state whose alarms were not stored."""
         with self._engine_lock:
+            if self._pending:
+                log.warning("rules_snapshot_deferred", pending=len(self._pending))
+                return
             size = self.engine.snapshot(self.snapshots, self.clock())
         self._last_snapshot = self.clock()
         log.debug("rules_snapshot_saved", bytes=size)
@@ -188,21 +304,87 @@ class Pipeline:
                         family=Family.SYSTEM, tier=Tier.ORANGE if over else None, level=None, value=pct,
                         threshold=round(self.settings.sinks.spool.warn_fraction * 100, 1), unit="%",
                         ts=self.clock(), message=message)
-        self.announce(self.alerts.apply([signal]))
+        self.raise_system([signal])
+
+    def _system_signal(self, rule_id: str, subject: str, tier: Tier | None, message: str, value: float = 0.0,
+                       unit: str = "") -> Signal:
+        return Signal(rule_id=rule_id, kind="pipeline", subject=subject, site_id=SYSTEM_SITE, family=Family.SYSTEM,
+                      tier=tier, level=None, value=value, threshold=None, unit=unit, ts=self.clock(), message=message)
+
+    def raise_system(self, signals: Sequence[Signal]) -> None:
+        """Commit signals about Liaowang itself; never raises: if alerts.db cannot take them now they stay
+        pending (and /healthz says why) until it can."""
+        try:
+            self.commit_signals(signals)
+        except Exception as err:
+            log.error("system_alarm_pending", error=str(err), pending=len(self._pending))
+
+    def handle_evaluation_failed(self, readings: int, reason: str) -> None:
+        """Ingest gave up on a batch the rules or alerting kept failing on: count it, raise a `_system` alarm."""
+        self._evaluation_failed.inc(readings)
+        self.raise_system([self._system_signal(
+            "system.evaluation", "evaluation", Tier.RED,
+            f"规则计算失败: {readings} 条读数已存储但未评估 (死信 evaluation_failed): {reason}", value=readings)])
+
+    def _on_stage_change(self, status: StageStatus) -> None:
+        """A supervised stage failed or came back: gauge, restart count and a `_system` alarm."""
+        self._stage_up.labels(status.name).set(0 if status.state is StageState.FAILED else 1)
+        if status.state is StageState.FAILED:
+            self.raise_system([self._system_signal("system.stage", f"stage:{status.name}", Tier.RED,
+                                                   f"处理线程 {status.name} 故障, 正在重启: {status.last_error}")])
+        elif status.state is StageState.RUNNING and status.restarts:
+            self._stage_restarts.labels(status.name).inc()
+            self.raise_system([self._system_signal("system.stage", f"stage:{status.name}", None,
+                                                   f"处理线程 {status.name} 已重启 (第 {status.restarts} 次)")])
+
+    def watch_broker_store(self, path: Path, kind: str, guarantee: str) -> None:
+        """The embedded broker's kind, its delivery guarantee and where it persists (watched for free space)."""
+        self.broker_info = {"kind": kind, "guarantee": guarantee}
+        self.disks.watch("broker", path)
+
+    def check_disks(self) -> list[DiskSpace]:
+        """Measure the watched volumes; raise or resolve a `_system` disk alarm as one crosses its floor."""
+        self._last_disk_check = time.monotonic()
+        state = self.disks.check()
+        self._disk_state = state
+        signals = []
+        low_now = set()
+        for disk in state:
+            self._disk_free.labels(disk.name).set(disk.free_bytes)
+            subject = f"disk:{disk.name}"
+            if disk.low:
+                low_now.add(subject)
+            if disk.low and subject not in self._low_disks:
+                log.error("disk_space_low", volume=disk.describe(), min_free_bytes=self.settings.storage.min_free_bytes)
+                signals.append(self._system_signal("system.disk", subject, Tier.ORANGE,
+                                                   f"磁盘空间不足: {disk.describe()}", value=disk.free_bytes, unit="B"))
+            elif not disk.low and subject in self._low_disks:
+                log.info("disk_space_recovered", volume=disk.describe())
+                signals.append(self._system_signal("system.disk", subject, None, f"磁盘空间恢复: {disk.describe()}",
+                                                   value=disk.free_bytes, unit="B"))
+        for subject in self._low_disks - low_now - {f"disk:{d.name}" for d in state}:
+            signals.append(self._system_signal("system.disk", subject, None, "磁盘空间恢复"))  # a volume no longer watched
+        self._low_disks = low_now
+        if signals:
+            self.raise_system(signals)
+        return state
 
     def handle_gateway(self, site_id: str, online: bool, at: float) -> None:
         """A gateway came or went: its sensors go stale at once (or may recover)."""
-        self.engine.gateway(site_id, online)
-        self.check_time_rules()
+        with self._engine_lock:
+            self.engine.gateway(site_id, online)
+            self.check_time_rules()
 
     def check_time_rules(self) -> None:
-        """Run the time-driven rules (stale sensors) on the injected clock and announce changes."""
+        """Run the time-driven rules (stale sensors) on the injected clock and announce changes.
+
+        The stale rule marks a sensor as it signals; the signal then waits in the pending list until
+        its alarm is committed (raises `AlertingUnavailable` meanwhile), so no transition is lost.
+        """
         with self._engine_lock:
             signals = self.engine.check(self.clock())
-        changes = self.alerts.apply(signals) if signals else []
-        if changes:
-            self.announce(changes)
-        else:
+            changes = self.commit_signals(signals)
+        if not changes:
             self.refresh_statuses()
 
     def _publish_notification(self, topic: str, payload: bytes) -> bool:
@@ -217,8 +399,12 @@ class Pipeline:
             self.announce(changes)
 
     def announce(self, changes: Sequence[AlertChange]) -> None:
-        """Notify, publish alert changes on MQTT and SSE, then refresh site statuses."""
+        """Notify, publish alert changes on MQTT and SSE, then refresh site statuses (people's actions, timers)."""
         self.notifier.on_changes(changes)
+        self._publish_changes(changes)
+
+    def _publish_changes(self, changes: Sequence[AlertChange]) -> None:
+        """Publish committed alert changes on MQTT and SSE, then refresh site statuses."""
         for change in changes:
             self._alert_changes.labels(change.event).inc()
             self.publisher.publish_change(change)
@@ -259,10 +445,17 @@ class Pipeline:
             return dict(self._statuses) or site_statuses(self.fleet, self.alerts.open_alerts(), self.site_offline)
 
     def _tick(self) -> None:
+        """The status ticker: quiet-feed flushes, time rules, alert timers, disks, snapshots, retention.
+
+        A beat that fails (alerts.db cannot commit, say) is reported in /healthz and tried again at the
+        next beat; what it had to commit stays pending, so nothing is lost meanwhile.
+        """
         beat = 0
         while not self._stop.wait(0.5):
             beat += 1
             try:
+                if time.monotonic() - self._last_disk_check >= self.settings.storage.disk_check_every_s:
+                    self.check_disks()
                 self.flush_rules()
                 if beat % 4 == 0:
                     self.check_time_rules()
@@ -271,8 +464,12 @@ class Pipeline:
                     self.snapshot()
                 if self.clock() - self._last_retention >= RETENTION_EVERY_S:
                     self.apply_retention()
-            except Exception:
-                log.exception("status_refresh_failed")
+                self._ticker_problem = None
+            except AlertingUnavailable as err:
+                self._ticker_problem = str(err)
+            except Exception as err:
+                self._ticker_problem = f"{type(err).__name__}: {str(err)[:200]}"
+                log.error("ticker_beat_failed", error=self._ticker_problem, exc_info=True)
 
     def apply_retention(self) -> int:
         """Delete readings older than the retention period, in small transactions (ingest keeps going)."""
@@ -284,7 +481,32 @@ class Pipeline:
         return deleted
 
     def health(self) -> dict:
-        """Readiness of the broker link and the stores (for /healthz)."""
+        """Readiness of the broker link, the stores, the stages and the disks (for /healthz).
+
+        ``ok`` is false — and /healthz answers 503 — with every reason in ``problems``: the broker
+        unreachable, a store not answering, a stage failed (waiting for its restart), a volume below
+        its free-space floor, batches or alarm transitions waiting because a store cannot write.
+        """
+        failing = self.supervisor.failing()
+        low = [d for d in self._disk_state if d.low]
+        ingest_problems = self.ingest.problems()
         checks = {"broker": self.ingest.connected, "readings_store": self.readings.ping(),
-                  "alerts_store": self.alert_store.ping()}
-        return {"ok": all(checks.values()), "checks": checks}
+                  "alerts_store": self.alert_store.ping(), "stages": not failing, "disk": not low,
+                  "alerting": self._alerting_problem is None and not ingest_problems,
+                  "ticker": self._ticker_problem is None}
+        problems = [f"stage {s.name} failed ({s.last_error}); restarting" for s in failing]
+        problems += [f"disk space low: {d.describe()}" for d in low]
+        problems += ingest_problems
+        if self._alerting_problem and not any("alerting" in p for p in ingest_problems):
+            problems.append(f"{len(self._pending)} alarm transitions waiting to be stored: {self._alerting_problem}")
+        if self._ticker_problem and self._ticker_problem != self._alerting_problem:
+            problems.append(f"status ticker: {self._ticker_problem}")
+        for name, ok in checks.items():
+            if not ok and name in ("broker", "readings_store", "alerts_store"):
+                problems.append(f"{name} not available")
+        ok = all(checks.values())
+        dead = failing or not checks["broker"] or not checks["readings_store"] or not checks["alerts_store"]
+        return {"ok": ok, "status": "ok" if ok else ("failing" if dead else "degraded"), "checks": checks,
+                "problems": problems, "stages": {n: s.to_json() for n, s in self.supervisor.statuses().items()},
+                "disks": [d.to_json() for d in self._disk_state], "pending_alarm_transitions": len(self._pending),
+                "broker_kind": self.broker_info["kind"], "delivery_guarantee": self.broker_info["guarantee"]}
