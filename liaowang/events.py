@@ -1,10 +1,15 @@
-"""An in-process hub that fans alert and site events out to Server-Sent-Event clients."""
+"""An in-process hub that fans alert and site events out to Server-Sent-Event clients.
+
+Each client may be scoped to sites: it then gets only the events whose ``site_id`` is one of
+them (the pipeline publishes alert and site dicts, each with its ``site_id``); an event without
+a site goes to unscoped clients only.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, Collection
 
 import orjson
 import structlog
@@ -21,27 +26,34 @@ class EventHub:
 
     def __init__(self, max_backlog: int = 1000) -> None:
         self._lock = threading.Lock()
-        self._clients: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[bytes | None]]] = []
+        self._clients: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[bytes | None], frozenset[str] | None]] = []
         self._max_backlog = max_backlog
 
-    def subscribe(self) -> asyncio.Queue[bytes | None]:
-        """Register the calling coroutine's client; returns its queue (None means: close)."""
+    def subscribe(self, sites: Collection[str] | None = None) -> asyncio.Queue[bytes | None]:
+        """Register the calling coroutine's client; returns its queue (None means: close).
+
+        With ``sites`` the client gets only the events of those sites; without, every event.
+        """
         q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=self._max_backlog)
         with self._lock:
-            self._clients.append((asyncio.get_running_loop(), q))
+            self._clients.append((asyncio.get_running_loop(), q, None if sites is None else frozenset(sites)))
         return q
 
     def unsubscribe(self, q: asyncio.Queue[bytes | None]) -> None:
         """Forget a client's queue."""
         with self._lock:
-            self._clients = [(loop, cq) for loop, cq in self._clients if cq is not q]
+            self._clients = [client for client in self._clients if client[1] is not q]
 
     def publish(self, event: str, data: Any) -> None:
-        """Send one SSE event (``event:`` name and JSON ``data:``) to every client; callable from any thread."""
+        """Send one SSE event (``event:`` name and JSON ``data:``) to every client whose sites cover its
+        ``site_id``; callable from any thread."""
         frame = b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        site = data.get("site_id") if isinstance(data, dict) else None
         with self._lock:
             clients = list(self._clients)
-        for loop, q in clients:
+        for loop, q, sites in clients:
+            if sites is not None and site not in sites:
+                continue
             try:
                 loop.call_soon_threadsafe(self._offer, q, frame)
             except RuntimeError:  # the client's loop is closed
@@ -61,7 +73,7 @@ class EventHub:
         """Ask every client stream to end (at shutdown)."""
         with self._lock:
             clients = list(self._clients)
-        for loop, q in clients:
+        for loop, q, _ in clients:
             try:
                 loop.call_soon_threadsafe(q.put_nowait, None)
             except RuntimeError:
