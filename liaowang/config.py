@@ -355,6 +355,9 @@ class TokenEntry(_Strict):
 class AuthSettings(_Strict):
     public_read: bool = Field(default=False, description="reads without a token (the demo sets true)")
     tokens: list[TokenEntry] = []
+    metrics_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description=(
+        "SHA-256 of a bearer token good for GET /metrics only (a Prometheus scraper); without public_read, "
+        "/metrics otherwise needs a viewer-or-above token that is not scoped to sites"))
 
     def holds_demo_tokens(self) -> bool:
         """Whether any configured token is one of the public demo tokens."""
