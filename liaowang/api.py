@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from datetime import datetime
 from importlib import resources
 from typing import Any, AsyncIterator
 
-from fastapi import FastAPI, HTTPException, Query, Request
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting import STATES, AlertNotFound, LifecycleError
+from alerting import STATES, Alert, AlertNotFound, LifecycleError
+from alerting.audit import FIELDS as AUDIT_FIELDS
 from alerting.lifecycle import flood_onsets
-from liaowang.auth import Authenticator
-from liaowang.domain import Tier, iso, parse_time
+from alerting.suppress import Suppression
+from liaowang.auth import AuthFirstRoute, Authenticator, Principal
+from liaowang.domain import Tier, iso
+from liaowang.params import body_time, parse_time_param, split_choices
 from liaowang.pipeline import Pipeline
 
 API = "/api/v1"
@@ -48,36 +54,36 @@ class ShelveBody(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def _parse_since(since: str | None) -> float | None:
-    if since is None:
-        return None
-    since = since.strip().replace(" ", "+")  # an unescaped '+' of the UTC offset arrives as a space
-    try:
-        return float(since) if since.replace(".", "", 1).isdigit() else parse_time(since)
-    except ValueError as err:
-        raise HTTPException(422, f"since: {err}") from None
-
-
-def _split(value: str | None, allowed: tuple[str, ...], name: str) -> list[str] | None:
-    if not value:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in items if v not in allowed]
-    if bad:
-        raise HTTPException(422, f"{name}: unknown value(s) {bad}; allowed: {list(allowed)}")
-    return items
-
-
 def _require_known(collection: Any, key: str, noun: str) -> None:
     """404 with ``no <noun> <key>`` unless ``key`` is in ``collection``."""
     if key not in collection:
         raise HTTPException(404, f"no {noun} {key}")
 
 
-def alarm_kpis_for(pipeline: Pipeline, start: float, now: float) -> dict[str, Any]:
-    """KPIs over [start, now] from the stored alerts (raised times are event times)."""
+def _require_scope(principal: Principal, site_id: str | None, verb: str) -> None:
+    """403 unless the principal's sites cover ``site_id``; asked once the object is known to exist (404 first)."""
+    if not (principal.scope is None or site_id in principal.scope):
+        raise HTTPException(403, f"token {principal.name} may not {verb} site {site_id}")
+
+
+def _audit_document(rows: list[dict[str, Any]], fmt: str) -> str:
+    """Audit records as `AuditLog.export` writes them: a JSON list, or CSV with ``detail`` as a JSON column."""
+    if fmt == "json":
+        return orjson.dumps(rows).decode()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(AUDIT_FIELDS)
+    for row in rows:
+        writer.writerow([row["seq"], row["at"], row["actor"], row["action"], row["alert_id"] or "",
+                         row["subject"] or "", orjson.dumps(row["detail"]).decode()])
+    return out.getvalue()
+
+
+def alarm_kpis_for(pipeline: Pipeline, start: float, now: float, sites: frozenset[str] | None = None) -> dict[str, Any]:
+    """KPIs over [start, now] from the stored alerts (raised times are event times), of ``sites`` only unless None."""
     settings = pipeline.config.alerting
-    alerts = [a for a in pipeline.alert_store.query(since=start, limit=1_000_000) if a.raised_at >= start]
+    alerts = [a for a in pipeline.alert_store.query(since=start, limit=1_000_000)
+              if a.raised_at >= start and (sites is None or a.site_id in sites)]
     window = settings.flood.window_s
     per_desk: dict[str, list[float]] = {}
     for alert in alerts:
@@ -94,7 +100,8 @@ def alarm_kpis_for(pipeline: Pipeline, start: float, now: float) -> dict[str, An
     for alert in alerts:
         counts[(alert.rule_id, alert.subject)] = counts.get((alert.rule_id, alert.subject), 0) + 1
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-    stale = [a for a in pipeline.alerts.open_alerts() if now - a.raised_at > settings.stale_alert_s]
+    stale = [a for a in pipeline.alerts.open_alerts()
+             if now - a.raised_at > settings.stale_alert_s and (sites is None or a.site_id in sites)]
     return {"since": iso(start), "until": iso(now), "new_alerts": len(alerts), "desks": desks,
             "floods": sum(d["floods"] for d in desks.values()),
             "chattering_alerts": sum(1 for a in alerts if a.chattering),
@@ -103,11 +110,21 @@ def alarm_kpis_for(pipeline: Pipeline, start: float, now: float) -> dict[str, An
 
 
 def create_app(pipeline: Pipeline) -> FastAPI:
-    """The FastAPI application over a started (or startable) pipeline."""
+    """The FastAPI application over a started (or startable) pipeline.
+
+    Every API route names what it needs as a dependency (`reader`, `operator`, ...), checked before
+    the request's body is read (`AuthFirstRoute`). A token scoped to sites sees only those sites:
+    lists leave the others out, and one object of another site is a 403 (an unknown one a 404).
+    """
     app = FastAPI(title="Liaowang 瞭望", version="0.1.0", description="Real-time sensor monitoring and tiered early warning")
+    app.router.route_class = AuthFirstRoute
     auth = Authenticator(pipeline.settings.auth, lambda principal, request: pipeline.audit.append(
         pipeline.clock(), principal.name, "token_used", None, None, role=principal.role,
         request=f"{request.method} {request.url.path}"))
+    reader = auth.needs("viewer", read=True)  # anonymous too under auth.public_read
+    any_token = auth.needs("viewer")
+    operator = auth.needs("operator")
+    duty_officer = auth.needs("duty_officer")
     fleet = pipeline.fleet
     static = resources.files("dashboards").joinpath("static")
 
@@ -119,34 +136,42 @@ def create_app(pipeline: Pipeline) -> FastAPI:
 
     # ------------------------------------------------------------------ alerts
 
+    def _query_alerts(principal: Principal, site_id: str | None, limit: int, **filters: Any) -> list[Alert]:
+        """The store's query within the principal's sites: one query per site, merged newest first."""
+        scope = principal.scope
+        if scope is None:
+            return pipeline.alert_store.query(site_id=site_id, limit=limit, **filters)
+        sites = [site_id] if site_id else sorted(scope)
+        found = [a for site in sites if site in scope
+                 for a in pipeline.alert_store.query(site_id=site, limit=limit, **filters)]
+        return sorted(found, key=lambda a: (-a.updated_at, a.id))[:limit]  # the store's order
+
+    def _alert(principal: Principal, alert_id: str, verb: str) -> Alert:
+        alert = pipeline.alert_store.get(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        _require_scope(principal, alert.site_id, verb)
+        return alert
+
     @app.get(f"{API}/alerts")
-    def list_alerts(request: Request, state: str | None = None, tier: str | None = None, site_id: str | None = None,
+    def list_alerts(state: str | None = None, tier: str | None = None, site_id: str | None = None,
                     county: str | None = None, since: str | None = None,
-                    limit: int = Query(200, ge=1, le=5000)) -> list[dict[str, Any]]:
-        """Alerts, newest first; ``state`` and ``tier`` take comma-separated lists."""
-        auth.require(request, "viewer", read=True)
-        tiers = _split(tier, tuple(t.colour for t in Tier), "tier")
-        alerts = pipeline.alert_store.query(
-            states=_split(state, STATES, "state"), tiers=[int(Tier.parse(t)) for t in tiers] if tiers else None,
-            site_id=site_id, county=county, since=_parse_since(since), limit=limit)
+                    limit: int = Query(200, ge=1, le=5000), principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
+        """Alerts of the caller's sites, newest first; ``state`` and ``tier`` take comma-separated lists."""
+        tiers = split_choices(tier, tuple(t.colour for t in Tier), "tier")
+        alerts = _query_alerts(
+            principal, site_id, limit, states=split_choices(state, STATES, "state"),
+            tiers=[int(Tier.parse(t)) for t in tiers] if tiers else None, county=county,
+            since=parse_time_param(since, "since"))
         return [a.to_json() for a in alerts]
 
     @app.get(f"{API}/alerts/{{alert_id}}")
-    def get_alert(request: Request, alert_id: str) -> dict[str, Any]:
+    def get_alert(alert_id: str, principal: Principal = Depends(reader)) -> dict[str, Any]:
         """One alert with its history."""
-        auth.require(request, "viewer", read=True)
-        alert = pipeline.alert_store.get(alert_id)
-        if alert is None:
-            raise HTTPException(404, f"no alert {alert_id}")
-        return alert.to_json()
+        return _alert(principal, alert_id, "read").to_json()
 
-    def _act(request: Request, alert_id: str, role: str, action) -> dict[str, Any]:
-        principal = auth.require(request, role)
-        alert = pipeline.alert_store.get(alert_id)
-        if alert is None:
-            raise HTTPException(404, f"no alert {alert_id}")
-        if not principal.may_act_on(alert.site_id):
-            raise HTTPException(403, f"token {principal.name} may not act on site {alert.site_id}")
+    def _act(principal: Principal, alert_id: str, action) -> dict[str, Any]:
+        _alert(principal, alert_id, "act on")
         try:
             change = action(principal.name)
         except AlertNotFound:
@@ -157,50 +182,46 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         return change.alert.to_json()
 
     @app.post(f"{API}/alerts/{{alert_id}}/ack")
-    def ack_alert(request: Request, alert_id: str, body: AckBody | None = None) -> dict[str, Any]:
+    def ack_alert(alert_id: str, body: AckBody | None = None, principal: Principal = Depends(operator)) -> dict[str, Any]:
         """Acknowledge (确认) an alert; role operator or above."""
         note = body.note if body else None
-        return _act(request, alert_id, "operator", lambda by: pipeline.alerts.acknowledge(alert_id, by, note))
+        return _act(principal, alert_id, lambda by: pipeline.alerts.acknowledge(alert_id, by, note))
 
     @app.post(f"{API}/alerts/{{alert_id}}/close")
-    def close_alert(request: Request, alert_id: str, body: CloseBody) -> dict[str, Any]:
+    def close_alert(alert_id: str, body: CloseBody, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
         """Close (消警) a resolved alert with a note; role duty_officer or above."""
-        return _act(request, alert_id, "duty_officer", lambda by: pipeline.alerts.close(alert_id, by, body.note))
+        return _act(principal, alert_id, lambda by: pipeline.alerts.close(alert_id, by, body.note))
 
     @app.post(f"{API}/alerts/{{alert_id}}/shelve")
-    def shelve_alert(request: Request, alert_id: str, body: ShelveBody) -> dict[str, Any]:
+    def shelve_alert(alert_id: str, body: ShelveBody, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
         """Shelve an alert until a time, with a reason; role duty_officer or above."""
-        if body.until.tzinfo is None:
-            raise HTTPException(422, "until: needs a UTC offset")
-        until = body.until.timestamp()
-        return _act(request, alert_id, "duty_officer",
-                    lambda by: pipeline.alerts.shelve(alert_id, by, until, body.reason))
+        until = body_time(body.until, "until")
+        return _act(principal, alert_id, lambda by: pipeline.alerts.shelve(alert_id, by, until, body.reason))
 
     @app.get(f"{API}/alerts/{{alert_id}}/deliveries")
-    def alert_deliveries(request: Request, alert_id: str) -> list[dict[str, Any]]:
+    def alert_deliveries(alert_id: str, principal: Principal = Depends(operator)) -> list[dict[str, Any]]:
         """The delivery log of an alert: every notification attempt, receiver, channel, time and outcome."""
-        auth.require(request, "operator")
-        if pipeline.alert_store.get(alert_id) is None:
-            raise HTTPException(404, f"no alert {alert_id}")
+        _alert(principal, alert_id, "read")
         return pipeline.notifier.deliveries(alert_id)
 
     # ------------------------------------------------------------------ suppression, audit, KPIs
 
+    def _window_site(window: Suppression) -> str | None:
+        sensor = fleet.sensors.get(window.sensor_id) if window.sensor_id else None
+        return window.site_id or (sensor.site_id if sensor else None)
+
     @app.get(f"{API}/suppressions")
-    def list_suppressions(request: Request) -> list[dict[str, Any]]:
-        """Maintenance windows (configured and set through the API)."""
-        auth.require(request, "viewer", read=True)
-        return [w.to_json() for w in pipeline.suppressions.all()]
+    def list_suppressions(principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
+        """Maintenance windows (configured and set through the API) of the caller's sites."""
+        return [w.to_json() for w in pipeline.suppressions.all()
+                if principal.scope is None or _window_site(w) in principal.scope]
 
     @app.post(f"{API}/suppressions", status_code=201)
-    def add_suppression(request: Request, body: SuppressionBody) -> dict[str, Any]:
+    def add_suppression(body: SuppressionBody, principal: Principal = Depends(operator)) -> dict[str, Any]:
         """Suppress a site's or a sensor's alerts by design (maintenance); duty_officer, or operator of that site."""
-        principal = auth.require(request, "operator")
         if (body.site_id is None) == (body.sensor_id is None):
             raise HTTPException(422, "give site_id or sensor_id")
-        if body.start.tzinfo is None or body.end.tzinfo is None:
-            raise HTTPException(422, "start and end need a UTC offset")
-        start, end = body.start.timestamp(), body.end.timestamp()
+        start, end = body_time(body.start, "start"), body_time(body.end, "end")
         if end <= start:
             raise HTTPException(422, "end must be after start")
         if body.sensor_id is not None and body.sensor_id not in fleet.sensors:
@@ -208,10 +229,9 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         if body.site_id is not None and body.site_id not in fleet.sites:
             raise HTTPException(404, f"no site {body.site_id}")
         site = body.site_id or fleet.sensors[body.sensor_id].site_id  # type: ignore[index]
-        if not principal.may("duty_officer") and not (principal.sites and principal.may_act_on(site)):
+        if not principal.may("duty_officer") and not (principal.sites and principal.covers(site)):
             raise HTTPException(403, "operators may suppress only their own site; duty_officer or above otherwise")
-        if not principal.may_act_on(site):
-            raise HTTPException(403, f"token {principal.name} may not act on site {site}")
+        _require_scope(principal, site, "act on")
         window = pipeline.suppressions.add(body.site_id, body.sensor_id, start, end, body.reason, principal.name,
                                            pipeline.clock())
         pipeline.audit.append(pipeline.clock(), principal.name, "suppressed", None, body.sensor_id or body.site_id,
@@ -219,38 +239,59 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         return window.to_json()
 
     @app.delete(f"{API}/suppressions/{{window_id}}")
-    def cancel_suppression(request: Request, window_id: str) -> dict[str, Any]:
-        """End a maintenance window set through the API; duty_officer or above."""
-        principal = auth.require(request, "duty_officer")
+    def cancel_suppression(window_id: str, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
+        """End a maintenance window set through the API; duty_officer or above, of the window's site."""
+        window = next((w for w in pipeline.suppressions.all() if w.id == window_id), None)
+        if window is None:
+            raise HTTPException(404, f"no active window {window_id} set through the API")
+        _require_scope(principal, _window_site(window), "act on")
         if not pipeline.suppressions.cancel(window_id, pipeline.clock()):
             raise HTTPException(404, f"no active window {window_id} set through the API")
-        pipeline.audit.append(pipeline.clock(), principal.name, "suppression_cancelled", None, None, window_id=window_id)
+        pipeline.audit.append(pipeline.clock(), principal.name, "suppression_cancelled", None,
+                              window.sensor_id or window.site_id, window_id=window_id)
         return {"id": window_id, "cancelled": True}
 
+    def _audit_site(record: dict[str, Any], alert_sites: dict[str, str | None]) -> str | None:
+        """The site an audit record is about: its alert's, else its subject's (a site or a sensor), else None."""
+        if record["alert_id"]:
+            if record["alert_id"] not in alert_sites:
+                alert = pipeline.alert_store.get(record["alert_id"])
+                alert_sites[record["alert_id"]] = alert.site_id if alert else None
+            return alert_sites[record["alert_id"]]
+        subject = record["subject"]
+        sensor = fleet.sensors.get(subject) if subject else None
+        return sensor.site_id if sensor else subject if subject in fleet.sites else None
+
     @app.get(f"{API}/audit")
-    def audit_export(request: Request, since: str | None = None, until: str | None = None,
-                     format: str = Query("json", pattern="^(json|csv)$")) -> Response:
-        """The audit trail of a period (every human action and automatic transition) as JSON or CSV."""
-        auth.require(request, "duty_officer")
-        body = pipeline.audit.export(format, _parse_since(since), _parse_since(until))
+    def audit_export(since: str | None = None, until: str | None = None,
+                     format: str = Query("json", pattern="^(json|csv)$"),
+                     principal: Principal = Depends(duty_officer)) -> Response:
+        """The audit trail of a period (every human action and automatic transition) as JSON or CSV.
+
+        A token scoped to sites gets the records about its sites and its own actions.
+        """
+        start, end = parse_time_param(since, "since"), parse_time_param(until, "until")
+        if principal.scope is None:
+            body = pipeline.audit.export(format, start, end)
+        else:
+            alert_sites: dict[str, str | None] = {}
+            body = _audit_document([r for r in pipeline.audit.records(start, end) if r["actor"] == principal.name
+                                    or _audit_site(r, alert_sites) in principal.scope], format)
         media = "application/json" if format == "json" else "text/csv; charset=utf-8"
         headers = {} if format == "json" else {"Content-Disposition": "attachment; filename=liaowang-audit.csv"}
         return Response(body, media_type=media, headers=headers)
 
     @app.get(f"{API}/kpis")
-    def alarm_kpis(request: Request, since: str | None = None) -> dict[str, Any]:
-        """Alarm KPIs (ISA-18.2): new alerts per 10 min per desk, floods, chattering, stale alerts, top sources."""
-        auth.require(request, "viewer", read=True)
+    def alarm_kpis(since: str | None = None, principal: Principal = Depends(reader)) -> dict[str, Any]:
+        """Alarm KPIs (ISA-18.2) of the caller's sites: new alerts per 10 min per desk, floods, chattering,
+        stale alerts, top sources."""
         now = pipeline.clock()
-        start = _parse_since(since)
-        return alarm_kpis_for(pipeline, now - 86_400 if start is None else start, now)
+        start = parse_time_param(since, "since")
+        return alarm_kpis_for(pipeline, now - 86_400 if start is None else start, now, principal.scope)
 
     @app.get(f"{API}/whoami")
-    def whoami(request: Request) -> dict[str, Any]:
+    def whoami(principal: Principal = Depends(any_token)) -> dict[str, Any]:
         """The caller's token name, role and site scope (401 without a valid token)."""
-        principal = auth.identify(request)
-        if principal is None:
-            raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
         return {"name": principal.name, "role": principal.role, "sites": list(principal.sites)}
 
     # ------------------------------------------------------------------ sites, sensors, map
@@ -262,17 +303,16 @@ def create_app(pipeline: Pipeline) -> FastAPI:
                 "sensor_count": sum(1 for s in fleet.sensors.values() if s.site_id == site_id)}
 
     @app.get(f"{API}/sites")
-    def list_sites(request: Request) -> list[dict[str, Any]]:
-        """Every site with its status and active alert counts by tier."""
-        auth.require(request, "viewer", read=True)
+    def list_sites(principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
+        """The caller's sites with their status and active alert counts by tier."""
         statuses = pipeline.statuses()
-        return [_site_json(site_id, statuses) for site_id in fleet.sites]
+        return [_site_json(site_id, statuses) for site_id in fleet.sites if principal.covers(site_id)]
 
     @app.get(f"{API}/sites/{{site_id}}")
-    def get_site(request: Request, site_id: str) -> dict[str, Any]:
+    def get_site(site_id: str, principal: Principal = Depends(reader)) -> dict[str, Any]:
         """One site with its status."""
-        auth.require(request, "viewer", read=True)
         _require_known(fleet.sites, site_id, "site")
+        _require_scope(principal, site_id, "read")
         return _site_json(site_id, pipeline.statuses())
 
     def _sensor_json(sensor_id: str, now: float) -> dict[str, Any]:
@@ -287,39 +327,45 @@ def create_app(pipeline: Pipeline) -> FastAPI:
             "setpoints": [s.model_dump() for s in fleet.setpoints_for(sensor)],
         }
 
+    def _sensor(principal: Principal, sensor_id: str) -> None:
+        _require_known(fleet.sensors, sensor_id, "sensor")
+        _require_scope(principal, fleet.sensors[sensor_id].site_id, "read")
+
     @app.get(f"{API}/sensors")
-    def list_sensors(request: Request, site_id: str | None = None, family: str | None = None) -> list[dict[str, Any]]:
-        """Sensors with their last value and whether they are stale."""
-        auth.require(request, "viewer", read=True)
-        families = _split(family, ("hazard", "gas", "forest"), "family")
+    def list_sensors(site_id: str | None = None, family: str | None = None,
+                     principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
+        """Sensors of the caller's sites with their last value and whether they are stale."""
+        families = split_choices(family, ("hazard", "gas", "forest"), "family")
         now = pipeline.clock()
         return [_sensor_json(s.id, now) for s in fleet.sensors.values()
-                if (site_id is None or s.site_id == site_id) and (families is None or s.family.value in families)]
+                if (site_id is None or s.site_id == site_id) and (families is None or s.family.value in families)
+                and principal.covers(s.site_id)]
 
     @app.get(f"{API}/sensors/{{sensor_id}}")
-    def get_sensor(request: Request, sensor_id: str) -> dict[str, Any]:
+    def get_sensor(sensor_id: str, principal: Principal = Depends(reader)) -> dict[str, Any]:
         """One sensor."""
-        auth.require(request, "viewer", read=True)
-        _require_known(fleet.sensors, sensor_id, "sensor")
+        _sensor(principal, sensor_id)
         return _sensor_json(sensor_id, pipeline.clock())
 
     @app.get(f"{API}/sensors/{{sensor_id}}/readings")
-    def sensor_readings(request: Request, sensor_id: str, since: str | None = None, until: str | None = None,
-                        limit: int = Query(1000, ge=1, le=100_000)) -> list[dict[str, Any]]:
+    def sensor_readings(sensor_id: str, since: str | None = None, until: str | None = None,
+                        limit: int = Query(1000, ge=1, le=100_000),
+                        principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
         """Stored readings of one sensor, newest first."""
-        auth.require(request, "viewer", read=True)
-        _require_known(fleet.sensors, sensor_id, "sensor")
-        rows = pipeline.readings.recent(sensor_id, _parse_since(since), _parse_since(until), limit)
+        _sensor(principal, sensor_id)
+        rows = pipeline.readings.recent(sensor_id, parse_time_param(since, "since"), parse_time_param(until, "until"),
+                                        limit)
         return [{"ts": iso(r.ts), "value": r.value, "quality": r.quality.value} for r in rows]
 
     @app.get(f"{API}/map")
-    def site_map(request: Request) -> dict[str, Any]:
-        """GeoJSON FeatureCollection: one Point per site with status and alert counts."""
-        auth.require(request, "viewer", read=True)
+    def site_map(principal: Principal = Depends(reader)) -> dict[str, Any]:
+        """GeoJSON FeatureCollection: one Point per site of the caller's, with status and alert counts."""
         statuses = pipeline.statuses()
         now = iso(pipeline.clock())
         features = []
         for site_id, site in fleet.sites.items():
+            if not principal.covers(site_id):
+                continue
             status = statuses.get(site_id, {"status": "normal", "alerts": {}})
             features.append({
                 "type": "Feature", "id": site_id,
@@ -331,10 +377,9 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         return {"type": "FeatureCollection", "features": features}
 
     @app.get(f"{API}/events")
-    async def events(request: Request) -> StreamingResponse:
-        """Server-Sent Events: ``alert`` on every alert change, ``site`` on every status change."""
-        auth.require(request, "viewer", read=True)
-        queue = pipeline.hub.subscribe()
+    async def events(request: Request, principal: Principal = Depends(reader)) -> StreamingResponse:
+        """Server-Sent Events of the caller's sites: ``alert`` on every alert change, ``site`` on every status change."""
+        queue = pipeline.hub.subscribe(principal.scope)
 
         async def stream() -> AsyncIterator[bytes]:
             try:
@@ -362,9 +407,10 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         health = pipeline.health()
         return JSONResponse(health, status_code=200 if health["ok"] else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(auth.needs_metrics())])
     def metrics() -> Response:
-        """Prometheus text exposition of the pipeline's metrics."""
+        """Prometheus text exposition of the pipeline's metrics; open under ``public_read``, else the metrics
+        token or a token of every site (`Authenticator.require_metrics`)."""
         return Response(generate_latest(pipeline.registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/", include_in_schema=False)

@@ -1,19 +1,27 @@
-"""Bearer-token access control (CONTRACT §4): roles viewer < operator < duty_officer < admin."""
+"""Bearer-token access control (CONTRACT §4): roles viewer < operator < duty_officer < admin.
+
+A route states what it needs as a `Requirement` dependency (``principal = Depends(auth.needs("operator"))``);
+`AuthFirstRoute` checks it before FastAPI reads the request body, so a caller without the right
+token learns 401 or 403 whatever it sent, and only an authorised caller is told (422) what is
+wrong with its body. A token scoped to sites reads and acts on those sites only.
+"""
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Coroutine
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 
 from liaowang.config import ROLES, AuthSettings, hash_token
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the token's name, role and the sites it may act on (empty: all)."""
+    """Who is calling: the token's name, role and the sites it may see and act on (empty: all)."""
 
     name: str
     role: str
@@ -23,12 +31,40 @@ class Principal:
         """Whether this principal's role is ``role`` or above."""
         return ROLES.index(self.role) >= ROLES.index(role)
 
-    def may_act_on(self, site_id: str) -> bool:
-        """Whether the token's site scope covers ``site_id``."""
+    def covers(self, site_id: str) -> bool:
+        """Whether the token's site scope covers ``site_id``, for reads and writes alike.
+
+        >>> Principal("xfhg-operator", "operator", ("LC-XFHG",)).covers("LC-LUXI")
+        False
+        >>> Principal("city-duty", "duty_officer").covers("LC-LUXI")
+        True
+        """
         return not self.sites or site_id in self.sites
+
+    @property
+    def scope(self) -> frozenset[str] | None:
+        """The sites this principal sees, or None for every site (an unscoped token, anonymous reads)."""
+        return frozenset(self.sites) if self.sites else None
 
 
 ANONYMOUS = Principal("anonymous", "viewer")
+METRICS = Principal("metrics", "viewer")
+"""The holder of ``auth.metrics_token_sha256``: good for ``/metrics`` only."""
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Requirement:
+    """What a route needs from its caller; as a FastAPI dependency it gives the `Principal`.
+
+    ``check`` raises 401 or 403. Under `AuthFirstRoute` it has already run when the dependency is
+    solved, and the principal it found is reused (a token's use is audited once).
+    """
+
+    check: Callable[[Request], Principal]
+
+    def __call__(self, request: Request) -> Principal:
+        principal = getattr(request.state, "principal", None)
+        return principal if principal is not None else self.check(request)
 
 
 class Authenticator:
@@ -40,13 +76,10 @@ class Authenticator:
 
     def identify(self, request: Request) -> Principal | None:
         """The caller, or None when no token was sent; 401 for a malformed or unknown token."""
-        header = request.headers.get("authorization")
-        if header is None:
+        token = self._bearer(request)
+        if token is None:
             return None
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPException(401, "expected 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
-        digest = hash_token(token.strip())
+        digest = hash_token(token)
         for entry in self._settings.tokens:
             if hmac.compare_digest(entry.sha256, digest):
                 return Principal(entry.name, entry.role, tuple(entry.sites))
@@ -64,3 +97,60 @@ class Authenticator:
         if self._on_use is not None and request.method not in ("GET", "HEAD"):
             self._on_use(principal, request)  # every token used to change something goes to the audit trail
         return principal
+
+    def require_metrics(self, request: Request) -> Principal:
+        """The caller of ``/metrics``: anyone under ``public_read``, else the metrics token or an unscoped reader.
+
+        The metrics are counts over the whole fleet, so a token scoped to sites may not read them (403).
+        """
+        if self._settings.public_read:
+            return ANONYMOUS  # open like the map; the header is not even looked at, as before
+        metrics_hash = self._settings.metrics_token_sha256
+        token = self._bearer(request)
+        if metrics_hash is not None and token is not None and hmac.compare_digest(metrics_hash, hash_token(token)):
+            return METRICS
+        principal = self.require(request, "viewer")
+        if principal.scope is not None:
+            raise HTTPException(403, f"token {principal.name} is scoped to sites; the metrics cover every site")
+        return principal
+
+    def needs(self, role: str, *, read: bool = False) -> Requirement:
+        """The dependency of a route that needs ``role`` (reads: anonymous too under ``public_read``)."""
+        return Requirement(lambda request: self.require(request, role, read=read))
+
+    def needs_metrics(self) -> Requirement:
+        """The dependency of ``/metrics`` (`require_metrics`)."""
+        return Requirement(self.require_metrics)
+
+    @staticmethod
+    def _bearer(request: Request) -> str | None:
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "expected 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+        return token.strip()
+
+
+class AuthFirstRoute(APIRoute):
+    """An API route that checks its `Requirement` before FastAPI reads and validates the request.
+
+    FastAPI parses the JSON body before it solves any dependency, so without this a POST with a
+    malformed body and no token would answer 422 (and say what the body should be) instead of 401.
+    Set it as the router's ``route_class``; routes without a `Requirement` are left as they are.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        requirements = [d.call for d in self.dependant.dependencies if isinstance(d.call, Requirement)]
+        if not requirements:
+            return handler
+        [requirement] = requirements
+
+        async def authenticate_first(request: Request) -> Response:
+            # in a worker thread, as FastAPI runs sync dependencies: a write's token use is audited in SQLite
+            request.state.principal = await run_in_threadpool(requirement.check, request)
+            return await handler(request)
+
+        return authenticate_first

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
 from liaowang.api import create_app
+from liaowang.config import TokenEntry, hash_token
 from liaowang.domain import Reading
 from liaowang.pipeline import Pipeline
 
@@ -124,14 +126,43 @@ def test_sensors_show_last_value_staleness_and_readings(client, leak):
     assert [r["value"] for r in readings] == [45, 25]
 
 
-def test_reads_need_a_token_when_public_read_is_off(tmp_path, demo_config):
-    settings = demo_config.settings.model_copy(
-        update={"auth": demo_config.settings.auth.model_copy(update={"public_read": False})})
+@pytest.fixture
+def private(tmp_path, demo_config):
+    """A client of a server without public reads, with a metrics token and a viewer scoped to LC-XFHG."""
+    scoped = TokenEntry(name="xfhg-viewer", sha256=hash_token("t-xfhg-viewer"), role="viewer", sites=["LC-XFHG"])
+    auth = demo_config.settings.auth.model_copy(update={
+        "public_read": False, "metrics_token_sha256": hash_token("t-metrics"),
+        "tokens": [*demo_config.settings.auth.tokens, scoped]})
+    settings = demo_config.settings.model_copy(update={"auth": auth})
     pipeline = Pipeline(demo_config.model_copy(update={"settings": settings}), tmp_path / "d")
-    client = TestClient(create_app(pipeline))
-    assert client.get("/api/v1/alerts").status_code == 401
-    assert client.get("/api/v1/alerts", headers=VIEWER).status_code == 200
-    assert client.get("/api/v1/whoami", headers=DUTY).json()["role"] == "duty_officer"
+    yield TestClient(create_app(pipeline))
+    pipeline.alert_store.close()
+
+
+def test_reads_need_a_token_when_public_read_is_off(private):
+    assert private.get("/api/v1/alerts").status_code == 401
+    assert private.get("/api/v1/alerts", headers=VIEWER).status_code == 200
+    assert private.get("/api/v1/whoami", headers=DUTY).json()["role"] == "duty_officer"
+
+
+def test_a_bad_query_without_a_token_is_401_not_422(private):
+    """Authentication comes before parameter validation: an anonymous caller learns nothing about the parameters."""
+    for query in ("limit=0", "since=yesterday", "state=burning", "since=1e400"):
+        assert private.get(f"/api/v1/alerts?{query}").status_code == 401, query
+        assert private.get(f"/api/v1/alerts?{query}", headers=VIEWER).status_code == 422, query
+
+
+def test_metrics_follow_the_read_policy(private):
+    """Without public reads /metrics needs the metrics token or a token of every site; the metrics token opens
+    nothing else."""
+    assert private.get("/metrics").status_code == 401
+    assert private.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert private.get("/metrics", headers={"Authorization": "Bearer t-xfhg-viewer"}).status_code == 403
+    for headers in (VIEWER, DUTY, {"Authorization": "Bearer t-metrics"}):
+        response = private.get("/metrics", headers=headers)
+        assert response.status_code == 200 and "liaowang_alerts_open" in response.text
+    assert private.get("/api/v1/alerts", headers={"Authorization": "Bearer t-metrics"}).status_code == 401
+    assert private.get("/healthz").status_code in (200, 503)  # liveness stays open for the orchestrator
 
 
 def test_metrics_and_healthz(client, leak):
@@ -159,3 +190,48 @@ def test_a_filling_spool_raises_and_clears_a_pipeline_health_alert(client, pipel
     client.post(f"/api/v1/alerts/{alert['id']}/ack", headers=DUTY, json={})
     assert client.get(f"/api/v1/alerts/{alert['id']}").json()["state"] == "resolved"
     assert client.get("/api/v1/sites/LC-LUXI").json()["status"] in ("normal", "offline")
+
+
+TIME_PARAMETERS = ["/api/v1/alerts?since=", "/api/v1/sensors/LC-LUXI-GD-01/readings?since=",
+                   "/api/v1/sensors/LC-LUXI-GD-01/readings?until=", "/api/v1/audit?since=", "/api/v1/audit?until=",
+                   "/api/v1/kpis?since="]
+BAD_TIMES = ["1e400", "99999999999999999999", "1e308", "9" * 400, "nan", "inf", "-inf", "-5", "-1e400", "yesterday",
+             "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00+25:00",
+             "2026-01-01T00:00:00", "٣", "1_000", "\x00"]
+
+
+@pytest.mark.parametrize("bad", BAD_TIMES)
+def test_every_time_parameter_refuses_bad_times_with_422(client, bad):
+    """Issue 11: huge, infinite, NaN, negative and out-of-range times gave 500s; now a 422 naming the parameter."""
+    for prefix in TIME_PARAMETERS:
+        response = client.get(prefix + quote(bad), headers=DUTY)
+        name = prefix.rsplit("?", 1)[1].removesuffix("=")
+        assert response.status_code == 422, (prefix, bad, response.status_code)
+        assert response.json()["detail"].startswith(f"{name}: "), (prefix, bad, response.json())
+
+
+@pytest.mark.parametrize("good", ["1795564800", "1795564800.5", "1.7955648e9", "2026-11-25T08:00:00+08:00",
+                                  "2026-11-25T00:00:00Z", "2026-11-25 08:00:00+08:00", "1970-01-01T00:00:00Z"])
+def test_every_time_parameter_takes_rfc3339_and_epoch_seconds(client, good):
+    for prefix in TIME_PARAMETERS:
+        response = client.get(prefix + good.replace("+", "%2B"), headers=DUTY)
+        assert response.status_code == 200, (prefix, good, response.text)
+
+
+def test_bad_limits_and_formats_are_422(client):
+    for query in ("limit=" + "9" * 400, "limit=" + "9" * 5000, "limit=1e400", "limit=nan", "limit=-1", "limit=x"):
+        for prefix in ("/api/v1/alerts?", "/api/v1/sensors/LC-LUXI-GD-01/readings?"):
+            assert client.get(prefix + query, headers=DUTY).status_code == 422, (prefix, query)
+    assert client.get("/api/v1/audit?format=xml", headers=DUTY).status_code == 422
+
+
+def test_body_times_out_of_range_are_422(client, leak):
+    alert_id = client.get("/api/v1/alerts").json()[0]["id"]
+    for until in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", 1e20, "2026-01-01T00:00:00"):
+        response = client.post(f"/api/v1/alerts/{alert_id}/shelve", headers=DUTY, json={"until": until, "reason": "x"})
+        assert response.status_code == 422 and response.json()["detail"].startswith("until"), (until, response.text)
+    for start, end in (("0001-01-01T00:00:00+14:00", "2030-01-01T00:00:00Z"),
+                       ("2029-01-01T00:00:00Z", "9999-12-31T23:59:59-14:00")):
+        response = client.post("/api/v1/suppressions", headers=DUTY,
+                               json={"site_id": "LC-LUXI", "start": start, "end": end, "reason": "检修"})
+        assert response.status_code == 422, (start, end, response.text)
