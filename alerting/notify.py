@@ -151,6 +151,8 @@ class Notifier:
         self._chatter_notified: dict[tuple[str, str], float] = {}
         self._digest_due: dict[str, float] = {}
         self._stop = threading.Event()
+        self.problem: str | None = None
+        """Why delivery is failing right now (the outbox cannot be read or written), or None."""
         self._thread = threading.Thread(target=self._run, name="notify-delivery", daemon=True)
 
     # ------------------------------------------------------------------ enqueueing
@@ -349,8 +351,15 @@ class Notifier:
         self._conn.close()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.5):
+        """Deliver what is due every half second; while the outbox cannot be read or written (a full
+        disk) back off up to 10 s and say so in `problem` (health shows it) — documents stay queued."""
+        wait = 0.5
+        while not self._stop.wait(wait):
             try:
                 self.deliver_due()
-            except Exception:
-                log.exception("notification_delivery_failed")
+                self.problem, wait = None, 0.5
+            except Exception as err:
+                first = self.problem is None
+                self.problem = f"{type(err).__name__}: {str(err)[:200]}"
+                wait = min(wait * 2, 10.0)
+                log.error("notification_delivery_failed", error=self.problem, retry_in_s=wait, exc_info=first)

@@ -453,23 +453,30 @@ class Pipeline:
         beat = 0
         while not self._stop.wait(0.5):
             beat += 1
-            try:
-                if time.monotonic() - self._last_disk_check >= self.settings.storage.disk_check_every_s:
-                    self.check_disks()
-                self.flush_rules()
-                if beat % 4 == 0:
-                    self.check_time_rules()
-                    self.check_alert_timers()
-                if self.clock() - self._last_snapshot >= self.settings.rules.snapshot_every_s:
-                    self.snapshot()
-                if self.clock() - self._last_retention >= RETENTION_EVERY_S:
-                    self.apply_retention()
-                self._ticker_problem = None
-            except AlertingUnavailable as err:
-                self._ticker_problem = str(err)
-            except Exception as err:
-                self._ticker_problem = f"{type(err).__name__}: {str(err)[:200]}"
-                log.error("ticker_beat_failed", error=self._ticker_problem, exc_info=True)
+            duties: list[Callable[[], object]] = []
+            if time.monotonic() - self._last_disk_check >= self.settings.storage.disk_check_every_s:
+                duties.append(self.check_disks)
+            duties.append(self.flush_rules)
+            if beat % 4 == 0:
+                duties += [self.check_time_rules, self.check_alert_timers]
+            if self.clock() - self._last_snapshot >= self.settings.rules.snapshot_every_s:
+                duties.append(self.snapshot)
+            if self.clock() - self._last_retention >= RETENTION_EVERY_S:
+                duties.append(self.apply_retention)
+            problems = []
+            for duty in duties:  # each on its own: one failing (a full disk) must not starve the others
+                try:
+                    duty()
+                except AlertingUnavailable as err:
+                    problems.append(str(err))
+                except (sqlite3.Error, OSError) as err:  # a store that cannot write: reported, tried next beat
+                    problems.append(f"{getattr(duty, '__name__', duty)}: {type(err).__name__}: {str(err)[:200]}")
+                    log.error("ticker_duty_failed", duty=getattr(duty, "__name__", str(duty)), error=str(err))
+                except Exception as err:
+                    problems.append(f"{getattr(duty, '__name__', duty)}: {type(err).__name__}: {str(err)[:200]}")
+                    log.error("ticker_duty_failed", duty=getattr(duty, "__name__", str(duty)), error=str(err),
+                              exc_info=True)
+            self._ticker_problem = "; ".join(dict.fromkeys(problems)) or None
 
     def apply_retention(self) -> int:
         """Delete readings older than the retention period, in small transactions (ingest keeps going)."""
@@ -493,7 +500,7 @@ class Pipeline:
         checks = {"broker": self.ingest.connected, "readings_store": self.readings.ping(),
                   "alerts_store": self.alert_store.ping(), "stages": not failing, "disk": not low,
                   "alerting": self._alerting_problem is None and not ingest_problems,
-                  "ticker": self._ticker_problem is None}
+                  "ticker": self._ticker_problem is None, "notifications": self.notifier.problem is None}
         problems = [f"stage {s.name} failed ({s.last_error}); restarting" for s in failing]
         problems += [f"disk space low: {d.describe()}" for d in low]
         problems += ingest_problems
@@ -501,6 +508,8 @@ class Pipeline:
             problems.append(f"{len(self._pending)} alarm transitions waiting to be stored: {self._alerting_problem}")
         if self._ticker_problem and self._ticker_problem != self._alerting_problem:
             problems.append(f"status ticker: {self._ticker_problem}")
+        if self.notifier.problem:
+            problems.append(f"notification delivery failing, documents stay queued: {self.notifier.problem}")
         for name, ok in checks.items():
             if not ok and name in ("broker", "readings_store", "alerts_store"):
                 problems.append(f"{name} not available")
