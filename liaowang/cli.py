@@ -30,14 +30,20 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _broker_address(text: str | None, config: Config):
+def _broker_address(args: argparse.Namespace, config: Config):
+    """The MQTT settings of a tool: --broker HOST:PORT, and the embedded broker's own credentials
+    from the data directory unless the configuration names a user."""
+    from liaowang.broker import stored_credentials, with_credentials
+
     mqtt = config.settings.mqtt
-    if not text:
-        return mqtt
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise SystemExit(f"--broker must be HOST:PORT, got {text!r}")
-    return mqtt.model_copy(update={"host": host, "port": int(port)})
+    text = args.broker
+    if text:
+        host, _, port = text.rpartition(":")
+        if not host or not port.isdigit():
+            raise SystemExit(f"--broker must be HOST:PORT, got {text!r}")
+        mqtt = mqtt.model_copy(update={"host": host, "port": int(port)})
+    data_dir = Path(args.data_dir or config.settings.storage.data_dir)
+    return with_credentials(mqtt, stored_credentials(data_dir))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -65,7 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from liaowang.api import create_app
-    from liaowang.broker import port_free, start_broker
+    from liaowang.broker import BrokerRefused, exposure_problem, port_free, start_broker
+    from liaowang.broker_auth import own_credentials
     from liaowang.pipeline import Pipeline
     from simulators import run_simulator
 
@@ -77,18 +84,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("demo_tokens_off_loopback", host=settings.http.host,
                   hint="remove the demo tokens from liaowang.yaml before listening on another address")
         return 2
-    settings = settings.model_copy(update={"mqtt": mqtt})
-    config = config.model_copy(update={"settings": settings})
+    exposed = exposure_problem(mqtt)
+    if exposed is not None:
+        log.error(exposed[0], host=mqtt.host, embedded_broker=mqtt.embedded_broker, hint=exposed[1])
+        return 2
+    unknown_sites = sorted({s for g in mqtt.gateways for s in g.sites} - set(config.fleet.sites))
+    if unknown_sites:
+        log.warning("gateway_sites_unknown", sites=unknown_sites, hint="a gateway may publish only for these; check sites.yaml")
     data_dir = Path(args.data_dir or settings.storage.data_dir)
 
     if not port_free(settings.http.host, http_port):
         log.error("http_port_in_use", host=settings.http.host, port=http_port, hint="choose another with --http-port")
         return 1
     try:
-        broker = start_broker(mqtt.embedded_broker, mqtt.host, mqtt.port, data_dir)
+        broker = start_broker(mqtt.embedded_broker, mqtt.host, mqtt.port, data_dir, gateways=mqtt.gateways,
+                              credentials=own_credentials(data_dir, mqtt), connect_timeout_s=mqtt.connect_timeout_s)
+    except BrokerRefused as err:
+        log.error("broker_refused", error=str(err))
+        return 2
     except RuntimeError as err:
         log.error("broker_start_failed", error=str(err))
         return 1
+    if broker is not None:  # every own client (ingest, alerts, simulators) connects as Liaowang's own user
+        mqtt = mqtt.model_copy(update={"username": broker.credentials.username, "password": broker.credentials.password})
+    settings = settings.model_copy(update={"mqtt": mqtt})
+    config = config.model_copy(update={"settings": settings})
     pipeline = Pipeline(config, data_dir)
     stop_sim = threading.Event()
     sim_thread = None
@@ -133,12 +153,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.load:
         from simulators.load import run_load
 
-        result = run_load(_broker_address(args.broker, config), sensors=args.load, rate_hz=args.rate_hz,
+        result = run_load(_broker_address(args, config), sensors=args.load, rate_hz=args.rate_hz,
                           batch=args.batch, duration_s=args.duration or 10.0, stop=stop, seed=args.seed)
         print(f"published {result.readings:,} readings in {result.messages:,} messages over {result.seconds:.1f} s: "
               f"{result.readings_per_s:,.0f} readings/s achieved (asked {args.load * args.rate_hz:,.0f}/s)")
         return 0
-    count = run_simulator(config.fleet, _broker_address(args.broker, config), speed=args.speed, seed=args.seed,
+    count = run_simulator(config.fleet, _broker_address(args, config), speed=args.speed, seed=args.seed,
                           duration_s=args.duration, stop=stop)
     print(f"published {count} readings")
     return 0
@@ -189,7 +209,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from liaowang.recording import record
 
     config = _load(args.config)
-    count = record(Path(args.file), _broker_address(args.broker, config), args.topic, args.duration, _stop_on_signals())
+    count = record(Path(args.file), _broker_address(args, config), args.topic, args.duration, _stop_on_signals())
     print(f"recorded {count} messages to {args.file}")
     return 0
 
@@ -199,7 +219,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     try:
-        count = replay(Path(args.file), _broker_address(args.broker, config), args.speed, args.shift_to_now,
+        count = replay(Path(args.file), _broker_address(args, config), args.speed, args.shift_to_now,
                        _stop_on_signals())
     except (OSError, ValueError) as err:
         print(f"replay failed: {err}", file=sys.stderr)
@@ -232,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--duration", type=float, help="seconds of event time, then stop")
     sim.add_argument("--broker", help="HOST:PORT (default: from configuration)")
+    sim.add_argument("--data-dir", help="the data directory of the `liaowang run` whose broker this is (its credentials)")
     sim.add_argument("--load", type=int, metavar="SENSORS", help="load generation: a synthetic fleet of this many sensors")
     sim.add_argument("--rate-hz", type=float, default=1.0, help="with --load: readings per sensor per second")
     sim.add_argument("--batch", type=int, default=100, help="with --load: readings per message")
@@ -260,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--topic", default="liaowang/v1/#")
     rec.add_argument("--duration", type=float, help="seconds, then stop")
     rec.add_argument("--broker", help="HOST:PORT (default: from configuration)")
+    rec.add_argument("--data-dir", help="the data directory of the `liaowang run` whose broker this is (its credentials)")
     rec.add_argument("--config")
     rec.set_defaults(func=cmd_record)
 
@@ -268,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--speed", type=float, default=1.0, help="1 = real time, 100 = 100x faster, 0 = as fast as possible")
     rep.add_argument("--shift-to-now", action="store_true", help="move event times so the first reading is now")
     rep.add_argument("--broker", help="HOST:PORT (default: from configuration)")
+    rep.add_argument("--data-dir", help="the data directory of the `liaowang run` whose broker this is (its credentials)")
     rep.add_argument("--config")
     rep.set_defaults(func=cmd_replay)
 

@@ -240,15 +240,80 @@ class Fleet(_Strict):
 
 # ---------------------------------------------------------------- runtime settings
 
+DEMO_MQTT_GATEWAY = ("demo-gateway", "demo-gateway")
+"""The demo gateway's user name and password (README's `mosquitto_pub`); held, the broker stays on loopback."""
+
+OWN_MQTT_PREFIX = "liaowang"
+"""User names and client ids starting with this belong to Liaowang's own clients, never to a gateway."""
+
+_MQTT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # no '/', '+', '#': names appear in ACLs and logs
+
+
+class MqttGateway(_Strict):
+    """An enterprise gateway the embedded broker lets in: it may publish only for its ``sites``.
+
+    It connects with ``username`` and exactly the client id ``client_id`` (default: the user
+    name), so it can never take another client's session. Give ``password`` or, to keep it out of
+    the file, ``password_hash`` as ``mosquitto_passwd`` writes it (``$7$…``, PBKDF2-SHA512).
+    """
+
+    username: str = Field(pattern=_MQTT_NAME)
+    password: SecretStr | None = None
+    password_hash: str | None = Field(default=None, pattern=r"^\$7\$\d+\$[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*$")
+    client_id: str | None = Field(default=None, pattern=_MQTT_NAME)
+    sites: list[Annotated[str, Field(pattern=_MQTT_NAME)]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "MqttGateway":
+        if (self.password is None) == (self.password_hash is None):
+            raise ValueError("give exactly one of password and password_hash")
+        for name in (self.username, self.bound_client_id):
+            if name.lower().startswith(OWN_MQTT_PREFIX):
+                raise ValueError(f"{name!r}: names starting with {OWN_MQTT_PREFIX!r} are Liaowang's own clients")
+        return self
+
+    @property
+    def bound_client_id(self) -> str:
+        """The only client id this gateway may connect with."""
+        return self.client_id or self.username
+
+    def is_demo(self) -> bool:
+        """Whether this is the public demo credential (its password is printed in the README)."""
+        return (self.username == DEMO_MQTT_GATEWAY[0] and self.password is not None
+                and self.password.get_secret_value() == DEMO_MQTT_GATEWAY[1])
+
+
 class MqttSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     client_id: str = "liaowang-ingest"
-    username: str | None = None
+    username: str | None = Field(default=None, description=(
+        "for an external broker; `liaowang run` fills in the embedded broker's own credentials"))
     password: SecretStr | None = None
     embedded_broker: Literal["auto", "mosquitto", "amqtt", "none"] = Field(
         default="auto", description="`liaowang run` starts a broker: mosquitto if on PATH, else amqtt; 'none' uses an external one")
     keepalive_s: int = 30
+    gateways: list[MqttGateway] = Field(default=[], description=(
+        "who besides Liaowang may connect to the embedded broker (docs/broker.md); without any, it stays on loopback"))
+    connect_timeout_s: float = Field(default=10.0, gt=0, description=(
+        "the embedded amqtt broker closes a connection that sends no CONNECT within this (mosquitto does it itself)"))
+
+    @model_validator(mode="after")
+    def _gateways_apart(self) -> "MqttSettings":
+        users = [g.username for g in self.gateways]
+        ids = [g.bound_client_id for g in self.gateways]
+        for kind, names in (("user name", users), ("client id", ids)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"gateways: {kind} {twice[0]!r} given twice")
+        for own in (self.client_id, f"{self.client_id}-alerts"):
+            if own in ids:
+                raise ValueError(f"gateways: client id {own!r} is Liaowang's own (mqtt.client_id)")
+        return self
+
+    def holds_demo_gateway(self) -> bool:
+        """Whether the public demo gateway credential is configured."""
+        return any(g.is_demo() for g in self.gateways)
 
 
 class HttpSettings(_Strict):

@@ -1,7 +1,9 @@
 """Shared fixtures: the demo configuration, free ports and a real MQTT broker over TCP.
 
 The broker is mosquitto when its binary is installed (CI installs it), else the embedded amqtt
-broker, the same choice `liaowang run` makes.
+broker, the same choice `liaowang run` makes. Like `liaowang run`'s, it lets nobody in anonymously:
+`config_for`, `publisher` and `Subscriber` log in as Liaowang's own user of the test broker on
+their port (or with the credentials given).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from liaowang.broker import start_broker
+from liaowang.broker import Broker, Credentials, start_broker
 from liaowang.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,30 +41,83 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class BrokerUnderTest(tuple):
+    """A running test broker: unpacks as ``(host, port)``; ``credentials`` are Liaowang's own user on it."""
+
+    host: str
+    port: int
+    credentials: Credentials
+    running: Broker
+
+    def __new__(cls, host: str, port: int, running: Broker) -> "BrokerUnderTest":
+        self = super().__new__(cls, (host, port))
+        self.host, self.port, self.running, self.credentials = host, port, running, running.credentials
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self.running.kind
+
+
+_OWN_CREDENTIALS: dict[int, Credentials] = {}
+"""Liaowang's own user on the test broker listening on each port (tests run one broker per port)."""
+
+
+def register_credentials(port: int, credentials: Credentials | None) -> None:
+    """Let `config_for`, `publisher` and `Subscriber` log in to the broker on ``port`` as ``credentials``."""
+    if credentials is not None:
+        _OWN_CREDENTIALS[port] = credentials
+
+
+def credentials_for(port: int) -> Credentials | None:
+    """Liaowang's own user on the test broker on ``port``, if one was started through this module."""
+    return _OWN_CREDENTIALS.get(port)
+
+
+def start_test_broker(choice: str, data_dir: Path, port: int | None = None, **options) -> BrokerUnderTest:
+    """Start a broker as `liaowang run` would (``choice``: auto, mosquitto or amqtt) on loopback."""
+    port = port or free_port()
+    running = start_broker(choice, "127.0.0.1", port, data_dir, **options)
+    register_credentials(port, running.credentials)
+    return BrokerUnderTest("127.0.0.1", port, running)
+
+
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A real broker on a free loopback port (mosquitto if installed, else amqtt)."""
-    port = free_port()
-    running = start_broker("auto", "127.0.0.1", port, tmp_path / "broker")
-    yield "127.0.0.1", port
-    running.stop()
+def broker(tmp_path: Path) -> Iterator[BrokerUnderTest]:
+    """A real broker on a free loopback port (mosquitto if installed, else amqtt), no anonymous access."""
+    running = start_test_broker("auto", tmp_path / "broker")
+    yield running
+    running.running.stop()
 
 
 def config_for(config: Config, port: int, **settings_updates) -> Config:
-    """The demo configuration pointed at a test broker port."""
-    mqtt_settings = config.settings.mqtt.model_copy(update={"port": port, "client_id": f"test-ingest-{port}"})
+    """The demo configuration pointed at a test broker port, logging in as Liaowang's own user there."""
+    update: dict = {"port": port, "client_id": f"test-ingest-{port}"}
+    credentials = credentials_for(port)
+    if credentials is not None:
+        update |= {"username": credentials.username, "password": credentials.password}
+    mqtt_settings = config.settings.mqtt.model_copy(update=update)
     settings = config.settings.model_copy(update={"mqtt": mqtt_settings, **settings_updates})
     return config.model_copy(update={"settings": settings})
+
+
+def mqtt_client(port: int, client_id: str, credentials: Credentials | None = None, **options) -> mqtt.Client:
+    """A paho client (not yet connected) that logs in as ``credentials`` or as Liaowang on ``port``'s test broker."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, **options)
+    credentials = credentials or credentials_for(port)
+    if credentials is not None:
+        client.username_pw_set(credentials.username, credentials.password.get_secret_value())
+    return client
 
 
 class Subscriber:
     """A paho subscriber that records (topic, payload) for assertions."""
 
-    def __init__(self, host: str, port: int, topic: str) -> None:
+    def __init__(self, host: str, port: int, topic: str, credentials: Credentials | None = None) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{time.monotonic_ns()}")
+        self.client = mqtt_client(port, f"test-sub-{time.monotonic_ns()}", credentials)
         self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *_: self._ready.set()
         self.client.on_message = self._on_message
@@ -83,8 +138,9 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def publisher(host: str, port: int) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{time.monotonic_ns()}")
+def publisher(host: str, port: int, credentials: Credentials | None = None) -> mqtt.Client:
+    """A connected paho publisher (Liaowang's own user on the test broker unless ``credentials``)."""
+    client = mqtt_client(port, f"test-pub-{time.monotonic_ns()}", credentials)
     client.connect(host, port)
     client.loop_start()
     return client

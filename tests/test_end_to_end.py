@@ -10,11 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from liaowang.api import create_app
-from liaowang.broker import AmqttBroker
 from liaowang.pipeline import Pipeline
 from simulators import run_simulator
 
-from .conftest import Subscriber, config_for, free_port, publisher, wait_until
+from .conftest import Subscriber, config_for, publisher, start_test_broker, wait_until
 
 
 @pytest.fixture
@@ -111,8 +110,8 @@ def test_the_simulated_fleet_raises_alerts_of_all_three_families(running):
 
 
 def test_the_embedded_amqtt_broker_carries_the_same_flow(tmp_path, demo_config):
-    port = free_port()
-    broker = AmqttBroker("127.0.0.1", port)
+    broker = start_test_broker("amqtt", tmp_path / "amqtt")
+    port = broker.port
     pipeline = Pipeline(config_for(demo_config, port), tmp_path / "data")
     try:
         pipeline.start()
@@ -127,7 +126,7 @@ def test_the_embedded_amqtt_broker_carries_the_same_flow(tmp_path, demo_config):
         pub.disconnect()
     finally:
         pipeline.stop()
-        broker.stop()
+        broker.running.stop()
 
 
 def test_a_malformed_gateway_status_is_dead_lettered(running):

@@ -19,6 +19,7 @@ from collections import Counter
 import orjson
 import yaml
 
+from liaowang.broker import stored_credentials
 from tests.conftest import CONFIG_DIR, Subscriber, free_port, publisher, wait_until
 from tests.test_cli_run import get_json, healthy
 
@@ -57,8 +58,9 @@ def test_kill_9_and_restart_keeps_alerts_sends_nothing_twice_and_escalates_on_ti
 
     first = start(config, data, http_port, mqtt_port)
     try:
-        watcher = Subscriber("127.0.0.1", mqtt_port, "liaowang/v1/notifications/#")
-        pub = publisher("127.0.0.1", mqtt_port)
+        own = stored_credentials(data)  # the embedded broker's own user, made by `liaowang run` in its data dir
+        watcher = Subscriber("127.0.0.1", mqtt_port, "liaowang/v1/notifications/#", own)
+        pub = publisher("127.0.0.1", mqtt_port, own)
         for sensor in DETECTORS.values():
             site = sensor.rsplit("-", 2)[0]
             body = {"sensor_id": sensor, "ts": time.time(), "value": 25.0, "unit": "%LEL"}

@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 
 import orjson
-import paho.mqtt.client as mqtt
 import pytest
 
 from liaowang.broker import MosquittoBroker
 from liaowang.mqttclient import BoundedPublisher
 from liaowang.pipeline import Pipeline
 
-from .conftest import CONFIG_DIR, config_for, free_port, wait_until
+from .conftest import CONFIG_DIR, config_for, credentials_for, free_port, mqtt_client, register_credentials, wait_until
 from .test_cli_run import healthy
 
 TOTAL = 20_000
@@ -40,7 +39,7 @@ def stored(db: Path) -> int:
 
 def stream(port: int, done: threading.Event, total: int = TOTAL) -> None:
     """Publish ``total`` distinct readings at QoS 1 from a persistent session, riding out outages."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"no-loss-pub-{port}", clean_session=False)
+    client = mqtt_client(port, f"no-loss-pub-{port}", clean_session=False)
     client.reconnect_delay_set(0.2, 2)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
@@ -60,8 +59,10 @@ def stream(port: int, done: threading.Event, total: int = TOTAL) -> None:
 def start_ingest(port: int, data_dir: Path) -> subprocess.Popen:
     """`liaowang run` without simulators against the test broker; returns once it is subscribed."""
     http_port = free_port()
+    credentials = credentials_for(port)
     env = {**os.environ, "LIAOWANG_MQTT__EMBEDDED_BROKER": "none", "LIAOWANG_MQTT__PORT": str(port),
-           "LIAOWANG_MQTT__CLIENT_ID": f"no-loss-ingest-{port}"}
+           "LIAOWANG_MQTT__CLIENT_ID": f"no-loss-ingest-{port}", "LIAOWANG_MQTT__USERNAME": credentials.username,
+           "LIAOWANG_MQTT__PASSWORD": credentials.password.get_secret_value()}
     process = subprocess.Popen([sys.executable, "-m", "liaowang.cli", "run", "--config", str(CONFIG_DIR), "--data-dir",
                              str(data_dir), "--http-port", str(http_port), "--no-simulators"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -105,6 +106,7 @@ def test_a_broker_restart_mid_stream_loses_nothing(tmp_path, demo_config):
     port = free_port()
     broker_dir = tmp_path / "broker"
     broker = MosquittoBroker("127.0.0.1", port, broker_dir, shutil.which("mosquitto") or "/usr/sbin/mosquitto")
+    register_credentials(port, broker.credentials)  # made once under broker_dir: the same after the restart
     pipeline = Pipeline(config_for(demo_config, port), tmp_path / "data")
     pipeline.start()
     done = threading.Event()
