@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from pydantic import SecretStr
 
 from liaowang.broker import AmqttBroker, MosquittoBroker
 from liaowang.mqttclient import BoundedPublisher
@@ -29,38 +30,58 @@ def free_port() -> int:
 
 
 def start_broker() -> tuple[object, int]:
-    """mosquitto with Liaowang's embedded configuration (amqtt if mosquitto is missing)."""
+    """mosquitto with Liaowang's embedded configuration (amqtt if mosquitto is missing).
+
+    Like `liaowang run`'s, it admits nobody anonymous: the benchmark's clients log in as Liaowang's
+    own user, which is also put in the environment (LIAOWANG_MQTT__USERNAME/PASSWORD) so that
+    child processes and configurations loaded from now on have it.
+    """
     port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="lw-bench-"))
     binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    if binary:
-        return MosquittoBroker("127.0.0.1", port, Path(tempfile.mkdtemp(prefix="lw-bench-")), binary), port
-    return AmqttBroker("127.0.0.1", port), port
+    broker = (MosquittoBroker("127.0.0.1", port, data_dir, binary) if binary
+              else AmqttBroker("127.0.0.1", port, data_dir))
+    os.environ["LIAOWANG_MQTT__USERNAME"] = broker.credentials.username
+    os.environ["LIAOWANG_MQTT__PASSWORD"] = broker.credentials.password.get_secret_value()
+    return broker, port
+
+
+def login() -> dict:
+    """MqttSettings fields for the benchmark broker's own user (after `start_broker`)."""
+    return {"username": os.environ["LIAOWANG_MQTT__USERNAME"], "password": SecretStr(os.environ["LIAOWANG_MQTT__PASSWORD"])}
+
+
+def client(client_id: str, **options) -> mqtt.Client:
+    """A paho client (not connected) logged in as the benchmark broker's own user."""
+    made = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, **options)
+    made.username_pw_set(os.environ["LIAOWANG_MQTT__USERNAME"], os.environ["LIAOWANG_MQTT__PASSWORD"])
+    return made
 
 
 def create_session(port: int, client_id: str, topic: str = "liaowang/v1/readings/#") -> None:
     """Make the broker hold a persistent QoS 1 session for ``client_id`` (then leave)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client_ = client(client_id, clean_session=False)
     done = threading.Event()
-    client.on_subscribe = lambda *_: done.set()
-    client.connect("127.0.0.1", port)
-    client.subscribe(topic, qos=1)
-    client.loop_start()
+    client_.on_subscribe = lambda *_: done.set()
+    client_.connect("127.0.0.1", port)
+    client_.subscribe(topic, qos=1)
+    client_.loop_start()
     done.wait(10)
-    client.disconnect()
-    client.loop_stop()
+    client_.disconnect()
+    client_.loop_stop()
 
 
 def _publish_slice(port: int, messages: list[tuple[str, bytes]], index: int) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}-{time.time_ns()}")
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    out = BoundedPublisher(client, max_outstanding=2000)
+    pub = client(f"bench-pub-{index}-{time.time_ns()}")
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    out = BoundedPublisher(pub, max_outstanding=2000)
     for topic, payload in messages:
         out.publish(topic, payload, qos=1)
     out.flush(600)
-    client.disconnect()
-    client.loop_stop()
+    pub.disconnect()
+    pub.loop_stop()
 
 
 def preload(port: int, messages: list[tuple[str, bytes]], processes: int = 4) -> float:
@@ -114,9 +135,9 @@ def write_section(path: Path, marker: str, text: str) -> None:
 
 def drop_session(port: int, client_id: str) -> None:
     """End ``client_id``'s persistent session, so later preloads do not queue messages for it."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    ender = client(client_id, clean_session=True)
+    ender.connect("127.0.0.1", port)
+    ender.loop_start()
     time.sleep(0.2)
-    client.disconnect()
-    client.loop_stop()
+    ender.disconnect()
+    ender.loop_stop()

@@ -26,10 +26,11 @@ import time
 from pathlib import Path
 
 import orjson
-import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, create_session, drop_session, machine, now_utc, preload, rss_mb, start_broker, write_section  # noqa: E402
+from bench.common import (ROOT, create_session, drop_session, login, machine, now_utc, preload, rss_mb,  # noqa: E402
+                          start_broker, write_section)
+from bench.common import client as own_client  # noqa: E402
 from liaowang.config import load_config  # noqa: E402
 from liaowang.pipeline import Pipeline  # noqa: E402
 
@@ -81,7 +82,7 @@ def bare_drain(port: int, client_id: str, expected: int) -> float:
         if count >= expected:
             done.set()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client = own_client(client_id, clean_session=False)
     client.on_message = on_message
     t0 = time.perf_counter()
     client.connect("127.0.0.1", port)
@@ -95,7 +96,7 @@ def bare_drain(port: int, client_id: str, expected: int) -> float:
 
 def ingest_drain(config, port: int, client_id: str, expected_readings: int, data_dir: Path) -> float:
     """Seconds for Liaowang's ingest (SQLite + rules) to store and evaluate the queued readings."""
-    mqtt_settings = config.settings.mqtt.model_copy(update={"port": port, "client_id": client_id})
+    mqtt_settings = config.settings.mqtt.model_copy(update={"port": port, "client_id": client_id, **login()})
     cfg = config.model_copy(update={"settings": config.settings.model_copy(update={"mqtt": mqtt_settings})})
     pipeline = Pipeline(cfg, data_dir)
     t0 = time.perf_counter()
@@ -144,7 +145,7 @@ def in_process(config, messages, readings_per_message: int, per_batch: int) -> d
 
 
 def _paced_publisher(port: int, rate: int, seconds: float, sensors: list[tuple[str, str]]) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paced-{time.time_ns()}")
+    client = own_client(f"paced-{time.time_ns()}")
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -164,7 +165,7 @@ def _paced_publisher(port: int, rate: int, seconds: float, sensors: list[tuple[s
 
 
 def latency(config, port: int, rate: int = 5000, seconds: float = 20.0) -> dict:
-    mqtt_settings = config.settings.mqtt.model_copy(update={"port": port, "client_id": "latency-ingest"})
+    mqtt_settings = config.settings.mqtt.model_copy(update={"port": port, "client_id": "latency-ingest", **login()})
     cfg = config.model_copy(update={"settings": config.settings.model_copy(update={"mqtt": mqtt_settings})})
     pipeline = Pipeline(cfg, Path(tempfile.mkdtemp()))
     samples: list[float] = []
@@ -212,12 +213,12 @@ def rss_child(port: int) -> None:
                                   lon=116.0, lat=36.4, period_s=10, profile=profile)
     fleet = Fleet(sites=sites, sensors=sensors, profiles=demo.fleet.profiles, tiers=demo.fleet.tiers)
     after_fleet = rss_mb()
-    mqtt_settings = demo.settings.mqtt.model_copy(update={"port": port, "client_id": "rss-ingest"})
+    mqtt_settings = demo.settings.mqtt.model_copy(update={"port": port, "client_id": "rss-ingest", **login()})
     config = demo.model_copy(update={"fleet": fleet, "settings": demo.settings.model_copy(update={"mqtt": mqtt_settings})})
     pipeline = Pipeline(config, Path(tempfile.mkdtemp()))
     pipeline.start()
     pipeline.ingest.wait_connected(10)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rss-pub")
+    client = own_client("rss-pub")
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
