@@ -278,6 +278,9 @@ class Pipeline:
         with self._engine_lock:
             result = self.engine.flush(self.clock(), everything)
             self._held.set(self.engine.buffer.held)
+            if result.late is not None:
+                self._late.inc(len(result.late))
+                self.ingest.dead_letter_late(result.late)
             self.commit_signals(result.signals)
 
     def snapshot(self) -> None:

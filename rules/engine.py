@@ -112,16 +112,22 @@ class RuleEngine:
         result = self.flush(now)
         if back:
             result.signals = sorted(back + result.signals, key=lambda s: s.ts)
-        result.late = admission.late if len(admission.late) else None
+        late = [b for b in (admission.late if len(admission.late) else None, result.late) if b is not None]
+        result.late = late[0] if len(late) == 1 else (
+            ReadingBatch(*(np.concatenate([getattr(b, c) for b in late]) for c in ("sensor", "ts", "value", "quality")),
+                         batch.sensor_ids, batch.site_ids) if late else None)
         result.duplicates = admission.duplicates
         return result
 
     def flush(self, now: float, everything: bool = False) -> Evaluation:
         """Evaluate the held readings the frontier or their hold time lets go (all of them with ``everything``)."""
         released = self.buffer.release(now, everything)
+        late = self.buffer.take_late()
+        if late is not None:
+            self.late_readings += len(late)
         if released is None or not len(released):
-            return Evaluation()
-        return Evaluation(signals=self._run(released), evaluated=len(released))
+            return Evaluation(late=late)
+        return Evaluation(signals=self._run(released), evaluated=len(released), late=late)
 
     def evaluate(self, batch: ReadingBatch) -> list[Signal]:
         """Evaluate one batch at once, without holding (tests, tools, benchmarks): submit and release it all."""

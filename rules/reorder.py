@@ -10,7 +10,10 @@ and time as one already released or held is a duplicate and changes nothing.
 
 The newest event time only counts up to the injected clock, so a gateway whose clock runs ahead
 cannot drag the frontier past everybody else. When the feed goes quiet (or a clock runs ahead), a
-reading is released anyway after ``max_hold_s`` on the injected clock.
+reading is released anyway after ``max_hold_s`` on the injected clock — but never ahead of an older
+reading of its own sensor that is still held: a sensor's readings leave in event-time order, so a
+reading that arrived a moment after a newer one is placed before it, not lost between the two.
+Every reading admitted is either released (evaluated) or returned as late; none is dropped unseen.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class ReorderBuffer:
         self.last_released = np.full(len(sensor_ids), -np.inf)
         self.max_seen = -np.inf
         self._parts: list[tuple[ReadingBatch, np.ndarray]] = []
+        self._late: list[ReadingBatch] = []
         self.held = 0
         self.duplicates = 0
 
@@ -74,6 +78,11 @@ class ReorderBuffer:
             go = np.ones(len(pending), dtype=bool)
         else:
             go = (pending.ts <= self.max_seen - self.lateness) | (arrived <= now - self.max_hold)
+            if not go.all():
+                # A sensor's readings leave in event-time order: none goes while an older one of its sensor stays.
+                oldest_staying = np.full(len(self.last_released), np.inf)
+                np.minimum.at(oldest_staying, pending.sensor[~go], pending.ts[~go])
+                go &= pending.ts <= oldest_staying[pending.sensor]
         if not go.any():
             self._parts = [(pending, arrived)]
             return None
@@ -85,11 +94,26 @@ class ReorderBuffer:
         out = out.take(order)
         repeat = np.zeros(len(out), dtype=bool)
         repeat[1:] = (out.ts[1:] == out.ts[:-1]) & (out.sensor[1:] == out.sensor[:-1])
-        stale = out.ts <= self.last_released[out.sensor]  # a duplicate of one released in an earlier call
-        self.duplicates += int(np.count_nonzero(repeat | stale))
-        out = out.take(~repeat & ~stale)
+        marks = self.last_released[out.sensor]
+        again = out.ts == marks                # a duplicate of one released in an earlier call
+        behind = out.ts < marks                # cannot happen given the order kept above; if it ever does, it is late
+        self.duplicates += int(np.count_nonzero(repeat | again))
+        if behind.any():
+            self._late.append(out.take(behind & ~repeat))
+        out = out.take(~repeat & ~again & ~behind)
         np.maximum.at(self.last_released, out.sensor, out.ts)
         return out
+
+    def take_late(self) -> ReadingBatch | None:
+        """Readings found too late at release (none while the per-sensor order holds), once."""
+        if not self._late:
+            return None
+        late, self._late = self._late, []
+        if len(late) == 1:
+            return late[0]
+        first = late[0]
+        return ReadingBatch(*(np.concatenate([getattr(p, c) for p in late]) for c in ("sensor", "ts", "value", "quality")),
+                            first.sensor_ids, first.site_ids)
 
     def subjects(self) -> list[str]:
         """Fleet sensor ids (the release marks are in fleet order)."""
