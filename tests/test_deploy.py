@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liaowang.config import load_config
+from liaowang.config import hash_token, load_config
 from liaowang.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,8 @@ def test_the_liaowang_service_configuration_loads_with_its_environment(tmp_path,
         if target.startswith("/config/"):
             shutil.copy(ROOT / source, config_dir / Path(target).name)
     for key, value in SERVICES["liaowang"]["environment"].items():
-        monkeypatch.setenv(key, "secret-from-env" if "${" in str(value) else str(value))
+        secret = hash_token("metrics-from-env") if key.endswith("SHA256") else "secret-from-env"
+        monkeypatch.setenv(key, secret if "${" in str(value) else str(value))
     config = load_config(config_dir)
     settings = config.settings
     assert (settings.mqtt.host, settings.mqtt.port, settings.mqtt.embedded_broker) == ("mosquitto", 1883, "none")
@@ -80,6 +81,7 @@ def test_the_liaowang_service_configuration_loads_with_its_environment(tmp_path,
     assert settings.sinks.influx_v2.bucket == SERVICES["influxdb"]["environment"]["DOCKER_INFLUXDB_INIT_BUCKET"]
     assert not settings.auth.holds_demo_tokens() and not settings.auth.public_read
     assert settings.http.port == 8000 and settings.storage.data_dir == "/data"
+    assert settings.auth.metrics_token_sha256 == hash_token("metrics-from-env")
 
 
 def test_mosquitto_acl_pins_gateways_to_their_own_site_and_lets_liaowang_in():
@@ -99,6 +101,14 @@ def test_prometheus_scrapes_the_liaowang_service():
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     [job] = prometheus["scrape_configs"]
     assert job["static_configs"][0]["targets"] == ["liaowang:8000"] and job["metrics_path"] == "/metrics"
+    # Reads need a token in production: Prometheus sends the metrics token from a compose secret.
+    secret_file = job["authorization"]["credentials_file"]
+    assert job["authorization"]["type"] == "Bearer" and secret_file == "/run/secrets/metrics_token"
+    assert "metrics_token" in SERVICES["prometheus"]["secrets"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    variable = compose["secrets"]["metrics_token"]["environment"]
+    example = (ROOT / "deploy" / "env.example").read_text()
+    assert f"{variable}=" in example and "METRICS_TOKEN_SHA256=" in example
 
 
 def test_the_dockerfile_copies_every_package_and_runs_without_simulators():
