@@ -9,6 +9,8 @@ rejected value by its type, never by ``str()`` of it (a deeply nested list canno
 batch element too deep to re-serialise is dead-lettered with the whole message. Anything else
 that goes wrong while decoding one message becomes one ``decode_failed`` rejection naming the
 exception type, so a single message can never stop ingest (TRAPS.md, "Found by attacking").
+The verdict never depends on which path judged a payload: the fast path (msgspec) takes only
+what the slow path (orjson, then Python) would take too.
 """
 
 from __future__ import annotations
@@ -83,8 +85,13 @@ class BatchBuilder:
 _QUALITY_CODES = {q.value: code for q, code in QUALITY_CODE.items()}
 
 
-class _FastReading(msgspec.Struct):
-    """The common, well-formed reading: decoded and type-checked in C by msgspec."""
+class _FastReading(msgspec.Struct, forbid_unknown_fields=True):
+    """The common, well-formed reading: decoded and type-checked in C by msgspec.
+
+    Only the contract's fields, all scalars: a payload it takes is nested exactly as deep as the
+    contract's shapes (1 level, a batch 3) and msgspec has checked every byte of it. A payload
+    with other fields goes to the lax twin below (see `_lax_items`).
+    """
 
     value: float
     ts: float | str
@@ -93,13 +100,24 @@ class _FastReading(msgspec.Struct):
     quality: Literal["good", "uncertain", "bad"] = "good"
 
 
-class _FastBatch(msgspec.Struct):
+class _FastBatch(msgspec.Struct, forbid_unknown_fields=True):
     readings: list[_FastReading]
+    site_id: str | None = None
+
+
+class _LaxReading(_FastReading, forbid_unknown_fields=False):
+    """A reading whose fields the contract does not name are skipped (they are ignored)."""
+
+
+class _LaxBatch(msgspec.Struct):
+    readings: list[_LaxReading]
     site_id: str | None = None
 
 
 _FAST_ONE = msgspec.json.Decoder(_FastReading)
 _FAST_BATCH = msgspec.json.Decoder(_FastBatch)
+_LAX_ONE = msgspec.json.Decoder(_LaxReading)
+_LAX_BATCH = msgspec.json.Decoder(_LaxBatch)
 
 
 def _describe(value: Any) -> str:
@@ -152,6 +170,26 @@ def _element_payload(item: Any, message: bytes) -> tuple[bytes, str]:
         return orjson.dumps(item), ""
     except Exception:
         return message, " (element nested too deep to re-serialise: the payload is the whole message)"
+
+
+def _lax_items(topic_site: str, topic_sensor: str | None, payload: bytes) -> list[Any] | None:
+    """The readings of a payload with fields the contract does not name, or None for the slow path.
+
+    Those fields are ignored, but msgspec skips them unchecked: invalid UTF-8, numbers past a
+    double's range, nesting deeper than `MAX_DEPTH` (as deep as the recursion limit lets it).
+    orjson, the slow path's parser, judges the payload first, so the verdict never depends on
+    the path. Only payloads with such fields pay for it.
+    """
+    try:
+        orjson.loads(payload)
+        if topic_sensor is None:
+            batch = _LAX_BATCH.decode(payload)
+            if batch.site_id is not None and batch.site_id != topic_site:
+                return None
+            return batch.readings
+        return [_LAX_ONE.decode(payload)]
+    except Exception:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +312,10 @@ class Decoder:
                 items = batch.readings
             else:
                 items = [_FAST_ONE.decode(payload)]
+        except msgspec.ValidationError:  # perhaps fields the contract does not name: they are ignored
+            items = _lax_items(topic_site, topic_sensor, payload)
+            if items is None:
+                return False
         except Exception:  # not only DecodeError: msgspec raises RecursionError a few hundred levels deep
             return False
         # msgspec refuses NaN, Infinity and out-of-range numbers, so every value here is finite.

@@ -207,3 +207,13 @@ def test_long_topics_are_not_cached(decoder):
     for i in range(50):
         decoder.decode(f"liaowang/v1/readings/LC-LUXI/{i}{'x' * 60_000}", one())
     assert len(decoder._topics) == 0
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"sensor_id": "LC-LUXI-GD-01", "ts": 1795564800, "value": 1, "note": "\xff"}',
+    b'{"sensor_id": "LC-LUXI-GD-01", "ts": 1795564800, "value": 1, "\x80": 1}',
+])
+def test_invalid_utf8_anywhere_is_not_json_even_in_a_field_nobody_reads(decoder, payload):
+    """msgspec (the fast path) skips unknown fields without checking them; the verdict must not depend on the path."""
+    readings, rejections = decoder.decode(TOPIC, payload)
+    assert readings == [] and [r.reason for r in rejections] == ["not_json"]
