@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import orjson
 import pytest
 
@@ -217,3 +219,26 @@ def test_invalid_utf8_anywhere_is_not_json_even_in_a_field_nobody_reads(decoder,
     """msgspec (the fast path) skips unknown fields without checking them; the verdict must not depend on the path."""
     readings, rejections = decoder.decode(TOPIC, payload)
     assert readings == [] and [r.reason for r in rejections] == ["not_json"]
+
+
+def test_fields_the_contract_does_not_name_are_ignored(decoder):
+    single = b'{"ts": 1795564800, "value": 1, "gateway": {"seq": 7, "fw": [1, 2]}}'
+    batch = b'{"gw": "A", "readings": [{"sensor_id": "LC-LUXI-GD-01", "ts": 1795564800, "value": 2, "seq": [1]}]}'
+    assert [r.value for r in decoder.decode(TOPIC, single)[0]] == [1.0]
+    assert [r.value for r in decoder.decode(BATCH_TOPIC, batch)[0]] == [2.0]
+
+
+@pytest.mark.parametrize("extra, reason", [(b"1e400", "not_json"), (b"9" * 400, "not_json"), (b'"\xff"', "not_json"),
+                                           (nested(1030), "too_deep")])
+@pytest.mark.parametrize("unit", [b'"%LEL"', b'"ppm"'], ids=["fast path", "slow path"])
+def test_an_unnamed_field_gets_the_same_verdict_on_either_path_and_any_recursion_limit(decoder, extra, reason, unit):
+    """msgspec skips unnamed fields unchecked, and as deep as the recursion limit allows (hypothesis raises it)."""
+    payload = b'{"ts": 1795564800, "value": 1, "unit": %s, "extra": %s}' % (unit, extra)
+    limit = sys.getrecursionlimit()
+    for raised in (limit, 20_000):
+        sys.setrecursionlimit(raised)
+        try:
+            readings, rejections = decoder.decode(TOPIC, payload)
+        finally:
+            sys.setrecursionlimit(limit)
+        assert readings == [] and [r.reason for r in rejections] == [reason]
