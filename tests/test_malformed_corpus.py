@@ -1,5 +1,6 @@
 """A generated corpus of 1,200+ malformed payloads through a real broker: no crash, every one
-counted under its reason, every good reading in the same stream stored."""
+counted under its reason, every good reading in the same stream stored. It includes the poison
+of issue 11 (nesting deep enough to raise out of the decoder, a unit conversion to infinity)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,25 @@ def corpus(seed: int, now: float) -> tuple[list[tuple[str, bytes]], Counter, int
                 good += 1
             elements.append(element)
         messages.append((f"liaowang/v1/readings/{SITE}", orjson.dumps({"site_id": SITE, "readings": elements})))
+    for i in range(40):  # poison (issue 11): nesting that once raised out of the decoder and killed ingest
+        depth = rng.randrange(1025, 3000)
+        add(TOPIC, rng.choice([b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth]), "too_deep")
+    for i in range(40):
+        name, reason = rng.choice([("value", "bad_value"), ("unit", "unit_mismatch"), ("quality", "bad_quality"),
+                                   ("ts", "bad_timestamp"), ("sensor_id", "bad_shape")])
+        depth = rng.randrange(255, 1000)
+        body = orjson.dumps({k: v for k, v in good_one(6000 + i).items() if k != name})
+        add(TOPIC, body[:-1] + b', "%s": ' % name.encode() + b"[" * depth + b"]" * depth + b"}", reason)
+    for i in range(20):  # a deep element amid good ones: dead-lettered with the whole message
+        depth = rng.randrange(255, 1000)
+        deep = b"[" * depth + b"]" * depth
+        elements = [orjson.dumps(good_one(7000 + i * 10)), deep, orjson.dumps(good_one(7000 + i * 10 + 1))]
+        messages.append((f"liaowang/v1/readings/{SITE}", b'{"readings": [' + b",".join(elements) + b"]}"))
+        expected["bad_shape"] += 1
+        good += 2
+    for i in range(20):  # a unit conversion past a double's range (1e308 m/s in km/h)
+        add("liaowang/v1/readings/LC-DEHH/LC-DEHH-WS1-WS",
+            orjson.dumps({"ts": now - 100 - i, "value": rng.choice([1e308, -1e308]), "unit": "m/s"}), "bad_value")
     for i in range(300):  # good single readings in the same stream
         add(TOPIC, orjson.dumps(good_one(9000 + i)), None)
     rng.shuffle(messages)
@@ -138,7 +158,9 @@ def test_malformed_corpus_is_counted_by_reason_and_good_readings_survive(broker,
         rejected.pop("late", None)
         assert rejected == expected
         assert pipeline.readings.count() == good
-        assert pipeline.ingest._worker.is_alive(), "the worker survived every payload"
+        assert pipeline.ingest.running(), "both ingest stages survived every payload"
+        assert [(s.name, s.restarts) for s in pipeline.supervisor.statuses().values() if s.name.startswith("ingest")] \
+            == [("ingest-decode", 0), ("ingest-store", 0)], "and never needed a restart"
         client.disconnect()
     finally:
         pipeline.stop()
