@@ -106,7 +106,7 @@ class _FastBatch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class _LaxReading(_FastReading, forbid_unknown_fields=False):
-    """A reading whose fields the contract does not name are skipped (they are ignored)."""
+    """A reading with fields the contract does not name: msgspec skips them (they are ignored)."""
 
 
 class _LaxBatch(msgspec.Struct):
