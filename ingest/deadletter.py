@@ -17,6 +17,11 @@ PAYLOAD_EXCERPT = 1024
 log = structlog.get_logger("ingest")
 
 
+def _printable(text: str) -> str:
+    """Text that serialises as JSON whatever it holds (a lone surrogate would make orjson raise)."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class DeadLetters:
     """Publishes, counts and logs rejections; one log line per reason per interval (no floods).
 
@@ -38,8 +43,8 @@ class DeadLetters:
         self._metrics.rejected.labels(rejection.reason).inc()
         letter = {
             "reason": rejection.reason,
-            "detail": rejection.detail,
-            "topic": rejection.topic,
+            "detail": _printable(rejection.detail),
+            "topic": _printable(rejection.topic),
             "payload": rejection.payload[:PAYLOAD_EXCERPT].decode("utf-8", errors="replace"),
             "truncated": len(rejection.payload) > PAYLOAD_EXCERPT,
             "received_at": iso(now),

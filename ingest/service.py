@@ -42,6 +42,9 @@ READINGS_FILTER = "liaowang/v1/readings/#"
 STATUS_FILTER = "liaowang/v1/status/+"
 STATUS_PREFIX = "liaowang/v1/status/"
 
+LETTERS_PER_MESSAGE = 100
+"""A batch message yields at most this many dead letters one by one; the rest are counted and summarised
+in one more letter (a 256 KB batch of junk elements would otherwise publish ~128,000 letters)."""
 EVALUATION_ATTEMPTS = 3
 """How often a batch downstream fails on (not for want of a disk) is tried before it is dead-lettered."""
 
@@ -141,8 +144,11 @@ class IngestService:
         return self._connected.is_set()
 
     def running(self) -> bool:
-        """Whether both stage threads are alive (a failed stage is alive while it waits for its restart)."""
-        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+        """Whether both stage threads and paho's network thread are alive (a failed stage is alive while it
+        waits for its restart)."""
+        network = getattr(self._client, "_thread", None)  # paho's loop_start thread; no public accessor
+        return (bool(self._threads) and all(t.is_alive() for t in self._threads)
+                and (network is None or network.is_alive() or self._stop.is_set()))
 
     def problems(self) -> list[str]:
         """What keeps ingest from finishing batches right now (for /healthz); empty when all is well."""
@@ -190,8 +196,12 @@ class IngestService:
             log.warning("broker_disconnected", reason=str(reason))
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        # Never raise here: paho re-raises a callback's exception out of its network loop, whose thread
+        # then dies and ingest stops receiving without a word. A topic that is not valid UTF-8 (paho's
+        # ``msg.topic`` raises for it) is decoded with replacement characters and dead-lettered as bad_topic.
+        topic = msg._topic.decode("utf-8", "replace")  # noqa: SLF001 - the raw bytes; see above
         # Blocks when the queue is full: the broker then holds the backlog (backpressure).
-        self._queue.put(_Message(msg.topic, msg.payload, msg.mid, msg.qos, self._generation))
+        self._queue.put(_Message(topic, msg.payload, msg.mid, msg.qos, self._generation))
 
     # ------------------------------------------------------------------ worker
 
@@ -261,6 +271,19 @@ class IngestService:
         """Decode, store, evaluate and acknowledge one batch in the calling thread (tools, benches)."""
         self._complete(self._decode(batch))
 
+    def _summarise(self, message: _Message, problems: list[Rejection]) -> list[Rejection]:
+        """The first `LETTERS_PER_MESSAGE` rejections of one message, and one letter counting the rest (all counted)."""
+        rest = problems[LETTERS_PER_MESSAGE:]
+        reasons: dict[str, int] = {}
+        for rejection in rest:
+            reasons[rejection.reason] = reasons.get(rejection.reason, 0) + 1
+        for reason, count in reasons.items():  # the summary letter itself counts one of its reason
+            self._metrics.rejected.labels(reason).inc(count - (reason == rest[0].reason))
+        summary = Rejection(rest[0].reason, message.topic, message.payload,
+                            f"{len(rest)} more elements of this message rejected, by reason {reasons}; only the first "
+                            f"{LETTERS_PER_MESSAGE} are dead-lettered one by one")
+        return problems[:LETTERS_PER_MESSAGE] + [summary]
+
     def _decode(self, batch: list[_Message]) -> "_Decoded":
         started = time.perf_counter()
         builder = BatchBuilder(self._fleet)
@@ -282,6 +305,8 @@ class IngestService:
             except Exception as err:  # the decoder never raises; if it ever does, the message is still accounted for
                 problems = [Rejection("decode_failed", message.topic, message.payload,
                                       f"decoder error {type(err).__name__}; report this payload")]
+            if len(problems) > LETTERS_PER_MESSAGE:
+                problems = self._summarise(message, problems)
             if problems:
                 rejections.extend(problems)
         return _Decoded(batch, builder.build() if len(builder) else None, rejections, gateways, started)

@@ -108,10 +108,10 @@ class Supervisor:
                 loop()
             except BaseException as err:  # noqa: BLE001 - a stage must never end unseen, whatever it raised
                 reason = f"{type(err).__name__}: {str(err)[:300]}"
-                log.error("stage_failed", stage=name, error=reason,
-                          traceback="".join(traceback.format_exception(err))[-4000:])
                 current = self.status(name)
                 self._set(replace(current, state=StageState.FAILED, last_error=reason, failed_at=time.time()))
+                _log_quietly("error", "stage_failed", stage=name, error=reason,
+                             traceback="".join(traceback.format_exception(err))[-4000:])
                 if self._stop.wait(delay):
                     return
                 delay = min(max(delay * 2, 0.1), self._backoff_max)
@@ -119,9 +119,9 @@ class Supervisor:
                     try:
                         on_restart()
                     except Exception as hook_err:  # the restart itself goes on; the hook's failure is reported
-                        log.error("stage_restart_hook_failed", stage=name, error=str(hook_err))
+                        _log_quietly("error", "stage_restart_hook_failed", stage=name, error=str(hook_err))
                 self._set(replace(self.status(name), state=StageState.RUNNING, restarts=current.restarts + 1))
-                log.warning("stage_restarted", stage=name, restarts=current.restarts + 1)
+                _log_quietly("warning", "stage_restarted", stage=name, restarts=current.restarts + 1)
                 continue
             self._set(replace(self.status(name), state=StageState.STOPPED))
             return
@@ -133,4 +133,12 @@ class Supervisor:
             try:
                 self._on_change(status)
             except Exception as err:  # the listener must not kill the stage it reports on
-                log.error("stage_listener_failed", stage=status.name, error=str(err))
+                _log_quietly("error", "stage_listener_failed", stage=status.name, error=str(err))
+
+
+def _log_quietly(level: str, event: str, **fields: object) -> None:
+    """Log, but never let a broken log sink (a closed stream) end the supervisor that reports on stages."""
+    try:
+        getattr(log, level)(event, **fields)
+    except Exception:  # noqa: BLE001 - the status above already says what happened; health shows it
+        pass

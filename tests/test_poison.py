@@ -152,3 +152,43 @@ def test_a_reading_with_a_deep_unnamed_field_is_stored(broker, tmp_path, demo_co
     finally:
         pub.disconnect()
         pipeline.stop()
+
+
+def test_a_batch_of_hundreds_of_junk_elements_publishes_a_bounded_number_of_dead_letters(broker, tmp_path, demo_config):
+    """300 bad elements in one message: the first 100 dead-lettered one by one, one letter counting the
+    rest; the metric counts all 300 (a 256 KB batch would otherwise publish ~128,000 QoS 1 letters)."""
+    host, port = broker
+    pipeline = Pipeline(config_for(demo_config, port), tmp_path / "data")
+    pipeline.start()
+    letters = Subscriber(host, port, DEADLETTER)
+    pub = publisher(host, port)
+    try:
+        assert pipeline.ingest.wait_connected(10)
+        publish(pub, BATCH_TOPIC, b'{"readings": [' + b",".join([b"0"] * 300) + b"]}")
+        got = wait_until(lambda: len(letters.json()) >= 101 and letters.json(), timeout=20)
+        time.sleep(0.5)
+        assert len(letters.json()) == 101
+        assert "200 more elements" in got[-1]["detail"] and all(g["reason"] == "bad_shape" for g in got)
+        counted = pipeline.registry.get_sample_value("liaowang_ingest_rejected_total", {"reason": "bad_shape"})
+        assert counted == 300
+    finally:
+        letters.close(), pub.disconnect()
+        pipeline.stop()
+
+
+def test_a_topic_that_is_not_utf8_never_reaches_paho_s_loop_as_an_exception(tmp_path, demo_config):
+    """paho re-raises a callback's exception out of its network loop (the thread dies, ingest goes deaf);
+    a topic with invalid UTF-8 makes paho's ``msg.topic`` raise, so ingest must not touch it that way."""
+    import paho.mqtt.client as mqtt
+
+    pipeline = Pipeline(demo_config, tmp_path / "data")  # not started: the callback alone is under test
+    try:
+        message = mqtt.MQTTMessage(mid=7, topic=b"liaowang/v1/readings/LC-LUXI/\xff\xfe")
+        message.payload, message.qos = b'{"value": 1}', 1
+        pipeline.ingest._on_message(None, None, message)  # noqa: SLF001 - paho's callback, called as paho would
+        queued = pipeline.ingest._queue.get_nowait()  # noqa: SLF001
+        assert queued.mid == 7 and "\ufffd" in queued.topic
+        decoded = pipeline.ingest._decode([queued])  # noqa: SLF001
+        assert [r.reason for r in decoded.rejections] in (["unknown_sensor"], ["bad_topic"], ["sensor_mismatch"])
+    finally:
+        pipeline.stop()
