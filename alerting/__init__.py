@@ -1,10 +1,11 @@
-"""Alerting: signals and people's actions become alert episodes, stored and announced."""
+"""Alerting: signals and people's actions become alarm episodes (docs/alarms.md), stored and announced."""
 
-from alerting.lifecycle import AlertChange, AlertManager, AlertNotFound, LifecycleError
-from alerting.model import OPEN_STATES, STATES, Alert
+from alerting.lifecycle import AlertChange, AlertManager, AlertNotFound, InvalidAction, LifecycleError, NotPermitted
+from alerting.model import EVENTS, OPEN_STATES, STATES, AlarmState, Alert, Event
 from alerting.publish import MqttAlertPublisher
 from alerting.status import site_statuses
 from alerting.store import AlertStore
 
-__all__ = ["OPEN_STATES", "STATES", "Alert", "AlertChange", "AlertManager", "AlertNotFound", "AlertStore",
-           "LifecycleError", "MqttAlertPublisher", "site_statuses"]
+__all__ = ["EVENTS", "OPEN_STATES", "STATES", "AlarmState", "Alert", "AlertChange", "AlertManager", "AlertNotFound",
+           "AlertStore", "Event", "InvalidAction", "LifecycleError", "MqttAlertPublisher", "NotPermitted",
+           "site_statuses"]

@@ -1,23 +1,15 @@
-"""The alert lifecycle: signals from the rules and people's actions turn into alert changes.
+"""The alarm lifecycle: signals from the rules and people's actions turn into alert changes.
 
-One alert per episode of (rule, subject): raised when a rule first calls for a tier, escalated or
-de-escalated in place when the tier moves (the law asks that a warning's level be adjusted and
-republished), resolved when the condition clears, closed (消警) by a person with a note.
+`AlertManager` owns every open episode and is the only writer of the alert tables. It decides
+which episode a signal or an action is for, opens new episodes with their mutes (a running
+shelf, a maintenance window, a sensor out of service), runs the state table of docs/alarms.md
+(`alerting.states`), keeps the noise bookkeeping (chattering, floods) and writes the alert rows,
+history and audit — all inside one `transaction`, which the pipeline widens to include the
+notification outbox. Rule-driven changes carry the signal's event time, so a replay produces
+the same alerts as the live run; people's actions carry the injected wall clock.
 
-ISA-18.2 practice on top (DOMAIN.md, ``alerting.yaml``):
-
-* latching: an unacknowledged alert of a latching tier (orange, red) whose condition clears stays
-  open, marked ``latched`` (event ``returned``), until a person acknowledges it;
-* shelving: by a person, with a reason and an expiry; the alert returns (``unshelved``) when the
-  shelf expires, and a resolution while shelved is still recorded and announced;
-* suppression by design: an alert raised inside a maintenance window is recorded and shown with
-  ``suppressed`` set to the window's reason (and not notified);
-* out of service: signals about a sensor taken out of service raise nothing (counted);
-* chattering: ≥ 3 activations of one (rule, subject) in 60 s mark the alert ``chattering``;
-* floods: > 10 new alerts in 10 min at one duty desk (a county; the city desk for alerts of no
-  county) mark the flood's first alert ``first_out``.
-
-Every automatic transition and every human action is written to the audit trail.
+Every change is an `AlertChange`; ``announce`` says whether receivers are notified, ``muted``
+names the rule that kept an activation from being announced (and is written to the audit).
 """
 
 from __future__ import annotations
@@ -30,23 +22,34 @@ from typing import Callable, Iterator, Sequence
 
 import structlog
 
+from alerting import states
 from alerting.audit import AuditLog
-from alerting.model import Alert, HistoryEntry
+from alerting.model import AlarmState, Alert, Event, HistoryEntry
+from alerting.mute import OutOfService, OutOfServiceEntry, Shelf, Shelves
+from alerting.states import LifecycleError, Step
 from alerting.store import AlertStore
 from alerting.suppress import Suppressions
 from liaowang.alertspec import AlertingSettings
-from liaowang.config import Fleet
+from liaowang.config import ROLES, Fleet
 from rules.base import Signal
+
+__all__ = ["AlertChange", "AlertManager", "AlertNotFound", "InvalidAction", "LifecycleError", "NotPermitted",
+           "flood_onsets"]
 
 log = structlog.get_logger("alerting")
 
 
 @dataclass(frozen=True, slots=True)
 class AlertChange:
-    """One change of one alert, as published on MQTT and SSE (``event`` per CONTRACT §2)."""
+    """One change of one alert, as published on MQTT and SSE (``event`` per CONTRACT §2).
+
+    ``announce``: whether receivers are notified of it; ``muted``: why an activation was not.
+    """
 
     alert: Alert
     event: str
+    announce: bool = True
+    muted: str | None = None
 
 
 def flood_onsets(raise_times: Sequence[float], limit: int, window_s: float) -> int:
@@ -65,39 +68,44 @@ def flood_onsets(raise_times: Sequence[float], limit: int, window_s: float) -> i
     return floods
 
 
-class LifecycleError(Exception):
-    """A person's action that the alert's state does not allow (HTTP 409)."""
-
-
 class AlertNotFound(LookupError):
     """No alert has that id (HTTP 404)."""
+
+
+class InvalidAction(LifecycleError):
+    """An action whose parameters break configuration (a shelf too long, a missing note): HTTP 422."""
+
+
+class NotPermitted(LifecycleError):
+    """An action the person's role may not take on this alert (shelving an urgent alarm): HTTP 403."""
 
 
 class AlertManager:
     """Owns every alert; the only writer of the alert store. Thread-safe.
 
     ``clock`` gives wall-clock epoch seconds for people's actions; rule-driven changes carry the
-    signal's event time, so a replay produces the same alert times as the live run.
+    signal's event time.
     """
 
     def __init__(self, store: AlertStore, fleet: Fleet, clock: Callable[[], float],
                  settings: AlertingSettings | None = None, audit: AuditLog | None = None,
-                 suppressions: Suppressions | None = None) -> None:
-        for part in (audit, suppressions):
+                 suppressions: Suppressions | None = None, out_of_service: OutOfService | None = None) -> None:
+        for part in (audit, suppressions, out_of_service):
             if part is not None and part.db is not store.db:
-                raise ValueError("the audit log and maintenance windows must share the alert store's AlertDB: "
-                                 "one transaction spans them")
+                raise ValueError("the audit log, maintenance windows and out-of-service list must share the alert "
+                                 "store's AlertDB: one transaction spans them")
         self._store = store
         self._fleet = fleet
         self._clock = clock
         self.settings = settings or AlertingSettings()
         self.audit = audit
         self.suppressions = suppressions
+        self.shelves = Shelves(store.db)
+        self.out_of_service = out_of_service or OutOfService(store.db, self.settings.out_of_service)
         self._lock = threading.RLock()
-        self._open: dict[tuple[str, str], Alert] = {(a.rule_id, a.subject): a for a in store.open_alerts()}
-        self._horizon = store.horizons()
-        self._latching = frozenset(self.settings.latch_tiers)
-        self._out_of_service = frozenset(self.settings.out_of_service)
+        self._open: dict[tuple[str, str], Alert] = {}
+        self._horizon: dict[tuple[str, str], float] = {}
+        self.reload()
         self._activations: dict[tuple[str, str], deque[float]] = {}
         self._desk_raises: dict[str, deque[tuple[float, str]]] = {}
         self.out_of_service_signals = 0
@@ -106,7 +114,7 @@ class AlertManager:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Every alert, history, audit (and, for a caller that joins it, outbox) write inside is one transaction.
+        """Every alert, history, audit, shelf (and, for a caller that joins it, outbox) write inside is one transaction.
 
         When it fails — a full disk, a locked or broken database — the rows are rolled back and the
         open episodes are reloaded from the store, so memory never runs ahead of what is stored and
@@ -122,15 +130,19 @@ class AlertManager:
                 raise
 
     def reload(self) -> None:
-        """Rebuild the open episodes and signal horizons from the store (after a rolled-back transaction)."""
+        """Rebuild the open episodes, signal horizons and registries from the store."""
         with self._lock:
             self._open = {(a.rule_id, a.subject): a for a in self._store.open_alerts()}
             self._horizon = self._store.horizons()
+            self.shelves.reload()
+            self.out_of_service.reload()
+            if self.suppressions is not None:
+                self.suppressions.reload()
 
     # ------------------------------------------------------------------ automatic transitions
 
     def apply(self, signals: Sequence[Signal]) -> list[AlertChange]:
-        """Apply the rules' signals in order; return the resulting changes (already stored).
+        """Apply the rules' signals in order; return the resulting changes (stored, in one transaction).
 
         A signal older than the last one applied for its (rule, subject) is skipped: after a
         restart the rules re-run stored readings since their snapshot, and what they say again
@@ -144,27 +156,81 @@ class AlertManager:
                     continue
                 self._horizon[key] = signal.ts
                 self._store.set_horizon(signal.rule_id, signal.subject, signal.ts)
-                if signal.subject in self._out_of_service and signal.tier is not None and key not in self._open:
-                    self.out_of_service_signals += 1
-                    continue
-                found = [self._apply_one(signal)]
+                found = self._apply_one(signal)
                 if signal.kind == "stale":
                     found += self._mark_source(signal)
-                if found[0] is not None and found[0].event == "raised":
+                if found and found[0].event == Event.RAISED:
                     found += self._noise(found[0].alert, signal.ts)
-                for change in filter(None, found):
-                    self._store.save(change.alert)
+                for change in found:
+                    self._save(change, signal.ts, "system")
                     changes.append(change)
-                    self._audit(change, signal.ts, "system")
-                    log.info(f"alert_{change.event}", alert_id=change.alert.id, rule_id=change.alert.rule_id,
-                             subject=signal.subject, tier=change.alert.tier.colour)
         return changes
 
-    def _audit(self, change: AlertChange, at: float, actor: str, note: str | None = None) -> None:
+    def _apply_one(self, signal: Signal) -> list[AlertChange]:
+        key = (signal.rule_id, signal.subject)
+        alert = self._open.get(key)
+        if alert is None:
+            return [] if signal.tier is None else self._open_episode(signal)
+        steps = states.activate(alert, signal) if signal.tier is not None else states.clear(alert, signal)
+        if alert.peak_tier is not None:
+            alert.latching = alert.latching or self.latches(alert)
+        if not alert.open:
+            del self._open[key]
+        return self._changes(alert, steps)
+
+    def _open_episode(self, signal: Signal) -> list[AlertChange]:
+        """activate(p) from normal: a new episode, muted by a running shelf or a maintenance window;
+        nothing at all for a sensor out of service (counted and audited)."""
+        assert signal.tier is not None
+        off = self.out_of_service.entry(signal.subject, signal.ts)
+        if off is not None:
+            self.out_of_service_signals += 1
+            if self.audit is not None:
+                self.audit.append(signal.ts, "system", "not_raised", None, signal.subject, rule_id=signal.rule_id,
+                                  tier=signal.tier.colour, reason=f"out of service: {off.reason} ({off.by})")
+            return []
+        alert = Alert(
+            id=Alert.make_id(signal.rule_id, signal.subject, signal.ts), rule_id=signal.rule_id, kind=signal.kind,
+            subject=signal.subject, site_id=signal.site_id, county=self._county(signal.site_id),
+            family=signal.family.value, tier=signal.tier, level=signal.level, message=signal.message,
+            value=signal.value, threshold=signal.threshold, unit=signal.unit, raised_at=signal.ts, updated_at=signal.ts)
+        shelf = self.shelves.running(signal.rule_id, signal.subject, signal.ts)
+        if shelf is not None:
+            alert.shelved_until, alert.shelved_by, alert.shelve_reason = shelf.until, shelf.by, shelf.reason
+        if self.suppressions is not None:
+            alert.suppressed = self.suppressions.reason_for(signal.site_id, signal.subject, signal.ts,
+                                                            signal.family.value)
+        alert.latching = self.latches(alert)
+        self._open[(signal.rule_id, signal.subject)] = alert
+        step = states.record(alert, signal.ts, Event.RAISED, muted=states.mute_of(alert), value=signal.value,
+                             message=signal.message)
+        return self._changes(alert, [step])
+
+    def latches(self, alert: Alert) -> bool:
+        """Whether an episode latches, on its peak priority and family (docs/alarms.md); suppressed ones never do."""
+        if alert.suppressed:
+            return False
+        peak = alert.peak_tier or alert.tier
+        if peak in self.settings.latch_tiers:
+            return True
+        family = self.settings.latch_families.get(alert.family)
+        return bool(family) and peak in family and alert.kind not in self.settings.latch_exempt_kinds
+
+    @staticmethod
+    def _changes(alert: Alert, steps: list[Step]) -> list[AlertChange]:
+        return [AlertChange(alert, step.event.value, step.announce, step.muted) for step in steps]
+
+    def _save(self, change: AlertChange, at: float, actor: str, note: str | None = None) -> None:
+        """Store the alert and its audit row (inside the caller's transaction) and log the change."""
+        self._store.save(change.alert)
         if self.audit is not None:
             alert = change.alert
             self.audit.append(at, actor, change.event, alert.id, alert.subject, rule_id=alert.rule_id,
-                              tier=alert.tier.colour, state=alert.state, note=note)
+                              tier=alert.tier.colour, state=alert.state, isa_state=alert.isa_state, note=note,
+                              announced=change.announce, muted=change.muted)
+        log.info(f"alert_{change.event}", alert_id=change.alert.id, rule_id=change.alert.rule_id,
+                 subject=change.alert.subject, tier=change.alert.tier.colour, by=actor,
+                 **({"muted": change.muted} if change.muted else {}))
 
     def _noise(self, alert: Alert, ts: float) -> list[AlertChange]:
         """Chattering and flood bookkeeping for a newly raised alert."""
@@ -176,8 +242,8 @@ class AlertManager:
             times.popleft()
         if len(times) >= chatter.activations:
             alert.chattering = True
-            alert.history.append(HistoryEntry(at=ts, event="chattering", tier=alert.tier))
-            out.append(AlertChange(alert, "chattering"))
+            alert.history.append(HistoryEntry(at=ts, event=Event.CHATTERING.value, tier=alert.tier))
+            out.append(AlertChange(alert, Event.CHATTERING.value, states.mute_of(alert) is None, states.mute_of(alert)))
         flood = self.settings.flood
         desk = self.desk_of(alert)
         raises = self._desk_raises.setdefault(desk, deque())
@@ -215,111 +281,97 @@ class AlertManager:
         for alert in self._open.values():
             if alert.subject == signal.subject and alert.kind != "stale" and alert.source_lost != lost:
                 alert.source_lost = lost
-                alert.updated_at = max(alert.updated_at, signal.ts)
-                event = "source_lost" if lost else "source_restored"
-                alert.history.append(HistoryEntry(at=signal.ts, event=event, tier=alert.tier))
-                changes.append(AlertChange(alert, event))
+                event = Event.SOURCE_LOST if lost else Event.SOURCE_RESTORED
+                changes.append(AlertChange(alert, event.value, False))
+                states.record(alert, signal.ts, event)
         return changes
-
-    def _apply_one(self, signal: Signal) -> AlertChange | None:
-        key = (signal.rule_id, signal.subject)
-        alert = self._open.get(key)
-        if signal.tier is None:
-            if alert is None or alert.latched:
-                return None
-            if alert.tier in self._latching and alert.state == "active" and alert.acknowledged_at is None:
-                alert.latched, alert.cleared_at = True, signal.ts  # stays until a person acknowledges it
-                return self._record(alert, signal, "returned")
-            del self._open[key]
-            alert.state, alert.resolved_at, alert.shelved_until = "resolved", signal.ts, None
-            return self._record(alert, signal, "resolved")
-        if alert is not None and alert.latched:  # the condition came back before anyone acknowledged
-            alert.latched, alert.cleared_at = False, None
-        if alert is None:
-            alert = Alert(
-                id=Alert.make_id(signal.rule_id, signal.subject, signal.ts), rule_id=signal.rule_id, kind=signal.kind,
-                subject=signal.subject, site_id=signal.site_id, county=self._county(signal.site_id),
-                family=signal.family.value, tier=signal.tier, level=signal.level, state="active",
-                message=signal.message, value=signal.value, threshold=signal.threshold, unit=signal.unit,
-                raised_at=signal.ts, updated_at=signal.ts)
-            if self.suppressions is not None:
-                alert.suppressed = self.suppressions.reason_for(signal.site_id, signal.subject, signal.ts)
-            self._open[key] = alert
-            return self._record(alert, signal, "raised")
-        if signal.tier == alert.tier:
-            alert.level, alert.value, alert.threshold, alert.message = (
-                signal.level, signal.value, signal.threshold, signal.message)
-            alert.updated_at = max(alert.updated_at, signal.ts)
-            return None
-        event = "escalated" if signal.tier > alert.tier else "deescalated"
-        if event == "escalated" and alert.state == "acknowledged":
-            alert.state = "active"  # a higher tier needs a person to take it again
-        alert.tier = signal.tier
-        return self._record(alert, signal, event)
 
     def _county(self, site_id: str) -> str:
         site = self._fleet.sites.get(site_id)
         return site.county if site else ""  # alerts about Liaowang itself belong to no county
 
-    @staticmethod
-    def _record(alert: Alert, signal: Signal, event: str) -> AlertChange:
-        alert.level = signal.level if signal.level is not None else alert.level
-        alert.value, alert.message = signal.value, signal.message
-        if signal.threshold is not None:
-            alert.threshold = signal.threshold
-        alert.updated_at = max(alert.updated_at, signal.ts)
-        alert.history.append(HistoryEntry(at=signal.ts, event=event, tier=alert.tier))
-        return AlertChange(alert, event)
-
     # ------------------------------------------------------------------ people's actions
 
-    def acknowledge(self, alert_id: str, by: str, note: str | None) -> AlertChange:
-        """确认: a person takes the alert (active → acknowledged; resolved stays resolved, acknowledged)."""
-        with self.transaction():
-            alert = self._get(alert_id)
-            if alert.acknowledged_at is not None and alert.state in ("acknowledged", "resolved"):
-                raise LifecycleError(f"alert {alert_id} is already acknowledged")
-            if alert.state not in ("active", "resolved"):
-                raise LifecycleError(f"alert {alert_id} is {alert.state}; only active or resolved alerts are acknowledged")
-            now = self._clock()
-            if alert.state == "active":
-                alert.state = "acknowledged"
-            alert.acknowledged_at, alert.acknowledged_by = now, by
-            change = self._human(alert, "acknowledged", by, note, now)
-            if alert.latched:  # its condition had cleared: acknowledging releases the latch
-                alert.latched = False
-                alert.state, alert.resolved_at = "resolved", alert.cleared_at
-                self._open.pop((alert.rule_id, alert.subject), None)
-                alert.history.append(HistoryEntry(at=now, event="resolved", tier=alert.tier))
-                self._store.save(alert)
-                self._audit(AlertChange(alert, "resolved"), now, "system")
-            return change
+    def acknowledge(self, alert_id: str, by: str, note: str | None) -> list[AlertChange]:
+        """确认 (docs/alarms.md, column ack); a note is required when ``ack_note_required``."""
+        if self.settings.ack_note_required and not (note and note.strip()):
+            raise InvalidAction("an acknowledgement note is required (alerting.yaml ack_note_required)")
+        return self._act(alert_id, by, lambda alert, now: states.acknowledge(alert, by, note, now), note)
 
-    def close(self, alert_id: str, by: str, note: str) -> AlertChange:
-        """消警: a person closes a resolved alert, with a note saying why."""
+    def close(self, alert_id: str, by: str, note: str) -> list[AlertChange]:
+        """消警: a person closes an episode that is over, with a note saying why."""
         if not note or not note.strip():
-            raise LifecycleError("a closing note is required")
-        with self.transaction():
-            alert = self._get(alert_id)
-            if alert.state != "resolved":
-                raise LifecycleError(f"alert {alert_id} is {alert.state}; only resolved alerts can be closed")
-            now = self._clock()
-            alert.state, alert.closed_at, alert.closed_by = "closed", now, by
-            return self._human(alert, "closed", by, note, now)
+            raise InvalidAction("a closing note is required")
+        return self._act(alert_id, by, lambda alert, now: states.close(alert, by, note, now), note)
 
-    def shelve(self, alert_id: str, by: str, until: float, reason: str) -> AlertChange:
-        """Hide an open alert until ``until`` with a reason (ISA-18.2 shelving)."""
+    def shelve(self, alert_id: str, by: str, until: float, reason: str, role: str = "admin") -> list[AlertChange]:
+        """Shelve an open alarm until ``until`` (at most ``shelving.max_s`` ahead) with a reason.
+
+        The shelf is on the alarm (rule, subject): a new episode while it runs opens shelved.
+        Priorities in ``shelving.protected_tiers`` need ``shelving.protected_role`` (403 otherwise).
+        """
         if not reason or not reason.strip():
-            raise LifecycleError("a shelving reason is required")
+            raise InvalidAction("a shelving reason is required")
+        shelving = self.settings.shelving
+        now = self._clock()
+        if until - now > shelving.max_s:
+            raise InvalidAction(f"a shelf may last at most {shelving.max_s:g} s (alerting.yaml shelving.max_s); "
+                                f"asked {until - now:.0f} s")
+
+        def action(alert: Alert, at: float) -> list[Step]:
+            top = max(alert.tier, alert.peak_tier or alert.tier)
+            if top in shelving.protected_tiers and ROLES.index(role) < ROLES.index(shelving.protected_role):
+                raise NotPermitted(f"{top.label_zh} alarms are shelved only by {shelving.protected_role} "
+                                   "(alerting.yaml shelving.protected_tiers)")
+            steps = states.shelve(alert, by, until, reason, at)
+            self.shelves.put(Shelf(alert.rule_id, alert.subject, until, by, reason))
+            return steps
+
+        return self._act(alert_id, by, action, reason)
+
+    def unshelve(self, alert_id: str, by: str) -> list[AlertChange]:
+        """End a shelf before its time: the alarm is back, announced when it needs a person."""
+        def action(alert: Alert, at: float) -> list[Step]:
+            steps = states.unshelve(alert, by, at)
+            self.shelves.drop(alert.rule_id, alert.subject)
+            return steps
+
+        return self._act(alert_id, by, action, None)
+
+    def _act(self, alert_id: str, by: str, action: Callable[[Alert, float], list[Step]],
+             note: str | None) -> list[AlertChange]:
         with self.transaction():
             alert = self._get(alert_id)
             now = self._clock()
-            if alert.state not in ("active", "acknowledged"):
-                raise LifecycleError(f"alert {alert_id} is {alert.state}; only active or acknowledged alerts are shelved")
-            if until <= now:
-                raise LifecycleError("shelving must end in the future")
-            alert.state, alert.shelved_until = "shelved", until
-            return self._human(alert, "shelved", by, reason, now)
+            steps = action(alert, now)
+            if not alert.open:
+                self._open.pop((alert.rule_id, alert.subject), None)
+            changes = self._changes(alert, steps)
+            for change in changes:
+                self._save(change, now, by if change.event != Event.RESOLVED else "system", note)
+            return changes
+
+    def take_out_of_service(self, sensor_id: str, by: str, reason: str, until: float | None) -> OutOfServiceEntry:
+        """Take a sensor out of service (audited): nothing is raised for it until ``until`` or its return."""
+        if not reason or not reason.strip():
+            raise InvalidAction("a reason is required")
+        now = self._clock()
+        if until is not None and until <= now:
+            raise InvalidAction("until must be in the future")
+        entry = OutOfServiceEntry(sensor_id, by, reason, now, until)
+        with self.transaction():
+            self.out_of_service.take_out(entry)
+            if self.audit is not None:
+                self.audit.append(now, by, "out_of_service", None, sensor_id, reason=reason, until=until)
+        return entry
+
+    def return_to_service(self, sensor_id: str, by: str) -> bool:
+        """Return a sensor taken out of service through the API (audited); False when it was not."""
+        with self.transaction():
+            done = self.out_of_service.put_back(sensor_id)
+            if done and self.audit is not None:
+                self.audit.append(self._clock(), by, "returned_to_service", None, sensor_id)
+        return done
 
     def get(self, alert_id: str) -> Alert | None:
         """An alert by id (open or stored), or None."""
@@ -335,43 +387,39 @@ class AlertManager:
             raise AlertNotFound(alert_id)
         return alert
 
-    def _human(self, alert: Alert, event: str, by: str, note: str | None, now: float) -> AlertChange:
-        alert.note = note if note else alert.note
-        alert.updated_at = max(alert.updated_at, now)
-        alert.history.append(HistoryEntry(at=now, event=event, tier=alert.tier, by=by, note=note))
-        self._store.save(alert)
-        change = AlertChange(alert, event)
-        self._audit(change, now, by, note)
-        log.info(f"alert_{event}", alert_id=alert.id, by=by)
-        return change
-
     def expire_shelves(self, now: float) -> list[AlertChange]:
-        """Return shelved alerts whose shelf has expired to their state before (``unshelved``)."""
-        changes = []
+        """End the shelves whose time is up: their alarms come back (``unshelved``), announced when they need a person."""
+        changes: list[AlertChange] = []
         with self.transaction():
-            for alert in list(self._open.values()):
-                if alert.state == "shelved" and alert.shelved_until is not None and alert.shelved_until <= now:
-                    alert.state = "acknowledged" if alert.acknowledged_at is not None else "active"
-                    alert.shelved_until = None
-                    alert.updated_at = max(alert.updated_at, now)
-                    alert.history.append(HistoryEntry(at=now, event="unshelved", tier=alert.tier))
-                    self._store.save(alert)
-                    change = AlertChange(alert, "unshelved")
-                    self._audit(change, now, "system")
-                    changes.append(change)
+            for shelf in self.shelves.due(now):
+                self.shelves.drop(shelf.rule_id, shelf.subject)
+                alert = self._open.get((shelf.rule_id, shelf.subject))
+                if alert is not None and alert.shelved_until is not None:
+                    for change in self._changes(alert, states.unshelve(alert, "system", now)):
+                        self._save(change, now, "system")
+                        changes.append(change)
         return changes
+
+    def shelved(self) -> list[Alert]:
+        """The open alarms under a shelf (the shelved-alarm list)."""
+        with self._lock:
+            return [a for a in self._open.values() if a.shelved_until is not None]
 
     def record(self, alert: Alert, event: str, at: float, note: str | None = None) -> AlertChange:
         """Append an automatic history event to an alert (notification escalation) and store it."""
         with self.transaction():
-            alert.history.append(HistoryEntry(at=at, event=event, tier=alert.tier, note=note))
-            alert.updated_at = max(alert.updated_at, at)
-            self._store.save(alert)
-            change = AlertChange(alert, event)
-            self._audit(change, at, "system", note)
+            states.record(alert, at, Event(event), note=note)
+            change = AlertChange(alert, event, False)
+            self._save(change, at, "system", note)
             return change
 
     def open_alerts(self) -> list[Alert]:
         """A snapshot of the open episodes."""
         with self._lock:
             return list(self._open.values())
+
+    def needs_person(self) -> list[Alert]:
+        """Open alarms waiting for a person (unacknowledged or returned-unacknowledged)."""
+        with self._lock:
+            return [a for a in self._open.values() if a.isa in (AlarmState.UNACKNOWLEDGED,
+                                                                 AlarmState.RETURNED_UNACKNOWLEDGED)]

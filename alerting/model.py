@@ -1,7 +1,8 @@
-"""The alert record of CONTRACT §3: one episode of one rule on one subject."""
+"""The alert record of CONTRACT §3: one episode of one rule on one subject (docs/alarms.md)."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -9,26 +10,62 @@ from typing import Any
 from liaowang.domain import Tier, iso
 
 STATES = ("active", "acknowledged", "resolved", "closed", "shelved")
+"""The contract's ``state`` values (derived from the ISA-18.2 state, see `Alert.state`)."""
 OPEN_STATES = ("active", "acknowledged", "shelved")
-"""States in which the episode's condition is (or may still be) true."""
+"""States in which the episode is open: its condition holds, or a person still has to look at it."""
 
-EVENTS = ("raised", "escalated", "deescalated", "acknowledged", "resolved", "closed", "shelved",
-          "source_lost", "source_restored", "returned", "unshelved", "chattering", "notification_escalated")
-"""``returned``: a latched alert's condition cleared (it stays until acknowledged); ``unshelved``:
-a shelf expired; ``chattering``: the (rule, subject) was raised ≥ 3 times in 60 s;
-``notification_escalated``: unacknowledged past its tier's deadline, the next receiver was notified."""
+
+class AlarmState(enum.StrEnum):
+    """The ISA-18.2 state of an episode underneath shelving and suppression (docs/alarms.md)."""
+
+    NORMAL = "normal"                                      # over: back to normal and nobody has to look
+    UNACKNOWLEDGED = "unacknowledged"                      # condition holds, nobody has taken it
+    ACKNOWLEDGED = "acknowledged"                          # condition holds, a person has taken it
+    RETURNED_UNACKNOWLEDGED = "returned_unacknowledged"    # latched: back to normal, still to be acknowledged
+
+
+class Event(enum.StrEnum):
+    """What happened to an alert: the ``event`` of CONTRACT §2 and of every history entry."""
+
+    RAISED = "raised"
+    ESCALATED = "escalated"
+    DEESCALATED = "deescalated"
+    RETURNED = "returned"            # a latching episode's condition cleared before anyone acknowledged it
+    REACTIVATED = "reactivated"      # the condition came back while returned-unacknowledged
+    RESOLVED = "resolved"            # the episode is over (normal)
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"                # 消警
+    SHELVED = "shelved"
+    UNSHELVED = "unshelved"
+    SOURCE_LOST = "source_lost"
+    SOURCE_RESTORED = "source_restored"
+    CHATTERING = "chattering"
+    NOTIFICATION_ESCALATED = "notification_escalated"
+
+
+EVENTS = tuple(e.value for e in Event)
+"""``returned``: a latched alert's condition cleared (it stays until acknowledged); ``reactivated``:
+it came back before that; ``unshelved``: a shelf ended; ``chattering``: the (rule, subject) was
+raised ≥ 3 times in 60 s; ``notification_escalated``: unacknowledged past its tier's deadline, the
+next receiver was notified."""
 
 
 @dataclass(slots=True)
 class HistoryEntry:
+    """One change of an alert, with the value and message of that moment and why it was not announced."""
+
     at: float
     event: str
     tier: Tier
     by: str | None = None
     note: str | None = None
+    value: float | None = None
+    message: str | None = None
+    muted: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": iso(self.at), "event": self.event, "tier": self.tier.colour, "by": self.by, "note": self.note}
+        return {"at": iso(self.at), "event": self.event, "tier": self.tier.colour, "priority": self.tier.priority,
+                "by": self.by, "note": self.note, "value": self.value, "message": self.message, "muted": self.muted}
 
 
 @dataclass(slots=True)
@@ -44,7 +81,6 @@ class Alert:
     family: str
     tier: Tier
     level: str | None
-    state: str
     message: str
     value: float
     threshold: float | None
@@ -58,7 +94,6 @@ class Alert:
     closed_by: str | None = None
     shelved_until: float | None = None
     source_lost: bool = False
-    latched: bool = False
     cleared_at: float | None = None
     suppressed: str | None = None
     chattering: bool = False
@@ -66,6 +101,60 @@ class Alert:
     notify_level: int = 0
     note: str | None = None
     history: list[HistoryEntry] = field(default_factory=list)
+    isa: AlarmState = AlarmState.UNACKNOWLEDGED
+    condition_active: bool = True
+    peak_tier: Tier | None = None
+    peak_value: float | None = None
+    peak_at: float | None = None
+    raise_message: str | None = None
+    latching: bool = False
+    acked_tier: Tier | None = None
+    ack_note: str | None = None
+    activated_at: float | None = None
+    shelved_by: str | None = None
+    shelve_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.peak_tier is None:
+            self.peak_tier, self.peak_value, self.peak_at = self.tier, self.value, self.raised_at
+        if self.raise_message is None:
+            self.raise_message = self.message
+        if self.activated_at is None:
+            self.activated_at = self.raised_at
+
+    # ------------------------------------------------------------------ derived contract fields
+
+    @property
+    def state(self) -> str:
+        """The contract's state: closed, resolved (over), shelved, acknowledged or active."""
+        if self.closed_at is not None:
+            return "closed"
+        if self.isa is AlarmState.NORMAL:
+            return "resolved"
+        if self.shelved_until is not None:
+            return "shelved"
+        return "acknowledged" if self.isa is AlarmState.ACKNOWLEDGED else "active"
+
+    @property
+    def latched(self) -> bool:
+        """Back to normal, waiting for an acknowledgement (returned-unacknowledged)."""
+        return self.isa is AlarmState.RETURNED_UNACKNOWLEDGED
+
+    @property
+    def open(self) -> bool:
+        """Whether the episode is still open (not normal)."""
+        return self.isa is not AlarmState.NORMAL
+
+    @property
+    def isa_state(self) -> str:
+        """The ISA-18.2 state as docs/alarms.md names it, shelving and suppression included."""
+        if self.isa is AlarmState.NORMAL:
+            return "normal"
+        if self.shelved_until is not None:
+            return "shelved"
+        if self.suppressed:
+            return "suppressed"
+        return self.isa.value
 
     @staticmethod
     def make_id(rule_id: str, subject: str, raised_at: float) -> str:
@@ -77,7 +166,13 @@ class Alert:
         return {
             "id": self.id, "rule_id": self.rule_id, "kind": self.kind, "subject": self.subject,
             "site_id": self.site_id, "county": self.county, "family": self.family,
-            "tier": self.tier.colour, "tier_zh": self.tier.label_zh, "level": self.level, "state": self.state,
+            "tier": self.tier.colour, "tier_zh": self.tier.label_zh, "priority": self.tier.priority,
+            "level": self.level, "state": self.state, "isa_state": self.isa_state,
+            "peak_tier": self.peak_tier.colour if self.peak_tier else None,
+            "peak_priority": self.peak_tier.priority if self.peak_tier else None,
+            "peak_value": self.peak_value, "peak_at": iso(self.peak_at), "raise_message": self.raise_message,
+            "condition_active": self.condition_active, "latching": self.latching, "ack_note": self.ack_note,
+            "activated_at": iso(self.activated_at), "shelved_by": self.shelved_by, "shelve_reason": self.shelve_reason,
             "message": self.message, "value": self.value, "threshold": self.threshold, "unit": self.unit,
             "raised_at": iso(self.raised_at), "updated_at": iso(self.updated_at),
             "acknowledged_at": iso(self.acknowledged_at), "acknowledged_by": self.acknowledged_by,
@@ -92,6 +187,9 @@ class Alert:
         """A lossless dict for storage (epoch seconds, tier as its number)."""
         record = asdict(self)
         record["tier"] = int(self.tier)
+        record["peak_tier"] = int(self.peak_tier) if self.peak_tier is not None else None
+        record["acked_tier"] = int(self.acked_tier) if self.acked_tier is not None else None
+        record["isa"] = self.isa.value
         for h in record["history"]:
             h["tier"] = int(h["tier"])
         return record
@@ -101,5 +199,18 @@ class Alert:
         """Rebuild an alert from `to_record` output."""
         data = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}  # records from older versions load too
         data["tier"] = Tier(data["tier"])
-        data["history"] = [HistoryEntry(**{**h, "tier": Tier(h["tier"])}) for h in data["history"]]
+        for key in ("peak_tier", "acked_tier"):
+            if data.get(key) is not None:
+                data[key] = Tier(data[key])
+        if "isa" in data:
+            data["isa"] = AlarmState(data["isa"])
+        else:  # written before the ISA-18.2 core: derive it from the old state and latch flag
+            old = record.get("state")
+            data["isa"] = (AlarmState.NORMAL if old in ("resolved", "closed") else
+                           AlarmState.RETURNED_UNACKNOWLEDGED if record.get("latched") else
+                           AlarmState.ACKNOWLEDGED if record.get("acknowledged_at") is not None else
+                           AlarmState.UNACKNOWLEDGED)
+            data["condition_active"] = old not in ("resolved", "closed") and not record.get("latched")
+        data["history"] = [HistoryEntry(**{k: v for k, v in {**h, "tier": Tier(h["tier"])}.items()
+                                           if k in HistoryEntry.__dataclass_fields__}) for h in data["history"]]
         return cls(**data)

@@ -31,6 +31,7 @@ import orjson
 import structlog
 
 from alerting.channels import Channel, Delivery, LogSender, make_sender
+from alerting import states
 from alerting.lifecycle import AlertChange, AlertManager
 from alerting.model import Alert
 from alerting.db import AlertDB
@@ -40,10 +41,15 @@ from liaowang.domain import CST, iso
 
 log = structlog.get_logger("notify")
 
-NOTIFIED_EVENTS = {"raised", "escalated", "deescalated", "resolved", "returned", "unshelved", "chattering"}
-EVENT_ZH = {"raised": "发布", "escalated": "升级", "deescalated": "降级", "resolved": "解除", "returned": "恢复正常(待确认)",
-            "unshelved": "搁置到期", "chattering": "频繁报警", "notification_escalated": "超时未确认, 逐级上报",
-            "repeat": "仍未解除", "digest": "报警汇总"}
+NOTIFIED_EVENTS = {"raised", "reactivated", "escalated", "deescalated", "resolved", "returned", "unshelved",
+                   "chattering", "acknowledged", "closed"}
+FIRST_RECEIVERS = {"raised", "reactivated"}
+STATE_ZH = {"normal": "已恢复", "unacknowledged": "未确认", "acknowledged": "已确认", "returned_unacknowledged": "已恢复, 待确认",
+            "shelved": "已搁置", "suppressed": "已屏蔽(设计抑制)"}
+"""Events that go to the route's first receivers (a new activation); the rest go to everyone told so far."""
+EVENT_ZH = {"raised": "报警", "reactivated": "再次报警", "escalated": "升级", "deescalated": "降级", "resolved": "恢复正常",
+            "returned": "恢复正常(待确认)", "unshelved": "搁置结束", "chattering": "频繁报警", "acknowledged": "已确认",
+            "closed": "已消警", "notification_escalated": "超时未确认, 逐级上报", "repeat": "仍未确认", "digest": "报警汇总"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -162,7 +168,7 @@ class Notifier:
         now = self.clock()
         for change in changes:
             alert, event = change.alert, change.event
-            if event not in NOTIFIED_EVENTS:
+            if event not in NOTIFIED_EVENTS or (not change.announce and not change.muted):
                 continue
             key = (alert.rule_id, alert.subject)
             if alert.chattering:
@@ -179,11 +185,12 @@ class Notifier:
                 continue
             # a raise goes to the route's first receivers (escalation informs the others); later news goes to
             # everyone told so far
-            told = steps[0] if event == "raised" else [r for step in steps[: alert.notify_level + 1] for r in step]
+            told = steps[0] if event in FIRST_RECEIVERS else [r for step in steps[: alert.notify_level + 1] for r in step]
             # the history entry this change recorded: part of the outbox key, so a re-enqueue stores nothing new
             entry = max((i for i, h in enumerate(alert.history) if h.event == event), default=len(alert.history) - 1)
-            if alert.suppressed:
-                self._enqueue(f"{alert.id}:h{entry}", alert, told, event, now, status="suppressed")
+            if change.muted:  # recorded in the delivery log as not sent, and why
+                self._enqueue(f"{alert.id}:h{entry}", alert, told, event, now,
+                              status="shelved" if change.muted.startswith("shelved") else "suppressed")
                 continue
             desk = AlertManager.desk_of(alert)
             if alert.tier.colour != "red" and event == "raised" and self.manager.in_flood(desk, alert.raised_at):
@@ -197,25 +204,27 @@ class Notifier:
         now = self.clock() if now is None else now
         changes: list[AlertChange] = []
         for alert in self.manager.open_alerts():
-            if alert.state != "active" or alert.suppressed or alert.acknowledged_at is not None:
+            if not states.needs_person(alert) or alert.suppressed or alert.shelved_until is not None:
                 continue
             steps = self.router.chain(alert)
             deadline = self.settings.ack_deadline_s.get(alert.tier.colour)
+            since = alert.activated_at if alert.activated_at is not None else alert.raised_at
             if deadline and steps:
-                due_level = min(int((now - alert.raised_at) // deadline), len(steps) - 1)
+                due_level = min(int((now - since) // deadline), len(steps) - 1)
                 while alert.notify_level < due_level:
                     alert.notify_level += 1
                     receivers = steps[alert.notify_level]
                     change = self.manager.record(alert, "notification_escalated", now,
                                                  note=f"超过 {deadline:g} 秒未确认, 通知 {', '.join(receivers)}")
                     changes.append(change)
-                    self._enqueue(f"{alert.id}:esc{alert.notify_level}", alert, receivers, "notification_escalated", now)
+                    self._enqueue(f"{alert.id}:a{since:.3f}:esc{alert.notify_level}", alert, receivers,
+                                  "notification_escalated", now)
             repeat = self.settings.repeat_s.get(alert.tier.colour)
             if repeat and steps:
-                count = int((now - alert.raised_at) // repeat)
+                count = int((now - since) // repeat)
                 if count >= 1:
                     told = [r for step in steps[: alert.notify_level + 1] for r in step]
-                    self._enqueue(f"{alert.id}:rep{count}", alert, told, "repeat", now)
+                    self._enqueue(f"{alert.id}:a{since:.3f}:rep{count}", alert, told, "repeat", now)
         for site_id, due in list(self._digest_due.items()):
             if now >= due:
                 del self._digest_due[site_id]
@@ -248,8 +257,11 @@ class Notifier:
         site = self.fleet.sites.get(alert.site_id)
         name = site.name if site else alert.site_id
         title = f"【{alert.tier.label_zh}】{name} {EVENT_ZH.get(event, event)}"
+        who = f"\n确认人: {alert.acknowledged_by}" + (f" ({alert.ack_note})" if alert.ack_note else "") \
+            if alert.acknowledged_by and event in ("acknowledged", "closed") else ""
         text = (f"{alert.message}\n时间: {iso(alert.updated_at)}\n场所: {name} ({alert.county or '市级'})\n"
-                f"状态: {alert.state}{' (已锁存, 待确认)' if alert.latched else ''}\n告警号: {alert.id}")
+                f"状态: {STATE_ZH.get(alert.isa_state, alert.isa_state)}\n"
+                f"最高: {alert.peak_tier.label_zh if alert.peak_tier else alert.tier.label_zh}{who}\n告警号: {alert.id}")
         for receiver in receivers:
             self._insert(f"{key}:{receiver}", alert.id, receiver, event, title, text, alert.to_json(), now,
                          status=status)

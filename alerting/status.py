@@ -13,6 +13,8 @@ COUNTED_STATES = ("active", "acknowledged")
 """States that colour a site; shelved alerts are hidden by a person, resolved ones are over."""
 
 TIER_NAMES = tuple(t.colour for t in Tier)
+SILENCE_KINDS = ("stale", "comm_loss", "not_reporting")
+"""Alarm kinds that say a site or sensor is silent: an offline site shows as offline, not by these."""
 
 
 def site_statuses(fleet: Fleet, open_alerts: Iterable[Alert], site_offline: Callable[[str], bool]) -> dict[str, dict]:
@@ -26,7 +28,7 @@ def site_statuses(fleet: Fleet, open_alerts: Iterable[Alert], site_offline: Call
     top: dict[str, Tier] = {}
     offline = {site_id for site_id in fleet.sites if site_offline(site_id)}
     for alert in open_alerts:
-        if alert.kind == "stale" and alert.site_id in offline:
+        if alert.kind in SILENCE_KINDS and alert.site_id in offline:
             continue  # a silent site shows as offline, not as a heap of sensor faults
         if alert.state in COUNTED_STATES and alert.site_id in counts:
             counts[alert.site_id][alert.tier.colour] += 1

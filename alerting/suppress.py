@@ -1,7 +1,8 @@
 """Suppression by design: maintenance windows per site or sensor, from configuration or the API.
 
 An alert raised inside a window is recorded and shown with ``suppressed`` set to the window's
-reason, and is not notified — never dropped silently. Windows set through the API are stored in
+reason, and is not notified — never dropped silently. A window over a whole site does not cover
+its gas detectors unless it says ``include_gas`` (a leak during maintenance is still a leak). Windows set through the API are stored in
 ``alerts.db`` and survive restarts; configured ones come from ``alerting.yaml``.
 """
 
@@ -26,7 +27,8 @@ CREATE TABLE IF NOT EXISTS suppressions (
     reason TEXT NOT NULL,
     created_by TEXT NOT NULL,
     created_at REAL NOT NULL,
-    cancelled_at REAL
+    cancelled_at REAL,
+    include_gas INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -42,15 +44,20 @@ class Suppression:
     end: float
     reason: str
     created_by: str
+    include_gas: bool = False
 
-    def covers(self, site_id: str, subject: str, at: float) -> bool:
-        """Whether an alert of ``subject`` at ``site_id`` raised at ``at`` falls in this window."""
-        target = (self.site_id == site_id) if self.site_id else (self.sensor_id == subject)
+    def covers(self, site_id: str, subject: str, at: float, family: str | None = None) -> bool:
+        """Whether an alert of ``subject`` (of ``family``) at ``site_id`` raised at ``at`` falls in this window."""
+        if self.site_id:
+            target = self.site_id == site_id and (family != "gas" or self.include_gas)
+        else:
+            target = self.sensor_id == subject
         return target and self.start <= at < self.end
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "site_id": self.site_id, "sensor_id": self.sensor_id, "start": iso(self.start),
-                "end": iso(self.end), "reason": self.reason, "created_by": self.created_by}
+                "end": iso(self.end), "reason": self.reason, "created_by": self.created_by,
+                "include_gas": self.include_gas}
 
 
 class Suppressions:
@@ -62,23 +69,27 @@ class Suppressions:
         self._lock = self.db.lock
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(suppressions)")}
+            if "include_gas" not in columns:  # a store from before gas detectors were kept out of site windows
+                self._conn.execute("ALTER TABLE suppressions ADD COLUMN include_gas INTEGER NOT NULL DEFAULT 0")
         self._configured = [Suppression(f"config-{i}", w.site_id, w.sensor_id, parse_time(w.start), parse_time(w.end),
-                                        w.reason, "configuration") for i, w in enumerate(configured)]
+                                        w.reason, "configuration", w.include_gas) for i, w in enumerate(configured)]
         self._stored = self._load()
 
     def _load(self) -> list[Suppression]:
         with self._lock:
-            rows = self._conn.execute("SELECT id, site_id, sensor_id, start, end, reason, created_by FROM suppressions "
-                                      "WHERE cancelled_at IS NULL").fetchall()
-        return [Suppression(*row) for row in rows]
+            rows = self._conn.execute("SELECT id, site_id, sensor_id, start, end, reason, created_by, include_gas "
+                                      "FROM suppressions WHERE cancelled_at IS NULL").fetchall()
+        return [Suppression(*row[:7], bool(row[7])) for row in rows]
 
     def add(self, site_id: str | None, sensor_id: str | None, start: float, end: float, reason: str, by: str,
-            now: float) -> Suppression:
+            now: float, include_gas: bool = False) -> Suppression:
         """Store a new window."""
-        window = Suppression(uuid.uuid4().hex[:16], site_id, sensor_id, start, end, reason, by)
+        window = Suppression(uuid.uuid4().hex[:16], site_id, sensor_id, start, end, reason, by, include_gas)
         with self._lock:
-            self._conn.execute("INSERT INTO suppressions VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                               (window.id, site_id, sensor_id, start, end, reason, by, now))
+            self._conn.execute("INSERT INTO suppressions (id, site_id, sensor_id, start, end, reason, created_by, "
+                               "created_at, cancelled_at, include_gas) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                               (window.id, site_id, sensor_id, start, end, reason, by, now, int(include_gas)))
         self._stored = self._load()
         return window
 
@@ -94,12 +105,16 @@ class Suppressions:
         """Every window, configured first."""
         return self._configured + self._stored
 
-    def reason_for(self, site_id: str, subject: str, at: float) -> str | None:
-        """The reason of a window covering (site, subject) at ``at``, or None."""
+    def reason_for(self, site_id: str, subject: str, at: float, family: str | None = None) -> str | None:
+        """The reason of a window covering (site, subject of ``family``) at ``at``, or None."""
         for window in self.all():
-            if window.covers(site_id, subject, at):
+            if window.covers(site_id, subject, at, family):
                 return window.reason
         return None
+
+    def reload(self) -> None:
+        """Re-read the stored windows (after a rolled-back transaction)."""
+        self._stored = self._load()
 
     def close(self) -> None:
         """Close the connection."""

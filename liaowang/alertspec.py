@@ -132,6 +132,8 @@ class MaintenanceWindow(_Strict):
     start: str
     end: str
     reason: str = Field(min_length=2)
+    include_gas: bool = Field(default=False, description=(
+        "a site-wide window covers the site's gas detectors too only when this says so (docs/alarms.md)"))
 
     @model_validator(mode="after")
     def _one_target(self) -> "MaintenanceWindow":
@@ -140,10 +142,28 @@ class MaintenanceWindow(_Strict):
         return self
 
 
+class Shelving(_Strict):
+    """Limits on shelving (ISA-18.2: a shelf is temporary, with a reason, and not for the most urgent alarms)."""
+
+    max_s: float = Field(default=8 * 3600.0, gt=0, description="longest shelf: one shift (8 h) by default")
+    protected_tiers: list[TierName] = Field(default_factory=lambda: [Tier.RED], description=(
+        "priorities only `protected_role` may shelve (default: urgent)"))
+    protected_role: Literal["viewer", "operator", "duty_officer", "admin"] = "admin"
+
+
 class AlertingSettings(_Strict):
     """Everything ``alerting.yaml`` holds."""
 
-    latch_tiers: list[TierName] = Field(default_factory=lambda: [Tier.ORANGE, Tier.RED])
+    latch_tiers: list[TierName] = Field(default_factory=lambda: [Tier.ORANGE, Tier.RED], description=(
+        "an episode whose peak reached one of these priorities latches: it ends only after an acknowledgement "
+        "and a return to normal"))
+    latch_families: dict[str, list[TierName]] = Field(default_factory=lambda: {
+        "gas": [Tier.BLUE, Tier.YELLOW, Tier.ORANGE, Tier.RED]}, description=(
+        "family → priorities that latch in it besides latch_tiers (gas latches at every level, as gas controllers do)"))
+    latch_exempt_kinds: list[str] = Field(default_factory=lambda: ["stale", "comm_loss", "not_reporting"], description=(
+        "rule kinds latch_families does not apply to (faults that clear by themselves)"))
+    ack_note_required: bool = Field(default=False, description="an acknowledgement must carry a note")
+    shelving: Shelving = Shelving()
     chattering: Chattering = Chattering()
     flood: Flood = Flood()
     stale_alert_s: float = Field(default=86_400.0, gt=0)

@@ -17,14 +17,14 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting import STATES, Alert, AlertNotFound, LifecycleError
+from alerting import STATES, Alert, AlertNotFound, InvalidAction, LifecycleError, NotPermitted
 from alerting.audit import FIELDS as AUDIT_FIELDS
 from alerting.lifecycle import flood_onsets
 from alerting.suppress import Suppression
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.domain import Tier, iso
 from liaowang.params import body_time, parse_time_param, split_choices
-from liaowang.pipeline import Pipeline
+from liaowang.pipeline import AlertingUnavailable, Pipeline
 
 API = "/api/v1"
 
@@ -46,12 +46,21 @@ class SuppressionBody(BaseModel):
     start: datetime = Field(description="RFC 3339 with offset")
     end: datetime = Field(description="RFC 3339 with offset, after start")
     reason: str = Field(min_length=2, max_length=2000)
+    include_gas: bool = Field(default=False, description="a site-wide window covers the site's gas detectors only if true")
 
 
 class ShelveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    until: datetime = Field(description="RFC 3339 time the shelving ends")
+    until: datetime | None = Field(default=None, description="RFC 3339 time the shelving ends (or give duration_s)")
+    duration_s: float | None = Field(default=None, gt=0, le=10 * 86400, description="how long the shelf lasts")
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class OutOfServiceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sensor_id: str = Field(max_length=64)
+    reason: str = Field(min_length=2, max_length=2000)
+    until: datetime | None = Field(default=None, description="RFC 3339; without it, until returned to service")
 
 
 def _require_known(collection: Any, key: str, noun: str) -> None:
@@ -171,15 +180,22 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         return _alert(principal, alert_id, "read").to_json()
 
     def _act(principal: Principal, alert_id: str, action) -> dict[str, Any]:
-        _alert(principal, alert_id, "act on")
+        """Run a person's action on one alert: 404 unknown, 403 not theirs or not permitted, 422 breaks
+        configuration, 409 not allowed in the alert's state, 503 when alerts.db cannot write."""
+        alert = _alert(principal, alert_id, "act on")
         try:
-            change = action(principal.name)
+            changes = pipeline.act(lambda: action(principal.name))
         except AlertNotFound:
             raise HTTPException(404, f"no alert {alert_id}") from None
+        except NotPermitted as err:
+            raise HTTPException(403, str(err)) from None
+        except InvalidAction as err:
+            raise HTTPException(422, str(err)) from None
         except LifecycleError as err:
             raise HTTPException(409, str(err)) from None
-        pipeline.announce([change])
-        return change.alert.to_json()
+        except AlertingUnavailable as err:
+            raise HTTPException(503, f"the alarm store cannot write now: {err}") from None
+        return changes[-1].alert.to_json() if changes else alert.to_json()
 
     @app.post(f"{API}/alerts/{{alert_id}}/ack")
     def ack_alert(alert_id: str, body: AckBody | None = None, principal: Principal = Depends(operator)) -> dict[str, Any]:
@@ -194,9 +210,51 @@ def create_app(pipeline: Pipeline) -> FastAPI:
 
     @app.post(f"{API}/alerts/{{alert_id}}/shelve")
     def shelve_alert(alert_id: str, body: ShelveBody, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
-        """Shelve an alert until a time, with a reason; role duty_officer or above."""
-        until = body_time(body.until, "until")
-        return _act(principal, alert_id, lambda by: pipeline.alerts.shelve(alert_id, by, until, body.reason))
+        """Shelve an alarm for ``duration_s`` or until ``until`` (at most alerting.yaml shelving.max_s), with a
+        reason; role duty_officer or above (urgent alarms: shelving.protected_role)."""
+        if (body.until is None) == (body.duration_s is None):
+            raise HTTPException(422, "give until or duration_s")
+        until = body_time(body.until, "until") if body.until is not None else pipeline.clock() + body.duration_s
+        return _act(principal, alert_id,
+                    lambda by: pipeline.alerts.shelve(alert_id, by, until, body.reason, principal.role))
+
+    @app.post(f"{API}/alerts/{{alert_id}}/unshelve")
+    def unshelve_alert(alert_id: str, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
+        """End an alarm's shelf now; role duty_officer or above."""
+        return _act(principal, alert_id, lambda by: pipeline.alerts.unshelve(alert_id, by))
+
+    @app.get(f"{API}/shelves")
+    def list_shelves(principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
+        """The shelved alarms of the caller's sites: what, until when, by whom and why."""
+        return [a.to_json() for a in pipeline.alerts.shelved() if principal.scope is None or a.site_id in principal.scope]
+
+    @app.get(f"{API}/out-of-service")
+    def list_out_of_service(principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
+        """Sensors out of service (configured and set through the API) of the caller's sites."""
+        return [e.to_json() for e in pipeline.out_of_service.all()
+                if e.sensor_id in fleet.sensors and (principal.scope is None or
+                                                     fleet.sensors[e.sensor_id].site_id in principal.scope)]
+
+    @app.post(f"{API}/out-of-service", status_code=201)
+    def take_out_of_service(body: OutOfServiceBody, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
+        """Take a sensor out of service with a reason (and an end): nothing is raised for it; audited."""
+        _require_known(fleet.sensors, body.sensor_id, "sensor")
+        _require_scope(principal, fleet.sensors[body.sensor_id].site_id, "act on")
+        until = body_time(body.until, "until") if body.until is not None else None
+        try:
+            entry = pipeline.alerts.take_out_of_service(body.sensor_id, principal.name, body.reason, until)
+        except InvalidAction as err:
+            raise HTTPException(422, str(err)) from None
+        return entry.to_json()
+
+    @app.delete(f"{API}/out-of-service/{{sensor_id}}")
+    def return_to_service(sensor_id: str, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
+        """Return a sensor taken out of service through the API; audited."""
+        _require_known(fleet.sensors, sensor_id, "sensor")
+        _require_scope(principal, fleet.sensors[sensor_id].site_id, "act on")
+        if not pipeline.alerts.return_to_service(sensor_id, principal.name):
+            raise HTTPException(404, f"sensor {sensor_id} was not taken out of service through the API")
+        return {"sensor_id": sensor_id, "in_service": True}
 
     @app.get(f"{API}/alerts/{{alert_id}}/deliveries")
     def alert_deliveries(alert_id: str, principal: Principal = Depends(operator)) -> list[dict[str, Any]]:
@@ -233,7 +291,7 @@ def create_app(pipeline: Pipeline) -> FastAPI:
             raise HTTPException(403, "operators may suppress only their own site; duty_officer or above otherwise")
         _require_scope(principal, site, "act on")
         window = pipeline.suppressions.add(body.site_id, body.sensor_id, start, end, body.reason, principal.name,
-                                           pipeline.clock())
+                                           pipeline.clock(), body.include_gas)
         pipeline.audit.append(pipeline.clock(), principal.name, "suppressed", None, body.sensor_id or body.site_id,
                               window=window.to_json())
         return window.to_json()

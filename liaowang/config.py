@@ -391,6 +391,9 @@ class RuleSettings(_Strict):
         "older ones are counted and dead-lettered as `late` (they are still stored)"))
     max_hold_s: float = Field(default=1.5, gt=0, description=(
         "wall-clock bound on holding a reading when the feed goes quiet (or runs ahead of the clock)"))
+    first_report_grace_s: float = Field(default=60.0, ge=0, description=(
+        "sensors never heard since start are reported together, per site (site.not_reporting), once their stale "
+        "limit and at least this long has passed"))
     snapshot_every_s: float = Field(default=60.0, gt=0, description="how often rule state is saved to SQLite")
     recovery_window_s: float = Field(default=86_400.0, ge=0, description=(
         "on start, readings stored since the last snapshot (at most this far back) are re-run through the rules"))

@@ -18,12 +18,18 @@ CST = timezone(timedelta(hours=8), "CST")
 
 
 class Tier(enum.IntEnum):
-    """China's four-colour early-warning tiers, lowest to highest (Emergency Response Law art. 63).
+    """Alarm priority, lowest to highest, named on screen by its colour (docs/alarms.md).
+
+    Alarms (报警) carry priorities: 低 low (blue), 中 medium (yellow), 高 high (orange) and
+    紧急 urgent (red). They are *not* the legal warning levels 预警 Ⅰ–Ⅳ of the Emergency Response
+    Law, which the bureau issues about enterprises and zones.
 
     >>> Tier.parse("orange") > Tier.parse("yellow")
     True
-    >>> Tier.RED.label_zh
-    '红色(Ⅰ级 特别严重)'
+    >>> Tier.RED.priority, Tier.RED.label_zh
+    ('urgent', '紧急报警')
+    >>> Tier.parse("high") is Tier.ORANGE
+    True
     """
 
     BLUE = 1
@@ -33,29 +39,34 @@ class Tier(enum.IntEnum):
 
     @property
     def colour(self) -> str:
-        """The contract's lower-case name: ``blue`` … ``red``."""
+        """The contract's lower-case colour: ``blue`` … ``red``."""
         return self.name.lower()
 
     @property
+    def priority(self) -> str:
+        """The alarm priority: ``low``, ``medium``, ``high``, ``urgent``."""
+        return _PRIORITY[self]
+
+    @property
     def label_zh(self) -> str:
-        """The Chinese name with its level, as a duty officer reads it."""
+        """The priority's Chinese name, as a duty officer reads it (``紧急报警`` …)."""
         return _TIER_ZH[self]
 
     @classmethod
     def parse(cls, name: str) -> "Tier":
-        """Parse a contract colour name (``"blue"`` … ``"red"``); raise ValueError otherwise."""
+        """Parse a colour (``"blue"`` … ``"red"``) or a priority (``"low"`` … ``"urgent"``); raise ValueError otherwise."""
         try:
             return cls[name.upper()]
         except KeyError:
-            raise ValueError(f"unknown tier {name!r}: expected blue, yellow, orange or red") from None
+            by_priority = {v: k for k, v in _PRIORITY.items()}
+            if name.lower() in by_priority:
+                return by_priority[name.lower()]
+            raise ValueError(f"unknown priority {name!r}: expected blue, yellow, orange, red "
+                             "(or low, medium, high, urgent)") from None
 
 
-_TIER_ZH = {
-    Tier.BLUE: "蓝色(Ⅳ级 一般)",
-    Tier.YELLOW: "黄色(Ⅲ级 较重)",
-    Tier.ORANGE: "橙色(Ⅱ级 严重)",
-    Tier.RED: "红色(Ⅰ级 特别严重)",
-}
+_PRIORITY = {Tier.BLUE: "low", Tier.YELLOW: "medium", Tier.ORANGE: "high", Tier.RED: "urgent"}
+_TIER_ZH = {Tier.BLUE: "低报警", Tier.YELLOW: "中报警", Tier.ORANGE: "高报警", Tier.RED: "紧急报警"}
 
 
 class Family(str, enum.Enum):

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
+from alerting.mute import OutOfService
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
 from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink, Sink
@@ -77,7 +78,9 @@ class Pipeline:
         self.alert_store = AlertStore(self.alert_db)
         self.audit = AuditLog(self.alert_db)
         self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)
-        self.alerts = AlertManager(self.alert_store, self.fleet, clock, config.alerting, self.audit, self.suppressions)
+        self.out_of_service = OutOfService(self.alert_db, config.alerting.out_of_service)
+        self.alerts = AlertManager(self.alert_store, self.fleet, clock, config.alerting, self.audit, self.suppressions,
+                                   self.out_of_service)
         self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)
         self._engine_lock = threading.RLock()
         self.snapshots = SnapshotStore(data_dir / "rules.db")
@@ -375,7 +378,7 @@ class Pipeline:
     def handle_gateway(self, site_id: str, online: bool, at: float) -> None:
         """A gateway came or went: its sensors go stale at once (or may recover)."""
         with self._engine_lock:
-            self.engine.gateway(site_id, online)
+            self.engine.gateway(site_id, online, self.clock())
             self.check_time_rules()
 
     def check_time_rules(self) -> None:
@@ -396,13 +399,29 @@ class Pipeline:
 
     def check_alert_timers(self) -> None:
         """Shelf expiry, notification escalation, repeats and flood digests on the injected clock."""
-        changes = self.alerts.expire_shelves(self.clock())
-        changes += self.notifier.tick(self.clock())
+        now = self.clock()
+        self.act(lambda: self.alerts.expire_shelves(now))
+        changes = self.notifier.tick(now)  # escalations record themselves and enqueue their own notifications
         if changes:
-            self.announce(changes)
+            self._publish_changes(changes)
+
+    def act(self, action: Callable[[], list[AlertChange]]) -> list[AlertChange]:
+        """Run a person's action (or a timer's) and queue its notifications in one transaction, then publish.
+
+        Raises `AlertingUnavailable` when alerts.db cannot commit (nothing of the action is kept), and
+        whatever the action raises (`LifecycleError` and its kinds) with nothing changed.
+        """
+        try:
+            with self.alerts.transaction():
+                changes = action()
+                self.notifier.on_changes(changes)
+        except (sqlite3.Error, OSError) as err:
+            raise AlertingUnavailable(f"alerts.db: {type(err).__name__}: {str(err)[:200]}") from err
+        self._publish_changes(changes)
+        return changes
 
     def announce(self, changes: Sequence[AlertChange]) -> None:
-        """Notify, publish alert changes on MQTT and SSE, then refresh site statuses (people's actions, timers)."""
+        """Notify (outbox), publish alert changes on MQTT and SSE, then refresh site statuses."""
         self.notifier.on_changes(changes)
         self._publish_changes(changes)
 
@@ -507,7 +526,7 @@ class Pipeline:
         problems = [f"stage {s.name} failed ({s.last_error}); restarting" for s in failing]
         problems += [f"disk space low: {d.describe()}" for d in low]
         problems += ingest_problems
-        if self._alerting_problem and not any("alerting" in p for p in ingest_problems):
+        if self._alerting_problem:
             problems.append(f"{len(self._pending)} alarm transitions waiting to be stored: {self._alerting_problem}")
         if self._ticker_problem and self._ticker_problem != self._alerting_problem:
             problems.append(f"status ticker: {self._ticker_problem}")

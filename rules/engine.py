@@ -59,7 +59,8 @@ class RuleEngine:
         self.fleet = fleet
         self.book = book or RuleBook.thresholds_only()
         self.settings = settings
-        self.stale = StaleRule(fleet, stale_periods or settings.stale_periods, stale_tier or settings.stale_tier, start)
+        self.stale = StaleRule(fleet, stale_periods or settings.stale_periods, stale_tier or settings.stale_tier, start,
+                               settings.first_report_grace_s)
         self.buffer = ReorderBuffer(fleet.sensor_ids, settings.lateness_s, settings.max_hold_s)
         self.thresholds: list[ThresholdRule] = []
         self.batch_rules: list = []          # evaluate(batch) -> signals
@@ -153,9 +154,9 @@ class RuleEngine:
         """Time-driven rules (stale sensors) at ``now``: the wall clock live, event time in replay."""
         return self.stale.check(now)
 
-    def gateway(self, site_id: str, online: bool) -> None:
-        """A site's gateway went offline (Last Will) or came back."""
-        self.stale.gateway(site_id, online)
+    def gateway(self, site_id: str, online: bool, at: float | None = None) -> None:
+        """A site's gateway went offline (Last Will) or came back (at ``at``: its sensors get a fresh limit)."""
+        self.stale.gateway(site_id, online, at)
 
     # ------------------------------------------------------------------ state
 

@@ -68,13 +68,13 @@ def test_a_store_that_cannot_write_keeps_every_transition_pending_and_catches_up
     with pytest.raises(AlertingUnavailable):
         pipeline.handle_batch(gas)
         pipeline.flush_rules(everything=True)
-    pipeline.clock.now = T0 + 86_400  # every sensor goes stale: 193 more transitions
+    pipeline.clock.now = T0 + 86_400  # every site falls silent: one communication-loss alarm each
     with pytest.raises(AlertingUnavailable):
         pipeline.check_time_rules()
     assert counts(pipeline) == before, "nothing half-stored"
     assert {a.id: a.to_record() for a in pipeline.alerts.open_alerts()} == open_before, \
         "memory does not run ahead of the store"
-    assert pipeline.health()["pending_alarm_transitions"] >= len(fleet.sensors)
+    assert pipeline.health()["pending_alarm_transitions"] >= len(fleet.sites)
     assert pipeline.health()["ok"] is False
     pipeline.snapshot()  # deferred: rule state must not get ahead of its alarms
     assert pipeline.snapshots._conn.execute("SELECT count(*) FROM rule_state").fetchone()[0] == 0
@@ -83,8 +83,8 @@ def test_a_store_that_cannot_write_keeps_every_transition_pending_and_catches_up
     wait_until(lambda: committed(pipeline), timeout=10)
     pipeline.flush_rules(everything=True)
     open_alerts = pipeline.alerts.open_alerts()
-    stale = {a.subject for a in open_alerts if a.rule_id == "sensor.stale"}
-    assert stale == set(fleet.sensors)
+    lost = {a.subject for a in open_alerts if a.rule_id == "site.comm_loss"}
+    assert lost == {f"site:{site}" for site in fleet.sites}
     gas_alerts = [a for a in open_alerts if a.subject == "LC-LUXI-GD-03" and a.rule_id != "sensor.stale"]
     assert gas_alerts and gas_alerts[0].tier.colour == "orange"
     # Every raised alert has its audit row and its outbox rows: one transaction held them all.
@@ -103,7 +103,7 @@ def test_a_retried_batch_is_not_evaluated_twice(pipeline, demo_config):
     freeze(pipeline)
     pipeline.clock.now = T0 + 86_400
     with pytest.raises(AlertingUnavailable):
-        pipeline.check_time_rules()  # stale transitions now wait: the next batch cannot commit either
+        pipeline.check_time_rules()  # not-reporting transitions now wait: the next batch cannot commit either
     batch = fleet.batch([Reading("LC-LUXI-GD-03", "LC-LUXI", T0 + 86_399, 60.0)])
     with pytest.raises(AlertingUnavailable):
         pipeline.handle_batch(batch)
@@ -131,8 +131,8 @@ def test_a_crash_while_transitions_wait_loses_none_of_them(tmp_path: Path, demo_
         again.clock.now += 86_400  # silence is counted from the restart (no start-up flood); still silent a day on
         again.check_time_rules()
         conn = again.alert_db.conn
-        stale = conn.execute("SELECT id FROM alerts WHERE rule_id = 'sensor.stale'").fetchall()
-        assert len(stale) == len(fleet.sensors)
+        silent = conn.execute("SELECT id FROM alerts WHERE rule_id = 'site.not_reporting'").fetchall()
+        assert len(silent) == len(fleet.sites)
         orphans = conn.execute("SELECT count(*) FROM alerts WHERE id NOT IN (SELECT alert_id FROM audit "
                                "WHERE alert_id IS NOT NULL)").fetchone()[0]
         assert orphans == 0

@@ -101,9 +101,14 @@ def test_shelve_validates_its_body(client, leak):
     assert client.post(f"/api/v1/alerts/{alert_id}/shelve", headers=DUTY, json={"reason": "x"}).status_code == 422
     bad_time = client.post(f"/api/v1/alerts/{alert_id}/shelve", headers=DUTY, json={"until": "soon", "reason": "x"})
     assert bad_time.status_code == 422
-    ok = client.post(f"/api/v1/alerts/{alert_id}/shelve", headers=DUTY,
-                     json={"until": "2099-01-01T00:00:00+08:00", "reason": "标定"})
-    assert ok.status_code == 200 and ok.json()["state"] == "shelved"
+    too_long = client.post(f"/api/v1/alerts/{alert_id}/shelve", headers=DUTY,
+                           json={"until": "2099-01-01T00:00:00+08:00", "reason": "标定"})
+    assert too_long.status_code == 422 and "at most" in too_long.json()["detail"]  # one shift at most
+    ok = client.post(f"/api/v1/alerts/{alert_id}/shelve", headers=DUTY, json={"duration_s": 3600, "reason": "标定"})
+    assert ok.status_code == 200 and ok.json()["state"] == "shelved" and ok.json()["shelved_by"] == "demo-duty"
+    assert [a["id"] for a in client.get("/api/v1/shelves").json()] == [alert_id]
+    back = client.post(f"/api/v1/alerts/{alert_id}/unshelve", headers=DUTY)
+    assert back.status_code == 200 and back.json()["state"] == "active" and client.get("/api/v1/shelves").json() == []
 
 
 def test_sites_and_map_show_status_by_tier(client, leak):

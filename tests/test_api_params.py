@@ -20,8 +20,8 @@ from liaowang.params import EARLIEST, LATEST, body_time, parse_time_param
 from liaowang.pipeline import Pipeline
 
 # any offset Python can hold, not only the ones of real time zones: ±23:59:59.999999
-offsets = st.timedeltas(min_value=timedelta(hours=-24) + timedelta(microseconds=1),
-                        max_value=timedelta(hours=24) - timedelta(microseconds=1)).map(timezone)
+# RFC 3339 offsets are whole minutes (time-numoffset = ("+" / "-") time-hour ":" time-minute)
+offsets = st.integers(min_value=-24 * 60 + 1, max_value=24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
 moments = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59), timezones=offsets)
 
 numbers = st.one_of(

@@ -153,11 +153,11 @@ def test_the_one_map_live_in_a_real_browser(server, browser):
 
     # English at the press of a button, Chinese again at the next
     page.click("#lang")
-    assert page.locator("#alerts-title").inner_text() == "Active alerts"
-    assert "Red" in page.locator("#alerts li.red").first.inner_text()
+    assert page.locator("#alerts-title").inner_text() == "Active alarms"
+    assert "Urgent" in page.locator("#alerts li.red").first.inner_text()  # alarm priorities, not warning levels
     page.screenshot(path=str(ARTIFACTS / "map-english.png"))
     page.click("#lang")
-    assert page.locator("#alerts-title").inner_text() == "当前预警"
+    assert page.locator("#alerts-title").inner_text() == "当前报警"
 
     outside = [url for url in requests if not url.startswith(base)]
     assert requests and outside == []

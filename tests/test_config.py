@@ -80,7 +80,7 @@ def _broken_copy(tmp_path: Path, file: str, mutate) -> Path:
      "profiles.gas.co.setpoints[0].source", "Field required"),
     ("liaowang.yaml", lambda d: d["mqtt"].update(prot=1883), "mqtt.prot", "unknown key"),
     ("liaowang.yaml", lambda d: d["storage"].update(retention_days=7), "storage.retention_days", "greater than or equal to 30"),
-    ("tiers.yaml", lambda d: d["levels"].update(level1="purple"), "levels", "unknown tier"),
+    ("tiers.yaml", lambda d: d["levels"].update(level1="purple"), "levels", "unknown priority"),
 ])
 def test_broken_configuration_names_file_key_and_reason(tmp_path, file, mutate, key, reason):
     folder = _broken_copy(tmp_path, file, mutate)

@@ -3,7 +3,8 @@
 Runs the real pipeline with its data directory on a small tmpfs (mounting needs root; CI runs as
 root and sets LIAOWANG_REQUIRE_ROOT_TESTS=1 so this cannot skip there). The broker keeps its own
 store elsewhere, as docs/broker.md asks of production. The clock is a fake so the stale rule can be
-driven past its limit while the disk is full: 193 alarm transitions that must not be lost.
+driven past its limit while the disk is full: every site falls silent, 15 communication-loss alarm
+transitions (covering 193 sensors) that must not be lost.
 """
 
 from __future__ import annotations
@@ -116,12 +117,13 @@ def test_a_full_disk_pauses_ingest_raises_the_alarm_and_loses_nothing_once_space
         pub.publish("liaowang/v1/status/LC-LUXI", b'{"state": "offline"}', qos=1).wait_for_publish(5)
         per_site = {site: sum(1 for s in fleet.sensors.values() if s.site_id == site) for site in sites}
         published += sum(per_site[site] for site, _ in during)
-        # Every sensor now goes stale (the clock jumps a day): 193 alarm transitions to keep.
+        # Every site now falls silent (the clock jumps a day): one communication-loss transition each to keep.
         clock.now = T0 + 86_400
-        failing = wait_until(lambda: (h := api.get("/healthz").json())["pending_alarm_transitions"] >= len(fleet.sensors)
-                             and any("store failing" in p for p in h["problems"]) and h, timeout=30)
+        failing = wait_until(lambda: (h := api.get("/healthz").json())["pending_alarm_transitions"] >= len(fleet.sites)
+                             and any("store failing" in p for p in h["problems"])
+                             and any("alarm transitions waiting to be stored" in p for p in h["problems"]) and h,
+                             timeout=30)
         assert failing["status"] == "degraded" and failing["checks"]["alerting"] is False
-        assert any("alarm transitions waiting to be stored" in p for p in failing["problems"])
         assert pipeline.readings.count() < published, "the full disk really refused writes"
         assert pipeline.ingest.running(), "ingest stages are alive while the disk is full"
 
@@ -129,8 +131,8 @@ def test_a_full_disk_pauses_ingest_raises_the_alarm_and_loses_nothing_once_space
         full_filler.unlink()
         low_filler.unlink()
         wait_until(lambda: pipeline.readings.count() == published, timeout=60)
-        stale = lambda: {a.subject for a in pipeline.alerts.open_alerts() if a.rule_id == "sensor.stale"}  # noqa: E731
-        wait_until(lambda: len(stale()) == len(fleet.sensors), timeout=30)
+        lost = lambda: {a.subject for a in pipeline.alerts.open_alerts() if a.rule_id == "site.comm_loss"}  # noqa: E731
+        wait_until(lambda: lost() == {f"site:{site}" for site in fleet.sites}, timeout=30)
         wait_until(lambda: not any(a.rule_id == "system.disk" and a.state == "active" and not a.latched
                                    for a in pipeline.alerts.open_alerts()), timeout=10)
         wait_until(lambda: api.get("/healthz").status_code == 200, timeout=10)
@@ -138,11 +140,10 @@ def test_a_full_disk_pauses_ingest_raises_the_alarm_and_loses_nothing_once_space
         for site, ts in during:
             for sensor in (s for s in fleet.sensors.values() if s.site_id == site):
                 assert (sensor.id, ts) in stored
-        # Each stale alarm was raised once and announced: its outbox rows exist.
-        assert pipeline.notifier.pending() >= 0
+        # Each communication-loss alarm was raised once, with its audit row, and names every sensor it hides.
         history = pipeline.alert_store.query(limit=5000)
-        raised = [a for a in history if a.rule_id == "sensor.stale"]
-        assert len(raised) == len(fleet.sensors)
+        raised = [a for a in history if a.rule_id == "site.comm_loss"]
+        assert len(raised) == len(fleet.sites) and sum(a.value for a in raised) == len(fleet.sensors)
     finally:
         pub.disconnect()
         pipeline.stop()

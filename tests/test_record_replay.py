@@ -64,7 +64,7 @@ def alert_sequence(pipeline: Pipeline) -> list[tuple]:
     replayed event times from the past make sensors look silent whatever the speed."""
     return sorted((a.rule_id, a.subject, h.event, h.tier.colour, round(h.at, 3))
                   for a in pipeline.alert_store.query(limit=10_000) for h in a.history
-                  if a.rule_id != "sensor.stale" and h.by is None
+                  if a.rule_id not in ("sensor.stale", "site.comm_loss", "site.not_reporting") and h.by is None
                   and h.event not in ("notification_escalated", "source_lost", "source_restored"))
 
 

@@ -3,23 +3,24 @@
 const TIER_COLOUR = { red: "#e02020", orange: "#ff8c00", yellow: "#f5c400", blue: "#1e6fff", normal: "#2fb344", offline: "#8a8f98" };
 // Chinese by default; English with the 中/EN button (remembered in localStorage).
 const I18N = {
-  zh: { tier: { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色", normal: "正常", offline: "离线" },
+  // Alarm priorities (报警), not the legal warning levels 预警 Ⅰ–Ⅳ (docs/alarms.md); colours stay for the screen.
+  zh: { tier: { red: "紧急", orange: "高", yellow: "中", blue: "低", normal: "正常", offline: "离线" },
         state: { active: "未确认", acknowledged: "已确认", resolved: "已恢复", closed: "已消警", shelved: "已搁置",
                  resolvedUnacked: "已恢复·未确认", latched: "已恢复·锁存待确认" },
         family: { hazard: "重大危险源", gas: "气体泄漏", forest: "森林火灾" },
         flag: { chattering: "频繁报警", suppressed: "检修抑制", source_lost: "信号丢失", first_out: "首发" },
-        ui: { title: "聊城市应急管理一张图", alerts: "当前预警", lasting: "持续", ack: "确认", close: "消警", shelve: "搁置",
+        ui: { title: "聊城市应急管理一张图", alerts: "当前报警", lasting: "持续", ack: "确认", close: "消警", shelve: "搁置",
               signin: "登录", link: "链路", ok: "正常", bad: "异常", down: "断开", reconnect: "重连中",
-              allFamilies: "全部类别", allCounties: "全部区县", allTiers: "全部级别" },
+              allFamilies: "全部类别", allCounties: "全部区县", allTiers: "全部优先级" },
         age: ["秒", "分钟", "小时"] },
-  en: { tier: { red: "Red", orange: "Orange", yellow: "Yellow", blue: "Blue", normal: "Normal", offline: "Offline" },
+  en: { tier: { red: "Urgent", orange: "High", yellow: "Medium", blue: "Low", normal: "Normal", offline: "Offline" },
         state: { active: "unacknowledged", acknowledged: "acknowledged", resolved: "resolved", closed: "closed",
                  shelved: "shelved", resolvedUnacked: "resolved, unacknowledged", latched: "cleared, latched until acknowledged" },
         family: { hazard: "major hazard", gas: "gas leak", forest: "forest fire" },
         flag: { chattering: "chattering", suppressed: "suppressed (maintenance)", source_lost: "source lost", first_out: "first out" },
-        ui: { title: "Liaocheng Emergency One Map", alerts: "Active alerts", lasting: "for", ack: "Ack", close: "Close",
+        ui: { title: "Liaocheng Emergency One Map", alerts: "Active alarms", lasting: "for", ack: "Ack", close: "Close",
               shelve: "Shelve", signin: "Sign in", link: "Link", ok: "OK", bad: "degraded", down: "down",
-              reconnect: "reconnecting", allFamilies: "All families", allCounties: "All counties", allTiers: "All tiers" },
+              reconnect: "reconnecting", allFamilies: "All families", allCounties: "All counties", allTiers: "All priorities" },
         age: [" s", " min", " h"] },
 };
 let LANG = localStorage.getItem("liaowang-lang") === "en" ? "en" : "zh";

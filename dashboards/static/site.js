@@ -1,8 +1,8 @@
 // Site view: every sensor with its live value, unit, setpoints, trend and last hour; the site's alerts and history.
 "use strict";
 const COLOURS = { red: "#e02020", orange: "#ff8c00", yellow: "#f5c400", blue: "#1e6fff", normal: "#2fb344", offline: "#8a8f98" };
-const TIER_ZH = { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色", normal: "正常", offline: "离线" };
-const EVENT_ZH = { raised: "发布", escalated: "升级", deescalated: "降级", acknowledged: "确认", resolved: "解除", closed: "消警",
+const TIER_ZH = { red: "紧急报警", orange: "高报警", yellow: "中报警", blue: "低报警", normal: "正常", offline: "离线" };
+const EVENT_ZH = { raised: "报警", reactivated: "再次报警", escalated: "升级", deescalated: "降级", acknowledged: "确认", resolved: "恢复正常", closed: "消警",
   shelved: "搁置", unshelved: "搁置到期", returned: "恢复(待确认)", source_lost: "信号丢失", source_restored: "信号恢复",
   chattering: "频繁报警", notification_escalated: "逐级上报" };
 const siteId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());

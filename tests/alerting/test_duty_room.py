@@ -59,9 +59,11 @@ class Room:
         self.notifier = Notifier(db, self.settings, fleet, self.manager, self.clock)
 
     def signal(self, subject: str, tier: Tier | None, at: float, rule: str = "gas.combustible_gas.threshold",
-               site: str = "LC-LUXI") -> list:
+               site: str = "LC-LUXI", family: Family = Family.GAS) -> list:
         self.clock.now = T0 + at
-        changes = self.manager.apply([Signal(rule, "threshold", subject, site, Family.GAS, tier,
+        if family is not Family.GAS and rule.startswith("gas."):
+            rule = "hazard.temperature.threshold"
+        changes = self.manager.apply([Signal(rule, "threshold", subject, site, family, tier,
                                              "level1" if tier else None, 25.0 if tier else 1.0, 20.0, "%LEL",
                                              T0 + at, f"{subject} test")])
         self.notifier.on_changes(changes)
@@ -101,7 +103,9 @@ def test_orange_latches_until_acknowledged_while_yellow_resolves(room):
     assert stored.state == "resolved" and stored.resolved_at == T0 + 10 and not stored.latched
     assert [h.event for h in stored.history] == ["raised", "returned", "acknowledged", "resolved"]
     assert room.signal("LC-LUXI-GD-02", Tier.YELLOW, 30) == ["raised"]
-    assert room.signal("LC-LUXI-GD-02", None, 40) == ["resolved"]  # yellow does not latch
+    assert room.signal("LC-LUXI-GD-02", None, 40) == ["returned"]  # gas latches at every priority
+    assert room.signal("LC-LUXI-T101-TT", Tier.YELLOW, 50, family=Family.HAZARD) == ["raised"]
+    assert room.signal("LC-LUXI-T101-TT", None, 60, family=Family.HAZARD) == ["resolved"]  # medium process: no latch
 
 
 def test_shelf_expires_and_the_alert_returns(room):
@@ -115,21 +119,32 @@ def test_shelf_expires_and_the_alert_returns(room):
 
 
 def test_a_resolution_while_shelved_is_recorded_and_announced(room):
-    room.signal("LC-LUXI-GD-01", Tier.YELLOW, 0)
+    room.signal("LC-LUXI-T101-TT", Tier.YELLOW, 0, family=Family.HAZARD)
     assert room.deliver() == [("op", "raised")]
     [alert] = room.manager.open_alerts()
     room.clock.now = T0 + 10
     room.manager.shelve(alert.id, "值班员", T0 + 3600, "检修")
-    assert room.signal("LC-LUXI-GD-01", None, 20) == ["resolved"]
+    assert room.signal("LC-LUXI-T101-TT", None, 20, family=Family.HAZARD) == ["resolved"]
     assert room.store.get(alert.id).state == "resolved"
     assert room.deliver() == [("op", "resolved")]  # unlike Alertmanager#226, silenced still says resolved
+
+
+def test_a_latching_alarm_that_clears_under_a_shelf_still_waits_for_a_person(room):
+    room.signal("LC-LUXI-GD-01", Tier.ORANGE, 0)
+    [alert] = room.manager.open_alerts()
+    room.clock.now = T0 + 10
+    room.manager.shelve(alert.id, "值班员", T0 + 100, "标定")
+    assert room.signal("LC-LUXI-GD-01", None, 20) == ["returned"]
+    assert room.store.get(alert.id).isa_state == "shelved" and room.store.get(alert.id).latched
+    assert room.tick(100) == ["unshelved"]  # back, still returned-unacknowledged, announced again
+    assert room.store.get(alert.id).isa_state == "returned_unacknowledged"
 
 
 def test_chattering_is_notified_once_not_at_every_activation(room):
     events = []
     for k in range(4):  # four activations within 60 s
-        events += room.signal("LC-LUXI-GD-01", Tier.YELLOW, k * 12)
-        events += room.signal("LC-LUXI-GD-01", None, k * 12 + 6)
+        events += room.signal("LC-LUXI-T101-TT", Tier.YELLOW, k * 12, family=Family.HAZARD)
+        events += room.signal("LC-LUXI-T101-TT", None, k * 12 + 6, family=Family.HAZARD)
     assert events.count("raised") == 4 and events.count("chattering") == 2  # the 3rd and 4th are chattering
     posts = room.deliver()
     assert posts == [("op", "raised"), ("op", "resolved"), ("op", "raised"), ("op", "resolved"), ("op", "chattering")]
@@ -171,7 +186,7 @@ def test_escalation_after_the_deadline_and_not_after_an_acknowledgement(room):
 
 
 def test_suppressed_alerts_are_recorded_and_shown_not_sent(tmp_path, fleet):
-    window = {"site_id": "LC-LUXI", "start": iso(T0), "end": iso(T0 + 3600), "reason": "年度检修"}
+    window = {"site_id": "LC-LUXI", "start": iso(T0), "end": iso(T0 + 3600), "reason": "年度检修", "include_gas": True}
     room = Room(tmp_path, fleet, maintenance=[window])
     try:
         assert room.signal("LC-LUXI-GD-01", Tier.ORANGE, 10) == ["raised"]
@@ -181,6 +196,20 @@ def test_suppressed_alerts_are_recorded_and_shown_not_sent(tmp_path, fleet):
         assert [d["outcome"] for d in room.notifier.deliveries(alert.id)] == ["suppressed"]
         assert room.signal("LC-LUXI-GD-03", Tier.YELLOW, 3700) == ["raised"]  # after the window
         assert room.manager.open_alerts()[-1].suppressed is None
+    finally:
+        room.close()
+
+
+def test_a_site_wide_window_does_not_cover_gas_detectors_unless_it_says_so(tmp_path, fleet):
+    window = {"site_id": "LC-LUXI", "start": iso(T0), "end": iso(T0 + 3600), "reason": "年度检修"}
+    room = Room(tmp_path, fleet, maintenance=[window])
+    try:
+        room.signal("LC-LUXI-GD-01", Tier.ORANGE, 10)
+        room.signal("LC-LUXI-T101-TT", Tier.ORANGE, 10, family=Family.HAZARD)
+        by_subject = {a.subject: a for a in room.manager.open_alerts()}
+        assert by_subject["LC-LUXI-GD-01"].suppressed is None  # a leak during maintenance is still a leak
+        assert by_subject["LC-LUXI-T101-TT"].suppressed == "年度检修"
+        assert room.deliver() == [("op", "raised")]
     finally:
         room.close()
 
@@ -220,9 +249,9 @@ def test_a_crash_loses_no_alert_sends_nothing_twice_and_keeps_escalation_timers(
     first.signal("LC-LUXI-GD-03", Tier.ORANGE, 0)   # shelved
     by_subject = {a.subject: a for a in first.manager.open_alerts()}
     first.clock.now = T0 + 60
-    first.manager.acknowledge(by_subject["LC-LUXI-GD-02"].id, "值班员", None)
-    first.manager.shelve(by_subject["LC-LUXI-GD-03"].id, "值班员", T0 + 7200, "检修")
-    assert len(first.deliver()) == 3
+    first.notifier.on_changes(first.manager.acknowledge(by_subject["LC-LUXI-GD-02"].id, "值班员", None))
+    first.notifier.on_changes(first.manager.shelve(by_subject["LC-LUXI-GD-03"].id, "值班员", T0 + 7200, "检修"))
+    assert len(first.deliver()) == 4  # three raised, one acknowledged (told to those who got the alarm)
     assert first.tick(1800) == ["notification_escalated"]  # recorded, then the process dies before sending
     before = {a.id: (a.state, a.notify_level) for a in first.manager.open_alerts()}
     # kill -9: nothing is closed or flushed; every write above was already committed to alerts.db
@@ -237,5 +266,5 @@ def test_a_crash_loses_no_alert_sends_nothing_twice_and_keeps_escalation_timers(
     assert sorted(second.deliver()) == [("county", "notification_escalated"), ("county", "repeat"), ("op", "repeat"),
                                         ("safety", "repeat")]  # an hour active: yellow's reminder to all told
     ids = [body["id"] for _, _, body in second.recorder.posts]
-    assert len(ids) == len(set(ids)) == 8
+    assert len(ids) == len(set(ids)) == 9  # every document once: 3 raised, 1 acknowledged, 2 escalations, 3 repeats
     second.close()

@@ -79,7 +79,7 @@ class Alerts:
     def __init__(self, path: Path, fleet: Fleet) -> None:
         self.store = AlertStore(path)
         # rule scenarios watch what the rules say, so nothing latches here (alerting tests cover latching)
-        self.manager = AlertManager(self.store, fleet, lambda: T0, AlertingSettings(latch_tiers=[]))
+        self.manager = AlertManager(self.store, fleet, lambda: T0, AlertingSettings(latch_tiers=[], latch_families={}))
         self.log: list[tuple] = []
 
     def apply(self, signals: list[Signal]) -> None:
