@@ -90,7 +90,9 @@ def dmc(previous: float, temp: float, rh: float, rain: float, month: int,
     k = 1.894 * (temp + 1.1) * (100.0 - rh) * day_length[month - 1] * 1e-6
     if rain > 1.5:
         rw = 0.92 * rain - 1.27
-        wmi = 20.0 + math.exp(5.6348 - previous / 43.43)
+        # The 1985 program's form (as the original FORTRAN, cffdrs and xclim compute it), not the later
+        # GFWED one, 20 + exp(5.6348 - P/43.43), which drifts by up to 0.17 in DMC over a season.
+        wmi = 20.0 + 280.0 / math.exp(0.023 * previous)
         if previous <= 33.0:
             b = 100.0 / (0.5 + 0.3 * previous)
         elif previous <= 65.0:
@@ -98,7 +100,7 @@ def dmc(previous: float, temp: float, rh: float, rain: float, month: int,
         else:
             b = 6.2 * math.log(previous) - 17.2
         wmr = wmi + 1000.0 * rw / (48.77 + b * rw)
-        pr = max(244.72 - 43.43 * math.log(wmr - 20.0), 0.0)
+        pr = max(43.43 * (5.6348 - math.log(wmr - 20.0)), 0.0)
     else:
         pr = previous
     return max(pr + 100.0 * k, 0.0)

@@ -1,5 +1,6 @@
 """The FWI System matches Van Wagner & Pickett (1985), Forestry Technical Report 33, p. 17
-(49 days, tests/data/vanwagner_pickett_1985.csv), within 0.1 on every code and index."""
+(49 days, tests/data/vanwagner_pickett_1985.csv), within 0.05 on every code and index (the table's
+printed precision is one decimal: a faithful program lands within half of it)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def rows():
         return list(csv.DictReader(handle))
 
 
-def test_the_published_49_days_are_reproduced_within_a_tenth():
+def test_the_published_49_days_are_reproduced_within_their_printed_precision():
     table = rows()
     assert len(table) == 49
     state = FwiState()  # start-up FFMC 85, DMC 6, DC 15
@@ -29,9 +30,9 @@ def test_the_published_49_days_are_reproduced_within_a_tenth():
         for name in ("FFMC", "DMC", "DC", "ISI", "BUI", "FWI"):
             error = abs(getattr(day, name.lower()) - float(row[name]))
             worst[name] = max(worst.get(name, 0.0), error)
-            assert error <= 0.1 + 1e-9, f"{row['MONTH']}/{row['DAY']} {name}: {getattr(day, name.lower()):.3f} vs {row[name]}"
+            assert error <= 0.05 + 1e-9, f"{row['MONTH']}/{row['DAY']} {name}: {getattr(day, name.lower()):.3f} vs {row[name]}"
         state = day.state
-    assert max(worst.values()) <= 0.1
+    assert max(worst.values()) <= 0.05
 
 
 def test_the_unrounded_reference_day_with_the_exact_ffmc_constant():
