@@ -14,7 +14,6 @@ event time, `tick` its ``now``; the desk never reads a clock itself beyond the `
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
@@ -73,7 +72,9 @@ class WarningDesk:
         self._clock = clock
         self._publish = publish
         self._notify = notify
-        self._lock = threading.RLock()
+        # the AlertDB's own re-entrant lock, not one of ours: a caller inside an alarm transaction (holding it)
+        # may propose a warning while an API thread acts on one, and two locks taken in either order could deadlock
+        self._lock = db.lock
 
     # ------------------------------------------------------------------ reads
 
