@@ -1,27 +1,40 @@
 """Run scenario files through the production ingest → rules → alerting code on a fake clock.
 
-No broker and no sleeping: each step's readings are stored and handed to `Pipeline.handle_batch`
-exactly as ingest would, gateway changes go to `Pipeline.handle_gateway`, and the time-driven
-checks (stale sensors, shelves, escalation) run with the clock at the step's end. A 24-hour
-scenario of one site finishes in seconds.
+No broker and no sleeping: each delivery's readings are stored and handed to `Pipeline.handle_batch`
+exactly as ingest would, gateway changes go to `Pipeline.handle_gateway`, held readings are flushed
+at the live ticker's beat (`TICK_S`) between deliveries, and the time-driven checks (stale sensors,
+shelves, escalation) and people's actions run with the clock at the step's end or their own time.
+A 24-hour scenario of one site finishes in seconds.
+
+Besides what a scenario expects, every run checks invariant 5 of docs/alarms.md: each reading
+delivered is either evaluated by the rules or counted late (dead-lettered) — never neither.
+`run_demo_day` drives the demo fleet's simulator (`simulators.fleet`) the same way, for the
+priority distribution of docs/alarms.md.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 from pydantic import ValidationError
 
 from alerting.lifecycle import flood_onsets
 from liaowang.config import Config, ConfigError, Fleet
-from liaowang.domain import Quality, Reading, ReadingBatch
+from liaowang.domain import Quality, Reading, ReadingBatch, Tier, parse_time
 from liaowang.pipeline import Pipeline
-from simulators.scenario import Scenario, ScenarioFeed, check_references
+from simulators.scenario import Action, Scenario, ScenarioFeed, check_references
+
+TICK_S = 0.5
+"""The live status ticker's beat (`Pipeline._tick`): between deliveries, held readings are flushed this often."""
+PRIORITIES = ("urgent", "high", "medium", "low")
+ACTIVATIONS = ("raised", "escalated", "reactivated")
+"""History events that present an alarm at a priority to a person (an annunciation, when announced)."""
 
 
 class FakeClock:
@@ -45,23 +58,36 @@ class Outcome:
     missed: list[str] = field(default_factory=list)
     forbidden: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    wrong_end: list[str] = field(default_factory=list)
+    unaccounted: list[str] = field(default_factory=list)
     readings: int = 0
+    late: int = 0
     seconds: float = 0.0
     raised: int = 0
     per_day: float = 0.0
     chattering: int = 0
     floods: int = 0
+    by_peak: Counter = field(default_factory=Counter)
+    annunciations: Counter = field(default_factory=Counter)
 
     def lines(self) -> list[str]:
         """The human report."""
-        head = f"{'PASS' if self.passed else 'FAIL'} {self.name} ({self.path}): {self.readings:,} readings in {self.seconds:.1f} s"
+        late = f", {self.late} counted late" if self.late else ""
+        head = (f"{'PASS' if self.passed else 'FAIL'} {self.name} ({self.path}): {self.readings:,} readings{late} "
+                f"in {self.seconds:.1f} s")
         out = [head]
         for d in self.detections:
             lead = f", lead {d['lead_s']:.0f} s before +{d['reference_s']:g} s" if d["lead_s"] is not None else ""
             out.append(f"  detected {d['rule']} {d['subject']} {d['tier']} at +{d['at_s']:.0f} s{lead}")
+        out += [f"  {e}" for e in self.events]
         out += [f"  MISSED {m}" for m in self.missed]
+        out += [f"  WRONG END STATE {w}" for w in self.wrong_end]
+        out += [f"  UNACCOUNTED {u}" for u in self.unaccounted]
         out += [f"  FORBIDDEN {f}" for f in self.forbidden]
         out += [f"  false alert {u}" for u in self.unexpected]
+        if self.raised:
+            out.append("  priorities (episodes by peak): " + ", ".join(f"{p} {self.by_peak[p]}" for p in PRIORITIES))
         return out
 
 
@@ -78,10 +104,117 @@ def load_scenario(path: Path) -> Scenario:
         raise ConfigError(str(path), ".".join(str(p) for p in first["loc"]) or "-", first["msg"]) from None
 
 
-def _subset(fleet: Fleet, sites: list[str]) -> Fleet:
+def _subset(fleet: Fleet, sites: Iterable[str]) -> Fleet:
+    sites = list(sites)
     return Fleet(sites={s: fleet.sites[s] for s in sites},
                  sensors={k: v for k, v in fleet.sensors.items() if v.site_id in sites},
                  profiles=fleet.profiles, tiers=fleet.tiers)
+
+
+class _Driver:
+    """Feeds one pipeline on a fake clock as ingest and the ticker would, and keeps the books a judge needs.
+
+    It watches, without changing them, the readings the rule engine's reorder buffer releases for
+    evaluation, the ones the pipeline dead-letters as late, and the alert changes handed to the
+    notifier with ``announce`` — so a scenario can check that every reading was evaluated or counted
+    late, and which activations were announced.
+    """
+
+    def __init__(self, pipeline: Pipeline, clock: FakeClock, fleet: Fleet) -> None:
+        self.pipeline, self.clock, self.fleet = pipeline, clock, fleet
+        self.delivered: set[tuple[str, float]] = set()
+        self.evaluated: set[tuple[str, float]] = set()
+        self.late: set[tuple[str, float]] = set()
+        self.announced: set[tuple[str, str, float]] = set()
+        self.count = 0
+        ids = fleet.sensor_ids
+        buffer = pipeline.engine.buffer
+        release, dead_letter_late = buffer.release, pipeline.ingest.dead_letter_late
+        on_changes = pipeline.notifier.on_changes
+
+        def released(now: float, everything: bool = False) -> ReadingBatch | None:
+            out = release(now, everything)
+            if out is not None:
+                self.evaluated.update(zip((ids[i] for i in out.sensor.tolist()), out.ts.tolist()))
+            return out
+
+        def late(batch: ReadingBatch) -> Any:
+            self.late.update(zip((ids[i] for i in batch.sensor.tolist()), batch.ts.tolist()))
+            return dead_letter_late(batch)
+
+        def notified(changes: Any) -> Any:
+            for change in changes:
+                if getattr(change, "announce", True):
+                    at = max((h.at for h in change.alert.history if h.event == change.event), default=None)
+                    self.announced.add((change.alert.id, change.event, at))
+            return on_changes(changes)
+
+        buffer.release = released  # type: ignore[method-assign]
+        pipeline.ingest.dead_letter_late = late  # type: ignore[method-assign]
+        pipeline.notifier.on_changes = notified  # type: ignore[method-assign]
+
+    def tick_until(self, t: float) -> None:
+        """The ticker's flushes up to (not including) ``t`` while readings are held."""
+        beat = self.clock.now + TICK_S
+        while beat < t and self.pipeline.engine.buffer.held:
+            self.clock.now = beat
+            self.pipeline.flush_rules()
+            beat += TICK_S
+
+    def deliver(self, at: float, readings: list[Reading], gateways: Iterable[tuple[str, bool]] = ()) -> None:
+        """One message batch arriving at ``at``: stored, then handed to the rules, as ingest does."""
+        self.tick_until(at)
+        self.clock.now = max(self.clock.now, at)
+        for site, online in gateways:
+            self.pipeline.handle_gateway(site, online, at)
+        if readings:
+            fleet = self.fleet
+            batch = ReadingBatch.from_readings(readings, fleet.sensor_ids, fleet.sensor_index, fleet.sensor_sites)
+            self.pipeline.readings.write(batch)
+            self.pipeline.live.update(batch)
+            self.pipeline.handle_batch(batch)
+            self.delivered.update((r.sensor_id, r.ts) for r in readings)
+            self.count += len(readings)
+        self.pipeline.flush_rules()
+
+    def step_end(self) -> None:
+        """The time-driven checks at a step's end (stale sensors, shelves, escalation)."""
+        self.pipeline.check_time_rules()
+        self.pipeline.check_alert_timers()
+
+    def act(self, action: Action, start: float) -> str | None:
+        """A person's action at its time; returns why it could not be done, or None."""
+        at = start + action.at_s
+        self.tick_until(at)
+        self.clock.now = max(self.clock.now, at)
+        alerts = self.pipeline.alerts
+        mine = [a for a in self.pipeline.alert_store.query(limit=1_000_000)
+                if a.rule_id == action.rule and a.subject == action.subject]
+        if not mine:
+            return f"{action.action} at +{action.at_s:g} s: no alert of {action.rule} {action.subject}"
+        alert_id = max(mine, key=lambda a: a.raised_at).id
+        role = {"role": action.role} if action.role else {}
+        calls = {
+            "acknowledge": lambda: alerts.acknowledge(alert_id, action.by, action.note),
+            "close": lambda: alerts.close(alert_id, action.by, action.note or ""),
+            "shelve": lambda: alerts.shelve(alert_id, action.by, at + (action.duration_s or 0), action.reason or "",
+                                            **role),
+            "unshelve": lambda: alerts.unshelve(alert_id, action.by),
+        }
+        try:
+            self.pipeline.act(calls[action.action])
+        except Exception as err:  # a refused action is a finding of the scenario, not a crash of the runner
+            return f"{action.action} at +{action.at_s:g} s of {action.rule} {action.subject}: {type(err).__name__}: {err}"
+        return None
+
+    def finish(self) -> list:
+        """Release everything still held and return every alert of the run."""
+        self.pipeline.flush_rules(everything=True)
+        return self.pipeline.alert_store.query(limit=1_000_000)
+
+    def unaccounted(self) -> list[tuple[str, float]]:
+        """Readings delivered that were neither evaluated nor counted late (invariant 5 of docs/alarms.md)."""
+        return sorted(self.delivered - self.evaluated - self.late)
 
 
 def run_scenario(scenario: Scenario, config: Config, path: str = "-", data_dir: Path | None = None) -> Outcome:
@@ -92,44 +225,63 @@ def run_scenario(scenario: Scenario, config: Config, path: str = "-", data_dir: 
         raise ConfigError(path, problems[0].split(":")[0], problems[0].split(": ", 1)[1])
     fleet = _subset(config.fleet, scenario.sites)
     sub_config = config.model_copy(update={"fleet": fleet})
-    clock = FakeClock(scenario.start_ts)
+    start = scenario.start_ts
+    clock = FakeClock(start)
+    refused: list[str] = []
     with tempfile.TemporaryDirectory(prefix="lw-scenario-") as tmp:
         pipeline = Pipeline(sub_config, Path(data_dir or tmp) / "data", clock)
-        feed = ScenarioFeed(scenario, fleet)
-        count = 0
-        for step_end, readings, gateways in feed.steps():
-            clock.now = step_end
-            for site, online in gateways:
-                pipeline.handle_gateway(site, online, step_end)
-            if readings:
-                batch = ReadingBatch.from_readings(
-                    (Reading(r.sensor_id, fleet.sensors[r.sensor_id].site_id, r.ts, r.value, Quality(r.quality))
-                     for r in readings), fleet.sensor_ids, fleet.sensor_index, fleet.sensor_sites)
-                pipeline.readings.write(batch)
-                pipeline.live.update(batch)
-                pipeline.handle_batch(batch)
-                count += len(readings)
-            pipeline.flush_rules()
-            pipeline.check_time_rules()
-            pipeline.check_alert_timers()
-        pipeline.flush_rules(everything=True)
-        alerts = pipeline.alert_store.query(limit=1_000_000)
+        driver = _Driver(pipeline, clock, fleet)
+        actions = sorted(scenario.actions, key=lambda a: a.at_s)
+        for delivery in ScenarioFeed(scenario, fleet).deliveries():
+            while actions and start + actions[0].at_s <= delivery.at:
+                if (why := driver.act(actions.pop(0), start)) is not None:
+                    refused.append(why)
+            driver.deliver(delivery.at, [Reading(r.sensor_id, fleet.sensors[r.sensor_id].site_id, r.ts, r.value,
+                                                 Quality(r.quality)) for r in delivery.readings], delivery.gateways)
+            if delivery.step_end:
+                driver.step_end()
+        for action in actions:
+            if (why := driver.act(action, start)) is not None:
+                refused.append(why)
+        alerts = driver.finish()
         pipeline.stop()
-    outcome = Outcome(scenario.name, path, readings=count)
-    _judge(scenario, alerts, outcome, config.alerting.flood.alerts, config.alerting.flood.window_s)
+    outcome = Outcome(scenario.name, path, readings=driver.count, late=len(driver.late))
+    outcome.missed += [f"action {r}" for r in refused]
+    _judge(scenario, alerts, outcome, config.alerting.flood.alerts, config.alerting.flood.window_s, driver.announced)
+    outcome.unaccounted = [f"{sensor} reading at +{ts - start:.3f} s neither evaluated nor counted late"
+                           for sensor, ts in driver.unaccounted()]
+    outcome.passed = outcome.passed and not outcome.unaccounted and not refused
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def _judge(scenario: Scenario, alerts: list, outcome: Outcome, flood_limit: int = 10, flood_window: float = 600) -> None:
+def priority_counts(alerts: list, announced: set[tuple[str, str, float]] | None = None) -> dict[str, Counter]:
+    """Alarm counts by priority: ``episodes`` by their peak, ``annunciations`` (activations announced:
+    raised, escalated, reactivated, each at the priority it presented), and both per family."""
+    counts: dict[str, Counter] = {"episodes": Counter(), "annunciations": Counter()}
+    for a in alerts:
+        peak = max([h.tier for h in a.history if h.event in ACTIVATIONS] or [a.tier])
+        counts["episodes"][peak.priority] += 1
+        counts.setdefault(f"episodes:{a.family}", Counter())[peak.priority] += 1
+        for h in a.history:
+            if h.event in ACTIVATIONS and (announced is None or (a.id, h.event, h.at) in announced):
+                counts["annunciations"][h.tier.priority] += 1
+                counts.setdefault(f"annunciations:{a.family}", Counter())[h.tier.priority] += 1
+    return counts
+
+
+def _judge(scenario: Scenario, alerts: list, outcome: Outcome, flood_limit: int = 10, flood_window: float = 600,
+           announced: set[tuple[str, str, float]] | None = None) -> None:
     start = scenario.start_ts
     outcome.raised = len(alerts)
     outcome.per_day = len(alerts) / (scenario.duration_s / 86_400)
     outcome.chattering = sum(1 for a in alerts if a.chattering)
     outcome.floods = flood_onsets(sorted(a.raised_at for a in alerts), flood_limit, flood_window)
+    counts = priority_counts(alerts, announced)
+    outcome.by_peak, outcome.annunciations = counts["episodes"], counts["annunciations"]
     # every time an alert reached a tier: (rule, subject, tier, seconds after start)
     reached = [(a.rule_id, a.subject, h.tier, h.at - start) for a in alerts for h in a.history
-               if h.event in ("raised", "escalated")]
+               if h.event in ACTIVATIONS]
     matched = set()
     for exp in scenario.expect:
         hits = [r for r in reached if r[0] == exp.rule and r[1] == exp.subject and r[2] == exp.tier
@@ -144,6 +296,7 @@ def _judge(scenario: Scenario, alerts: list, outcome: Outcome, flood_limit: int 
             seen = [f"{r[2].colour} at +{r[3]:.0f} s" for r in reached if r[0] == exp.rule and r[1] == exp.subject]
             outcome.missed.append(f"{exp.rule} {exp.subject} {exp.tier.colour} within +{exp.after_s:g}…+{exp.before_s:g} s"
                                   + (f" (saw {', '.join(seen)})" if seen else " (never raised)"))
+    _judge_events(scenario, alerts, outcome, announced)
     for a in alerts:
         raised = f"{a.rule_id} {a.subject} raised at +{a.raised_at - start:.0f} s (tier now {a.tier.colour})"
         for rule in scenario.forbid:
@@ -154,7 +307,48 @@ def _judge(scenario: Scenario, alerts: list, outcome: Outcome, flood_limit: int 
         else:
             if (a.rule_id, a.subject) not in matched:
                 outcome.unexpected.append(raised)
-    outcome.passed = not outcome.missed and not outcome.forbidden
+    outcome.passed = not outcome.missed and not outcome.forbidden and not outcome.wrong_end
+
+
+def _judge_events(scenario: Scenario, alerts: list, outcome: Outcome,
+                  announced: set[tuple[str, str, float]] | None) -> None:
+    """``expect_events`` and ``end_state``: what the alarms went through, and where they ended."""
+    start = scenario.start_ts
+
+    def was_announced(alert: Any, entry: Any) -> bool:
+        return announced is None or (alert.id, entry.event, entry.at) in announced
+
+    for exp in scenario.expect_events:
+        mine = [a for a in alerts if a.rule_id == exp.rule and a.subject == exp.subject]
+        entries = [(a, h) for a in mine for h in a.history]
+        hits = [(a, h) for a, h in entries if h.event == exp.event and exp.after_s <= h.at - start <= exp.before_s
+                and (exp.tier is None or h.tier == exp.tier)
+                and (exp.announced is None or was_announced(a, h) == exp.announced)]
+        what = (f"{exp.rule} {exp.subject} {exp.event}" + (f" {exp.tier.colour}" if exp.tier else "")
+                + ({True: " announced", False: " not announced", None: ""}[exp.announced])
+                + f" within +{exp.after_s:g}…+{exp.before_s:g} s")
+        if hits:
+            outcome.events.append(f"event {what}: at +{min(h.at for _, h in hits) - start:.1f} s")
+        else:
+            seen = [f"{h.event} {h.tier.colour} at +{h.at - start:.1f} s{'' if was_announced(a, h) else ' (muted)'}"
+                    for a, h in sorted(entries, key=lambda e: e[1].at)]
+            outcome.missed.append(f"event {what}" + (f" (saw {', '.join(seen)})" if seen else " (never raised)"))
+    for want in scenario.end_state:
+        mine = sorted((a for a in alerts if a.rule_id == want.rule and a.subject == want.subject),
+                      key=lambda a: a.raised_at)
+        where = f"{want.rule} {want.subject}"
+        if not mine:
+            outcome.wrong_end.append(f"{where}: never raised")
+            continue
+        last = mine[-1].to_json()
+        got = {"isa_state": last.get("isa_state"), "peak_tier": last.get("peak_tier"), "episodes": len(mine)}
+        wanted = {"isa_state": want.isa_state, "peak_tier": want.peak_tier.colour if want.peak_tier else None,
+                  "episodes": want.episodes}
+        wrong = [f"{k} {got[k]!r}, want {v!r}" for k, v in wanted.items() if v is not None and got[k] != v]
+        if wrong:
+            outcome.wrong_end.append(f"{where} (state {last.get('state')}): " + "; ".join(wrong))
+        else:
+            outcome.events.append(f"end {where}: " + ", ".join(f"{k} {v}" for k, v in wanted.items() if v is not None))
 
 
 def scenario_test(paths: list[Path], config: Config) -> tuple[int, list[str]]:
@@ -207,17 +401,124 @@ def apply_variant(config: Config, assignments: list[str]) -> Config:
 
 
 def tuning_report(paths: list[Path], config: Config, variants: dict[str, list[str]]) -> list[str]:
-    """Run every scenario under the baseline and each variant; the figures a safety engineer compares."""
-    rows = ["| variant | scenario | alerts | alerts/day | floods | chattering | missed | detections (at +s, lead s) |",
-            "|---|---|---:|---:|---:|---:|---:|---|"]
+    """Run every scenario under the baseline and each variant; the figures a safety engineer compares.
+
+    Per scenario: alerts, alerts per day, floods, chattering, missed expectations, alarm episodes
+    by their peak priority (urgent/high/medium/low) and the detections; per variant a total row
+    with the annunciations (announced activations) by priority and their shares.
+    """
+    rows = ["| variant | scenario | alerts | alerts/day | floods | chattering | missed | urgent/high/medium/low "
+            "| detections (at +s, lead s) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     scenarios = [(path, load_scenario(path)) for path in paths]
     for name, assignments in {"baseline": [], **variants}.items():
         variant_config = apply_variant(config, assignments)
+        episodes: Counter = Counter()
+        annunciations: Counter = Counter()
+        total = 0
         for path, scenario in scenarios:
             outcome = run_scenario(scenario, variant_config, str(path))
             found = "; ".join(f"{d['rule']} {d['subject']} {d['tier']} +{d['at_s']:.0f}"
                               + (f" (lead {d['lead_s']:.0f})" if d["lead_s"] is not None else "")
                               for d in outcome.detections) or "-"
             rows.append(f"| {name} | {path.stem} | {outcome.raised} | {outcome.per_day:.1f} | {outcome.floods} | "
-                        f"{outcome.chattering} | {len(outcome.missed)} | {found} |")
+                        f"{outcome.chattering} | {len(outcome.missed)} | {_split(outcome.by_peak)} | {found} |")
+            episodes += outcome.by_peak
+            annunciations += outcome.annunciations
+            total += outcome.raised
+        rows.append(f"| {name} | **all {len(scenarios)}** | {total} | | | | | {_split(episodes)} | "
+                    f"annunciations {_split(annunciations)} ({_shares(annunciations)}) |")
     return rows
+
+
+def _split(counts: Counter) -> str:
+    return "/".join(str(counts[p]) for p in PRIORITIES)
+
+
+def _shares(counts: Counter) -> str:
+    total = sum(counts[p] for p in PRIORITIES)
+    if not total:
+        return "none"
+    return ", ".join(f"{p} {100 * counts[p] / total:.0f} %" for p in PRIORITIES)
+
+
+# ---------------------------------------------------------------- the demo day
+
+@dataclass
+class DemoDay:
+    """The alarms of the demo fleet's simulator over a stretch of event time (`run_demo_day`)."""
+
+    start: float
+    duration_s: float
+    readings: int
+    late: int
+    unaccounted: int
+    alerts: list
+    counts: dict[str, Counter]
+    seconds: float
+
+    def lines(self) -> list[str]:
+        """A Markdown report: annunciations and episodes per priority, overall and per family."""
+        out = [f"Demo fleet, {self.duration_s / 3600:g} h of event time from {_iso(self.start)}: "
+               f"{self.readings:,} readings ({self.late} counted late, {self.unaccounted} unaccounted), "
+               f"{len(self.alerts)} alarm episodes; {self.seconds:.0f} s to run.", "",
+               "| counted | family | urgent | high | medium | low | total | urgent % | high % | medium % | low % |",
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        families = sorted({k.split(":", 1)[1] for k in self.counts if ":" in k})
+        for what in ("annunciations", "episodes"):
+            for family in ["all", *families]:
+                c = self.counts[what] if family == "all" else self.counts.get(f"{what}:{family}", Counter())
+                total = sum(c[p] for p in PRIORITIES)
+                shares = [f"{100 * c[p] / total:.1f}" if total else "-" for p in PRIORITIES]
+                out.append(f"| {what} | {family} | " + " | ".join(str(c[p]) for p in PRIORITIES)
+                           + f" | {total} | " + " | ".join(shares) + " |")
+        rules: Counter = Counter()
+        for a in self.alerts:
+            rules[(a.rule_id, max([h.tier for h in a.history if h.event in ACTIVATIONS] or [a.tier]).priority)] += 1
+        out += ["", "| rule | peak priority | episodes |", "|---|---|---:|"]
+        out += [f"| {rule} | {priority} | {n} |" for (rule, priority), n in sorted(rules.items())]
+        return out
+
+
+def _iso(ts: float) -> str:
+    from liaowang.domain import iso
+
+    return iso(ts) or "-"
+
+
+def run_demo_day(config: Config, *, start: str = "2026-11-25T00:00:00+08:00", duration_s: float = 86_400,
+                 seed: int = 1, step_s: float = 10.0, data_dir: Path | None = None) -> DemoDay:
+    """Run the demo fleet's simulator (`simulators.fleet.FleetSimulator` with its built-in incidents,
+    repeating every 15 minutes) through the production pipeline on a fake clock.
+
+    The simulator's readings are delivered in batches of ``step_s`` of event time (as a gateway
+    batches), exactly as `run_scenario` delivers a scenario's. Nobody acknowledges anything.
+    """
+    from simulators.fleet import FleetSimulator
+
+    started = time.perf_counter()
+    fleet = config.fleet
+    t0 = parse_time(start)
+    clock = FakeClock(t0)
+    with tempfile.TemporaryDirectory(prefix="lw-demo-day-") as tmp:
+        pipeline = Pipeline(config, Path(data_dir or tmp) / "data", clock)
+        driver = _Driver(pipeline, clock, fleet)
+        pending: list[Reading] = []
+        step_end = t0 + step_s
+        sites = fleet.sensor_sites
+        index = fleet.sensor_index
+        for t, by_site in FleetSimulator(fleet, seed=seed).batches(t0):
+            if t >= step_end or t >= t0 + duration_s:
+                driver.deliver(step_end, pending)
+                driver.step_end()
+                pending = []
+                step_end += step_s
+                if t >= t0 + duration_s:
+                    break
+            for site_readings in by_site.values():
+                pending += [Reading(r["sensor_id"], sites[index[r["sensor_id"]]], r["ts"], r["value"])
+                            for r in site_readings]
+        alerts = driver.finish()
+        pipeline.stop()
+    return DemoDay(t0, duration_s, driver.count, len(driver.late), len(driver.unaccounted()), alerts,
+                   priority_counts(alerts, driver.announced), time.perf_counter() - started)

@@ -19,6 +19,10 @@ Physical models (simple on purpose; documented in docs/scenarios.md):
   stations downwind within ``spread_m`` after their travel time at ``spread_m_per_min``.
 * ``weather``: forest weather: daily cycles of temperature and RH (opposite), wind, rain events,
   and a dry spell that warms and dries day by day (raising the fire danger over days).
+
+Besides the readings, a scenario may hold people's actions (acknowledge, shelve, close) at set
+times, and what the alarms must have gone through (``expect_events``) and be at the end
+(``end_state``), so a scenario can pin the alarm semantics of docs/alarms.md, not only detection.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ from liaowang.config import Fleet, Sensor
 from liaowang.domain import parse_time
 from liaowang.rulespec import TierName
 from simulators.models import baseline, ramp
+
+OVERTAKEN_LAG_S = 0.25
+"""How long after the newer reading that overtook it an ``overtaken`` reading arrives (seconds on the
+clock): a fraction of a second, less than the live ticker's beat of 0.5 s."""
 
 
 class _Strict(BaseModel):
@@ -117,16 +125,25 @@ Incident = Annotated[Union[RampIncident, RunawayIncident, OverfillIncident, GasL
 
 class Fault(_Strict):
     """A sensor fault over [start_s, start_s + duration_s): stuck, drift (unit/h), spikes, dropout
-    (silence), bad quality, clock skew (s), duplicated or out-of-order messages, or the site's
-    gateway going offline (Last Will)."""
+    (silence), bad quality, clock skew (s), duplicated or out-of-order messages, readings overtaken
+    by a newer one, or the site's gateway going offline (Last Will).
+
+    ``overtaken``: after each of the sensor's readings in the window, an extra reading stamped
+    ``amount`` seconds *earlier* arrives `OVERTAKEN_LAG_S` later in a message of its own — a retried
+    or hand-published reading that the next poll overtook. Below ``rules.lateness_s`` it is within
+    the lateness and must be evaluated in its place (or counted late if its newer neighbour was
+    already evaluated); it carries ``value`` when given, else the sensor's value at its time.
+    """
 
     kind: Literal["stuck", "drift", "spikes", "dropout", "bad_quality", "clock_skew", "duplicate", "out_of_order",
-                  "gateway_offline"]
+                  "overtaken", "gateway_offline"]
     sensor: str | None = None
     site: str | None = None
     start_s: float = Field(ge=0)
     duration_s: float = Field(gt=0)
-    amount: float = Field(default=0.0, description="drift per hour, spike size, skew seconds or delay seconds")
+    amount: float = Field(default=0.0, description=(
+        "drift per hour, spike size, skew seconds, delay seconds, or how much older an overtaken reading is"))
+    value: float | None = Field(default=None, description="overtaken only: the value the extra readings carry")
 
     @model_validator(mode="after")
     def _target(self) -> "Fault":
@@ -134,6 +151,10 @@ class Fault(_Strict):
             raise ValueError("gateway_offline needs site")
         if self.kind != "gateway_offline" and self.sensor is None:
             raise ValueError(f"{self.kind} needs sensor")
+        if self.kind == "overtaken" and self.amount <= 0:
+            raise ValueError("overtaken needs amount > 0: how many seconds older than the newer reading it is")
+        if self.value is not None and self.kind != "overtaken":
+            raise ValueError("value is only for overtaken readings")
         return self
 
 
@@ -159,6 +180,75 @@ class Forbidden(_Strict):
     min_tier: TierName | None = None
 
 
+AlertEvent = Literal["raised", "escalated", "deescalated", "returned", "reactivated", "resolved", "acknowledged",
+                     "closed", "shelved", "unshelved"]
+
+
+class ExpectedEvent(_Strict):
+    """An alert of (rule, subject) must go through ``event`` within [after_s, before_s] of the start.
+
+    ``tier``: the priority the alert had at that event; ``announced``: true, the entry must have
+    been announced (not muted by a shelf or a suppression); false, it must have been muted.
+    """
+
+    rule: str
+    subject: str
+    event: AlertEvent
+    after_s: float = Field(default=0, ge=0)
+    before_s: float = Field(gt=0)
+    tier: TierName | None = None
+    announced: bool | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> "ExpectedEvent":
+        if self.before_s <= self.after_s:
+            raise ValueError(f"before_s {self.before_s:g} must be after after_s {self.after_s:g}")
+        return self
+
+
+IsaState = Literal["normal", "unacknowledged", "acknowledged", "returned_unacknowledged", "shelved", "suppressed"]
+
+
+class EndState(_Strict):
+    """At the end of the run, the last episode of (rule, subject) must be so (unset fields are not checked).
+
+    ``isa_state`` as docs/alarms.md names it; ``peak_tier`` the highest priority the episode
+    reached; ``episodes`` how many episodes (rule, subject) had in the whole run.
+    """
+
+    rule: str
+    subject: str
+    isa_state: IsaState | None = None
+    peak_tier: TierName | None = None
+    episodes: int | None = Field(default=None, ge=0)
+
+
+class Action(_Strict):
+    """A person's action at ``at_s`` on the open (or last) episode of (rule, subject).
+
+    ``shelve`` needs ``reason`` and ``duration_s``; ``close`` needs ``note``; ``role`` is the
+    actor's role for the shelving protection (docs/alarms.md).
+    """
+
+    at_s: float = Field(ge=0)
+    action: Literal["acknowledge", "shelve", "unshelve", "close"]
+    rule: str
+    subject: str
+    by: str = "scenario"
+    role: Literal["viewer", "operator", "duty_officer", "admin"] | None = None
+    note: str | None = None
+    reason: str | None = None
+    duration_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Action":
+        if self.action == "shelve" and (not self.reason or self.duration_s is None):
+            raise ValueError("shelve needs reason and duration_s")
+        if self.action == "close" and not self.note:
+            raise ValueError("close needs note")
+        return self
+
+
 class Scenario(_Strict):
     """One scenario file."""
 
@@ -171,12 +261,26 @@ class Scenario(_Strict):
     step_s: float = Field(default=10.0, gt=0, description="readings are delivered in batches of this much event time")
     incidents: list[Incident] = []
     faults: list[Fault] = []
+    actions: list[Action] = []
     expect: list[Expected] = []
+    expect_events: list[ExpectedEvent] = []
+    end_state: list[EndState] = []
     forbid: list[Forbidden] = []
 
     @property
     def start_ts(self) -> float:
         return parse_time(self.start)
+
+    @model_validator(mode="after")
+    def _within_run(self) -> "Scenario":
+        try:
+            parse_time(self.start)
+        except ValueError as err:
+            raise ValueError(f"start: {err}") from None
+        for i, action in enumerate(self.actions):
+            if action.at_s > self.duration_s:
+                raise ValueError(f"actions[{i}].at_s {action.at_s:g} is after the end of the run ({self.duration_s:g} s)")
+        return self
 
 
 def check_references(scenario: Scenario, fleet: Fleet) -> list[str]:
@@ -331,7 +435,25 @@ class ScenarioFeed:
         return 0.0
 
     def steps(self) -> Iterator[tuple[float, list[SimReading], list[tuple[str, bool]]]]:
-        """``(step end, readings in arrival order, gateway changes [(site, online)])`` for each step."""
+        """``(step end, readings in arrival order, gateway changes [(site, online)])`` for each step.
+
+        The readings a step's deliveries hold, merged (a recording keeps them in arrival order).
+        """
+        current: Delivery | None = None
+        for delivery in self.deliveries():
+            if delivery.step_end:
+                if current is not None:
+                    yield current.at, current.readings, current.gateways
+                current = delivery
+            else:  # an overtaken message after the step's own: the same step, later in arrival order
+                assert current is not None
+                current = Delivery(current.at, current.readings + delivery.readings, current.gateways, True)
+        if current is not None:
+            yield current.at, current.readings, current.gateways
+
+    def deliveries(self) -> Iterator["Delivery"]:
+        """Every message batch in arrival order: one per step at its end, plus one `OVERTAKEN_LAG_S`
+        later when an ``overtaken`` fault sends readings older than ones just delivered."""
         scenario, start = self.scenario, self.start
         due = {s.id: start + (zlib.crc32(s.id.encode()) % 1000) / 1000 * s.period_s for s in self.sensors}
         faults = scenario.faults
@@ -342,6 +464,7 @@ class ScenarioFeed:
         while step_end < t_end:
             step_end = min(step_end + scenario.step_s, t_end)
             out: list[SimReading] = []
+            overtaken: list[SimReading] = []
             changes: list[tuple[str, bool]] = []
             for fault in faults:
                 if fault.kind == "gateway_offline":
@@ -358,14 +481,18 @@ class ScenarioFeed:
                     due[sensor.id] += sensor.period_s
                     if sensor.site_id in gateway_down:
                         continue
-                    self._emit(sensor, round(t, 3), out, held)
+                    self._emit(sensor, round(t, 3), out, held, overtaken)
             ready = [r for at, r in held if at < step_end]
             held = [(at, r) for at, r in held if at >= step_end]
-            yield step_end, out + ready, changes
+            yield Delivery(step_end, out + ready, changes, True)
+            if overtaken:
+                yield Delivery(step_end + OVERTAKEN_LAG_S, overtaken, [], False)
 
-    def _emit(self, sensor: Sensor, t: float, out: list[SimReading], held: list[tuple[float, SimReading]]) -> None:
+    def _emit(self, sensor: Sensor, t: float, out: list[SimReading], held: list[tuple[float, SimReading]],
+              overtaken: list[SimReading]) -> None:
         value, quality, ts, copies, delay = self.value(sensor, t), "good", t, 1, 0.0
         elapsed = t - self.start
+        older: list[SimReading] = []
         for fault in self.scenario.faults:
             if fault.sensor != sensor.id or not fault.start_s <= elapsed < fault.start_s + fault.duration_s:
                 continue
@@ -386,9 +513,29 @@ class ScenarioFeed:
                 copies = 2
             elif fault.kind == "out_of_order":
                 delay = fault.amount or 3.0
+            elif fault.kind == "overtaken":
+                at = t - fault.amount
+                extra = fault.value if fault.value is not None else self.value(sensor, at)
+                older.append(SimReading(sensor.id, round(at, 3), round(extra, 4), "good"))
         reading = SimReading(sensor.id, round(ts, 3), round(value, 4), quality)
         for _ in range(copies):
             if delay:
                 held.append((t + delay, reading))
             else:
                 out.append(reading)
+        for extra in older:  # after the newer reading: in its own message, or right behind a delayed one
+            if delay:
+                held.append((t + delay, extra))
+            else:
+                overtaken.append(extra)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message batch: arrives at ``at`` (on the clock) with readings and gateway changes;
+    ``step_end`` marks the step's own delivery (time-driven checks and actions run after it)."""
+
+    at: float
+    readings: list[SimReading]
+    gateways: list[tuple[str, bool]]
+    step_end: bool = True
