@@ -66,7 +66,9 @@ def test_the_tuning_report_shows_what_a_variant_changes(demo_config):
 
     path = SCENARIOS[0].parent / "tank-cooling-failure.yaml"
     rows = tuning_report([path], demo_config, {"horizon5min": ["hazard.temperature.predict_hh.horizon_s=300"]})
-    baseline, variant = rows[2].split("|"), rows[3].split("|")
+    baseline, total, variant = rows[2].split("|"), rows[3].split("|"), rows[4].split("|")
     assert baseline[1].strip() == "baseline" and variant[1].strip() == "horizon5min"
     assert baseline[7].strip() == "0" and variant[7].strip() == "1"  # the shorter horizon misses the early warning
-    assert "predict_hh" in baseline[8] and "predict_hh" not in variant[8]
+    assert "predict_hh" in baseline[9] and "predict_hh" not in variant[9]
+    assert "all 1" in total[2] and total[8].strip() == baseline[8].strip()  # episodes by peak priority, summed
+    assert [int(n) for n in baseline[8].split("/")] == [1, 0, 2, 0]   # urgent HH; medium rate and prediction
