@@ -21,7 +21,7 @@ import structlog
 
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
-from earlywarning import states
+from earlywarning import states as table
 from earlywarning.cap import MSG_TYPES, cap_document, identifier_for
 from earlywarning.drafting import Drafter, Proposal, SubjectRef
 from earlywarning.model import EarlyWarning, Subject, WarningEvent, WarningState
@@ -57,6 +57,8 @@ class WarningDesk:
 
     ``publish(topic, payload, retain)`` sends MQTT messages (QoS 1); ``notify(notice)`` enqueues a
     notification; either may be None (nothing sent). ``audit`` must be on the same `AlertDB`.
+    Call the steps outside any open transaction of that `AlertDB`: inside one, the step joins it and
+    its MQTT message goes out before the outer transaction commits.
     """
 
     def __init__(self, db: AlertDB, settings: WarningSettings, fleet: Fleet, clock: Callable[[], float],
@@ -85,11 +87,11 @@ class WarningDesk:
             raise WarningNotFound(f"no warning {warning_id}")
         return warning
 
-    def query(self, states_: Iterable[WarningState] | None = None, levels: Iterable[WarningLevel] | None = None,
+    def query(self, states: Iterable[WarningState] | None = None, levels: Iterable[WarningLevel] | None = None,
               subject: str | None = None, category: str | None = None, sites: Iterable[str] | None = None,
               limit: int = 500) -> list[EarlyWarning]:
         """Warnings newest first, filtered (see `WarningStore.query`)."""
-        return self.store.query(states_, levels, subject, category, sites, limit)
+        return self.store.query(states, levels, subject, category, sites, limit)
 
     def in_force(self) -> list[EarlyWarning]:
         """Warnings published and not lifted."""
@@ -128,7 +130,7 @@ class WarningDesk:
                 return self._commit(draft, None, created=True)
             level = proposal.level if proposal.level.rank > current.level.rank else current.level
             watch, measures = self.drafter.reguide(current, level, proposal.watch, proposal.measures)
-            after = states.merge(current, proposal.by, proposal.level, proposal.evidence, at, watch, measures,
+            after = table.merge(current, proposal.by, proposal.level, proposal.evidence, at, watch, measures,
                                  proposal.reason)
             if after is None:
                 return WarningChange(current, None)
@@ -136,16 +138,16 @@ class WarningDesk:
 
     def verify(self, warning_id: str, by: str, reason: str | None, at: float | None = None) -> WarningChange:
         """研判/核实: the proposal is warranted; a reason is required."""
-        return self._act(warning_id, lambda w, t: states.verify(w, by, reason, t), at)
+        return self._act(warning_id, lambda w, t: table.verify(w, by, reason, t), at)
 
     def reject(self, warning_id: str, by: str, reason: str | None, at: float | None = None) -> WarningChange:
         """研判: the proposal is not warranted (final, never published); a reason is required."""
-        return self._act(warning_id, lambda w, t: states.reject(w, by, reason, t), at)
+        return self._act(warning_id, lambda w, t: table.reject(w, by, reason, t), at)
 
     def issue(self, warning_id: str, by: str, at: float | None = None, note: str | None = None,
               expires: float | None = None) -> WarningChange:
         """Publish a verified warning (CAP Alert; retained on MQTT; recipients notified)."""
-        return self._act(warning_id, lambda w, t: states.issue(w, by, t, note, expires), at)
+        return self._act(warning_id, lambda w, t: table.issue(w, by, t, note, expires), at)
 
     def adjust(self, warning_id: str, by: str, level: WarningLevel, reason: str | None,
                at: float | None = None) -> WarningChange:
@@ -154,13 +156,13 @@ class WarningDesk:
         def step(warning: EarlyWarning, t: float) -> EarlyWarning:
             allowed = self.drafter.levels(warning.category)
             watch, measures = self.drafter.reguide(warning, level)
-            return states.adjust(warning, by, level, reason, t, allowed, watch, measures)
+            return table.adjust(warning, by, level, reason, t, allowed, watch, measures)
 
         return self._act(warning_id, step, at)
 
     def lift(self, warning_id: str, by: str, reason: str | None, at: float | None = None) -> WarningChange:
         """解除 (art. 70; CAP Cancel; the retained MQTT message cleared); a reason is required."""
-        return self._act(warning_id, lambda w, t: states.lift(w, by, reason, t), at)
+        return self._act(warning_id, lambda w, t: table.lift(w, by, reason, t), at)
 
     def tick(self, now: float) -> list[WarningChange]:
         """Escalate every proposal past its verification deadline: one ``overdue`` step per deadline
@@ -176,7 +178,7 @@ class WarningDesk:
                     step = warning.escalation_step + 1
                     receivers = tuple(chain[step]) if step < len(chain) else ()
                     at = min(now, warning.proposed_at + step * deadline)  # the moment it fell due: replays agree
-                    change = self._commit(states.overdue(warning, at, step, receivers, deadline), warning)
+                    change = self._commit(table.overdue(warning, at, step, receivers, deadline), warning)
                     changes.append(change)
                     warning = change.warning
         return changes

@@ -228,7 +228,7 @@ def test_one_open_warning_per_subject_and_category(room: Room) -> None:
     assert lower.warning.level is WarningLevel.II and lower.warning.evidence.alarm_ids == ("A1", "A2", "A3")
     other = room.propose(category=GAS, level="III")
     assert other.created and other.warning.id != first.id
-    assert len(room.desk.query(states_=[WarningState.PROPOSED])) == 2
+    assert len(room.desk.query(states=[WarningState.PROPOSED])) == 2
 
     room.desk.verify(first.id, "张三", "属实")
     room.desk.issue(first.id, "张三")
