@@ -252,6 +252,15 @@ class Notifier:
             self._insert(f"digest:{site_id}:{int(now)}:{receiver}", None, receiver, "digest", title,
                          "\n".join(lines), doc, now)
 
+    def enqueue_document(self, key: str, receiver: str, event: str, title: str, text: str, document: dict[str, Any],
+                         now: float) -> None:
+        """Queue a notification that is not about one alarm (a warning 预警 step) for ``receiver``'s channels.
+
+        ``document`` is what the receiver gets as ``alert`` (it carries ``tier`` and ``site_id``); the
+        key makes a second enqueue of the same step store nothing new.
+        """
+        self._insert(key, None, receiver, event, title, text, document, now)
+
     def _enqueue(self, key: str, alert: Alert, receivers: list[str], event: str, now: float,
                  status: str = "pending") -> None:
         site = self.fleet.sites.get(alert.site_id)

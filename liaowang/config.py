@@ -7,7 +7,7 @@ Every setpoint carries the ``source`` it came from (a standard's clause or "site
 A configuration folder holds::
 
     liaowang.yaml   runtime settings (MQTT, HTTP, storage, ingest limits, auth tokens)
-    tiers.yaml      device alarm level (gas 一级/二级, process H/HH/L/LL, fire) → platform tier
+    tiers.yaml      device alarm level (gas 一级/二级, process H/HH/L/LL, fire) → alarm priority (tier colour)
     setpoints.yaml  named setpoint profiles, each rung with its source
     sites.yaml      sites with county, kind and GB 18218 major-hazard grade
     sensors.yaml    sensors with site, family, quantity, unit, position, period, setpoints
@@ -27,11 +27,12 @@ from typing import Annotated, Any, Iterable, Literal
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError,
-                      field_validator, model_validator)
+                      ValidationInfo, field_validator, model_validator)
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from liaowang.domain import Family, Reading, ReadingBatch, Tier, parse_time
 from liaowang.alertspec import AlertingSettings
+from liaowang.warningspec import WarningSettings, load_warning_settings
 from liaowang.rulespec import (ConfirmationSpec, FireDetectionSpec, PredictiveSpec, RuleBook, ThresholdSpec)
 
 COUNTIES = ("东昌府区", "茌平区", "临清市", "阳谷县", "莘县", "东阿县", "冠县", "高唐县")
@@ -104,14 +105,21 @@ class SetpointProfile(_Strict):
 
 
 class TierMapping(_Strict):
-    """Maps device alarm levels to platform tiers, by rule, not by colour (DOMAIN.md).
+    """Maps device alarm levels to alarm priorities (tiers), by rule, not by colour (DOMAIN.md).
 
-    ``grade_overrides`` lets a higher-grade major hazard source (GB 18218 grade 1 or 2) map the
-    same level to a higher tier.
+    ``grade_overrides`` lets a major hazard source of a GB 18218 grade map a level to another
+    tier; a key is a level (``H``) or, for one quantity only, ``quantity.level``
+    (``temperature.HH``), which wins over the plain level. ``notes`` say why, with sources.
+
+    >>> m = TierMapping(levels={"H": "blue", "HH": "orange"},
+    ...                 grade_overrides={1: {"H": "yellow", "temperature.HH": "red"}})
+    >>> [m.tier_for("HH", 1, "temperature").priority, m.tier_for("HH", 1, "tank_level").priority,
+    ...  m.tier_for("H", 1, "tank_level").priority, m.tier_for("H").priority]
+    ['urgent', 'high', 'medium', 'low']
     """
 
     levels: dict[str, Tier]
-    grade_overrides: dict[int, dict[str, Tier]] = {}
+    grade_overrides: dict[Literal[1, 2, 3, 4], dict[str, Tier]] = {}
     notes: dict[str, str] = {}
 
     @field_validator("levels", mode="before")
@@ -124,10 +132,24 @@ class TierMapping(_Strict):
     def _parse_overrides(cls, value: Any) -> Any:
         return {g: {k: Tier.parse(v) if isinstance(v, str) else v for k, v in m.items()} for g, m in (value or {}).items()}
 
-    def tier_for(self, level: str, hazard_grade: int | None = None) -> Tier:
-        """The tier a device alarm ``level`` maps to at a site of ``hazard_grade``."""
-        if hazard_grade is not None and level in self.grade_overrides.get(hazard_grade, {}):
-            return self.grade_overrides[hazard_grade][level]
+    @field_validator("grade_overrides", mode="after")
+    @classmethod
+    def _overrides_name_levels(cls, value: dict[int, dict[str, Tier]], info: ValidationInfo) -> dict[int, dict[str, Tier]]:
+        levels = info.data.get("levels", {})
+        for grade, mapping in value.items():
+            for key in mapping:
+                level = key.rpartition(".")[2]
+                if level not in levels:
+                    raise ValueError(f"{grade}.{key}: level {level!r} is not one of levels")
+        return value
+
+    def tier_for(self, level: str, hazard_grade: int | None = None, quantity: str | None = None) -> Tier:
+        """The tier a device alarm ``level`` of a ``quantity`` maps to at a site of ``hazard_grade``."""
+        override = self.grade_overrides.get(hazard_grade, {}) if hazard_grade is not None else {}  # type: ignore[call-overload]
+        if quantity is not None and f"{quantity}.{level}" in override:
+            return override[f"{quantity}.{level}"]
+        if level in override:
+            return override[level]
         return self.levels[level]
 
 
@@ -451,6 +473,7 @@ class Config(_Strict):
     fleet: Fleet
     rules: RuleBook = RuleBook.thresholds_only()
     alerting: AlertingSettings = AlertingSettings()
+    warnings: WarningSettings = WarningSettings()
 
 
 def hash_token(token: str) -> str:
@@ -582,8 +605,9 @@ def load_config(folder: str | Path) -> Config:
     if not path.is_dir():
         raise ConfigError(str(path), "-", "configuration folder does not exist")
     fleet = load_fleet(path)
+    alerting = load_alerting(path, fleet)
     return Config(folder=str(path), settings=load_settings(path), fleet=fleet, rules=load_rules(path, fleet),
-                  alerting=load_alerting(path, fleet))
+                  alerting=alerting, warnings=load_warning_settings(path, alerting=alerting, fleet=fleet))
 
 
 def load_alerting(folder: Path, fleet: Fleet) -> AlertingSettings:
@@ -646,10 +670,13 @@ def load_rules(folder: Path, fleet: Fleet) -> RuleBook:
                 for level in getattr(spec, key):
                     if level not in fleet.tiers.levels:
                         raise ConfigError(str(path), f"{where}.{key}.{level}", "level is not mapped in tiers.yaml")
-        if isinstance(spec, (PredictiveSpec, ConfirmationSpec)):
-            level = spec.target_level if isinstance(spec, PredictiveSpec) else spec.level
-            if level not in fleet.tiers.levels:
-                raise ConfigError(str(path), where, f"level {level!r} is not mapped in tiers.yaml")
+        if isinstance(spec, PredictiveSpec) and spec.target_level not in fleet.tiers.levels:
+            raise ConfigError(str(path), where, f"level {spec.target_level!r} is not mapped in tiers.yaml")
+        if isinstance(spec, ConfirmationSpec):
+            for r, rung in enumerate(spec.ladder):
+                if rung.level not in fleet.tiers.levels:
+                    raise ConfigError(str(path), f"{where}.rungs[{r}]" if spec.rungs else where,
+                                      f"level {rung.level!r} is not mapped in tiers.yaml")
         if isinstance(spec, ConfirmationSpec):
             for z, zone in enumerate(spec.zones):
                 for sensor in zone.sensors:

@@ -28,6 +28,7 @@ from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, 
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
 from alerting.mute import OutOfService
+from earlywarning import Notice, WarningDesk
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
 from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink, Sink
@@ -97,6 +98,8 @@ class Pipeline:
         self.publisher = MqttAlertPublisher(self._publisher_client)
         self.notifier = Notifier(self.alert_db, config.alerting, self.fleet, self.alerts, clock,
                                  self._publish_notification)
+        self.warnings = WarningDesk(self.alert_db, config.warnings, self.fleet, clock, publish=self._publish_warning,
+                                    notify=self._notify_warning, audit=self.audit)
         self.supervisor = Supervisor()
         self._pending: list[Signal] = []          # signals not yet committed to alerts.db (guarded by the engine lock)
         self._uncommitted: ReadingBatch | None = None   # the batch whose signals are pending: not submitted twice
@@ -393,6 +396,15 @@ class Pipeline:
         if not changes:
             self.refresh_statuses()
 
+    def _publish_warning(self, topic: str, payload: bytes, retain: bool) -> bool:
+        """Publish a warning (预警) document at QoS 1, retained while the warning is in force."""
+        return self._publisher_client.publish(topic, payload, qos=1, retain=retain).rc == 0
+
+    def _notify_warning(self, notice: Notice) -> None:
+        """Queue a warning step's notification in the outbox (inside the desk's transaction)."""
+        self.notifier.enqueue_document(notice.key, notice.receiver, notice.event, notice.title, notice.text,
+                                       notice.warning, self.clock())
+
     def _publish_notification(self, topic: str, payload: bytes) -> bool:
         info = self._publisher_client.publish(topic, payload, qos=1)
         return info.rc == 0
@@ -404,6 +416,10 @@ class Pipeline:
         changes = self.notifier.tick(now)  # escalations record themselves and enqueue their own notifications
         if changes:
             self._publish_changes(changes)
+
+    def check_warning_timers(self) -> None:
+        """Warning proposals nobody verified in time escalate (``overdue``) on the injected clock."""
+        self.warnings.tick(self.clock())
 
     def act(self, action: Callable[[], list[AlertChange]]) -> list[AlertChange]:
         """Run a person's action (or a timer's) and queue its notifications in one transaction, then publish.
@@ -480,7 +496,7 @@ class Pipeline:
                 duties.append(self.check_disks)
             duties.append(self.flush_rules)
             if beat % 4 == 0:
-                duties += [self.check_time_rules, self.check_alert_timers]
+                duties += [self.check_time_rules, self.check_alert_timers, self.check_warning_timers]
             if self.clock() - self._last_snapshot >= self.settings.rules.snapshot_every_s:
                 duties.append(self.snapshot)
             if self.clock() - self._last_retention >= RETENTION_EVERY_S:
