@@ -8,7 +8,7 @@ lives in `rules/`). Every number that decides a tier records its ``source``. Kin
     predictive      time until a setpoint is reached on the window's trend, under a horizon
     stuck           a value that does not move over a window where noise is expected (fault)
     out_of_range    a value outside the instrument's range (fault)
-    confirmation    k of n detectors of a zone at a level → a higher tier (a confirmed leak)
+    confirmation    k of n detectors of a zone at a level → a higher tier (a confirmed leak), one rung or a ladder
     fire_danger     a daily fire-danger index per forest station (FWI), tiered by class limits
     fire_detection  direct detection (smoke, flame, CO, temperature jump) above the danger tier
 
@@ -153,17 +153,29 @@ class Zone(_Strict):
     sensors: list[str] = Field(min_length=2)
 
 
-class ConfirmationSpec(_Rule):
-    """k of n detectors of one zone at ``level`` or above → ``tier`` for the zone (a confirmed leak).
+class ConfirmationRung(_Strict):
+    """One rung of a confirmation ladder: k detectors at ``level`` or above → ``tier``."""
 
-    Zones are listed, or built from ``radius_m``: matched detectors of one site and quantity
-    within that distance of each other (transitively) form a zone.
+    level: str = Field(description="the ladder level each detector must reach")
+    tier: TierName
+    source: str = Field(min_length=3)
+
+
+class ConfirmationSpec(_Rule):
+    """k of n detectors of one zone at a level → a tier for the zone (a confirmed leak).
+
+    Either one rung (``level`` and ``tier``) or a ladder of ``rungs``, lowest first: the zone
+    shows the highest rung that k of its detectors reach, as one alert that escalates (two
+    detectors at the first level → high, two at the second → urgent). Zones are listed, or built
+    from ``radius_m``: matched detectors of one site and quantity within that distance of each
+    other (transitively) form a zone.
     """
 
     kind: Literal["confirmation"]
     k: int = Field(default=2, ge=2)
-    level: str = Field(default="level1", description="the ladder level each detector must reach")
-    tier: TierName
+    level: str = Field(default="level1", description="one rung: the ladder level each detector must reach")
+    tier: TierName | None = Field(default=None, description="one rung: the zone's tier when confirmed")
+    rungs: list[ConfirmationRung] = Field(default=[], description="a ladder of rungs instead of level and tier")
     zones: list[Zone] = []
     radius_m: float | None = Field(default=None, gt=0)
     source: str = Field(min_length=3)
@@ -172,7 +184,26 @@ class ConfirmationSpec(_Rule):
     def _zones_or_radius(self) -> "ConfirmationSpec":
         if bool(self.zones) == (self.radius_m is not None):
             raise ValueError("give either zones or radius_m")
+        if (self.tier is None) == (not self.rungs):
+            raise ValueError("give either tier (with level) or rungs")
+        if self.rungs:
+            if "level" in self.model_fields_set:
+                raise ValueError("with rungs, each rung names its level (drop level)")
+            tiers = [r.tier for r in self.rungs]
+            if tiers != sorted(tiers) or len(set(tiers)) != len(tiers):
+                raise ValueError("rungs must rise strictly in tier, lowest first")
+            levels = [r.level for r in self.rungs]
+            if len(set(levels)) != len(levels):
+                raise ValueError("rungs must name different levels")
         return self
+
+    @property
+    def ladder(self) -> list[ConfirmationRung]:
+        """The rungs, lowest first (one rung when ``level`` and ``tier`` are given)."""
+        if self.rungs:
+            return list(self.rungs)
+        assert self.tier is not None
+        return [ConfirmationRung(level=self.level, tier=self.tier, source=self.source)]
 
 
 class DangerClass(_Strict):
@@ -214,13 +245,21 @@ class FireDetectionSpec(_Rule):
     """Direct detection at a station: its detectors' alarms, or a temperature jump, raise a station alert.
 
     The tier is the detector's own tier, at least one above the station's current danger tier
-    (evidence of a fire outranks weather danger), at most red.
+    (evidence of a fire outranks weather danger), at most ``unconfirmed_max_tier``. With
+    ``confirm_k``, that many detection signals at the station at once (detectors in alarm and the
+    temperature jump: independent principles agreeing) confirm the fire: ``confirmed_tier``.
     """
 
     kind: Literal["fire_detection"]
     danger_rule: str = Field(description="id of the fire_danger rule whose tier this one outranks")
     jump_rule: str | None = Field(default=None, description="id of a rate_of_change rule on station temperature")
     jump_tier: TierName = Tier.ORANGE
+    unconfirmed_max_tier: TierName = Field(default=Tier.RED, description=(
+        "the highest tier a detection reaches without confirmation, whatever the danger"))
+    confirm_k: int | None = Field(default=None, ge=2, description=(
+        "detection signals at one station at once that confirm a fire (none: no confirmation step)"))
+    confirmed_tier: TierName = Tier.RED
+    source: str | None = Field(default=None, min_length=3, description="where the tiers and the confirmation come from")
 
 
 RuleSpec = Annotated[Union[ThresholdSpec, RateOfChangeSpec, PredictiveSpec, StuckSpec, OutOfRangeSpec,

@@ -13,7 +13,7 @@ from liaowang.rulespec import Match
 
 LEVEL_ZH = {
     "level1": "一级报警", "level2": "二级报警", "H": "高报(H)", "HH": "高高报(HH)", "L": "低报(L)", "LL": "低低报(LL)",
-    "fire_suspected": "疑似火情", "fire_confirmed": "确认火情",
+    "fire_suspected": "疑似火情(烟雾)", "fire_confirmed": "明火信号",
     "rate_rise": "上升速率报警", "rate_fall": "下降速率报警", "fault": "传感器故障", "confirmed": "多点确认",
     "fire_detected": "发现火情",
 }

@@ -1,9 +1,15 @@
 """k-of-n confirmation: detectors of one zone agreeing raise a higher tier than one alone.
 
-A gas detector at its first level alone is a yellow warning; two neighbours at the first level
-are a confirmed leak (red by the default pack). One detector alone at its second level stays at
-its own tier — confirmation needs agreement. The rule listens to the threshold rule's signals,
-so it sees each detector's shown level (after deadband and delays), in event time.
+A gas detector at its first level alone is a medium alarm; with the default pack's ladder, two
+neighbours at the first level are a confirmed leak (high) and two at the second level urgent.
+One detector alone at its second level stays at its own tier — confirmation needs agreement.
+The zone is one alert that climbs the ladder; walking two detectors A and B of a zone (k=2) ::
+
+    A, B        level1, -   level1, level1   level2, level1   level2, level2   -, level2
+    zone        -           high             high             urgent           -
+
+The rule listens to the threshold rule's signals, so it sees each detector's shown level (after
+deadband and delays), in event time.
 
 Zones are configured lists, or built from a radius: matched detectors of one site and quantity
 within ``radius_m`` of each other (transitively) form a zone; a detector with no neighbour forms none.
@@ -18,7 +24,7 @@ import numpy as np
 from liaowang.config import Fleet
 from liaowang.domain import Family
 from liaowang.rulespec import ConfirmationSpec, Zone
-from rules.base import Signal, members
+from rules.base import LEVEL_ZH, Signal, members
 from rules.threshold import ThresholdRule
 
 
@@ -63,7 +69,7 @@ def radius_zones(fleet: Fleet, sensors: list[str], radius_m: float) -> list[Zone
 
 
 class ConfirmationRule:
-    """Counts, per zone, the detectors whose threshold level is at or above ``level``."""
+    """Counts, per zone and rung, the detectors whose threshold level is at or above the rung's level."""
 
     kind = "confirmation"
 
@@ -71,55 +77,67 @@ class ConfirmationRule:
         self.id = spec.id
         self.spec = spec
         self.fleet = fleet
+        self.ladder = spec.ladder
         matched = [fleet.sensor_ids[i] for i in members(fleet, spec.match).tolist()]
         self.zones = list(spec.zones) if spec.zones else radius_zones(fleet, matched, spec.radius_m or 0.0)
         self._zones_of: dict[str, list[int]] = {}
         for z, zone in enumerate(self.zones):
             for sensor_id in zone.sensors:
                 self._zones_of.setdefault(sensor_id, []).append(z)
-        self._qualifying: dict[str, frozenset[str]] = {}
+        self._qualifying: dict[str, tuple[frozenset[str], ...]] = {}  # per sensor, per rung: the levels that count
         for sensor_id in self._zones_of:
             levels = [s.level for s in fleet.setpoints_for(fleet.sensors[sensor_id]) if s.direction == "high"]
-            start = levels.index(spec.level) if spec.level in levels else len(levels)
-            self._qualifying[sensor_id] = frozenset(levels[start:])
-        self.active: list[set[str]] = [set() for _ in self.zones]
-        self.confirmed = np.zeros(len(self.zones), dtype=bool)
+            self._qualifying[sensor_id] = tuple(
+                frozenset(levels[levels.index(rung.level):]) if rung.level in levels else frozenset()
+                for rung in self.ladder)
+        self.active: list[list[set[str]]] = [[set() for _ in self.ladder] for _ in self.zones]
+        self.confirmed = np.zeros(len(self.zones), dtype=np.int8)  # rungs confirmed per zone (0: none)
 
     def on_signals(self, signals: list[Signal]) -> list[Signal]:
-        """Follow the threshold signals (event-time order); return zone confirmations and their ends."""
+        """Follow the threshold signals (event-time order); return zone confirmations, their steps and ends."""
         out = []
         for signal in signals:
             if signal.kind != "threshold" or signal.subject not in self._zones_of:
                 continue
-            at_level = signal.level in self._qualifying[signal.subject]
             for z in self._zones_of[signal.subject]:
-                (self.active[z].add if at_level else self.active[z].discard)(signal.subject)
-                now_confirmed = len(self.active[z]) >= self.spec.k
-                if now_confirmed != self.confirmed[z]:
-                    self.confirmed[z] = now_confirmed
+                for r, levels in enumerate(self._qualifying[signal.subject]):
+                    (self.active[z][r].add if signal.level in levels else self.active[z][r].discard)(signal.subject)
+                shown = self._shown(z)
+                if shown != self.confirmed[z]:
+                    self.confirmed[z] = shown
                     out.append(self._signal(z, signal))
         return out
+
+    def _shown(self, z: int) -> int:
+        """How many rungs of the ladder k detectors of zone ``z`` reach."""
+        return max((r + 1 for r, members_ in enumerate(self.active[z]) if len(members_) >= self.spec.k), default=0)
 
     def rebuild(self, threshold: ThresholdRule) -> None:
         """Recompute zone membership from the threshold rule's state (after a restore)."""
         for z, zone in enumerate(self.zones):
-            self.active[z] = {s for s in zone.sensors
-                              if (rung := threshold.level_of(self.fleet.sensor_index[s])) is not None
-                              and rung.level in self._qualifying[s]}
-            self.confirmed[z] = len(self.active[z]) >= self.spec.k
+            for r in range(len(self.ladder)):
+                self.active[z][r] = {s for s in zone.sensors
+                                     if (rung := threshold.level_of(self.fleet.sensor_index[s])) is not None
+                                     and rung.level in self._qualifying[s][r]}
+            self.confirmed[z] = self._shown(z)
 
     def _signal(self, z: int, cause: Signal) -> Signal:
         zone = self.zones[z]
-        count = len(self.active[z])
+        shown = int(self.confirmed[z])
         site = self.fleet.sensors[zone.sensors[0]].site_id
-        if self.confirmed[z]:
-            names = "、".join(sorted(self.active[z]))
-            message = f"{zone.id} 区域 {count} 个探测器同时报警 ({names}), 确认泄漏"
+        if shown:
+            rung = self.ladder[shown - 1]
+            agreeing = self.active[z][shown - 1]
+            count = len(agreeing)
+            names = "、".join(sorted(agreeing))
+            message = (f"{zone.id} 区域 {count} 个探测器达到{LEVEL_ZH.get(rung.level, rung.level)} ({names}), "
+                       "多点确认泄漏")
         else:
+            rung, count = None, len(self.active[z][0])
             message = f"{zone.id} 区域报警探测器减少至 {count} 个, 解除确认"
         return Signal(rule_id=self.id, kind=self.kind, subject=zone.id, site_id=site,
                       family=self.fleet.sensors[zone.sensors[0]].family if zone.sensors else Family.GAS,
-                      tier=self.spec.tier if self.confirmed[z] else None, level="confirmed" if self.confirmed[z] else None,
+                      tier=rung.tier if rung else None, level="confirmed" if rung else None,
                       value=float(count), threshold=float(self.spec.k), unit="个", ts=cause.ts, message=message)
 
     def subjects(self) -> list[str]:
@@ -127,7 +145,7 @@ class ConfirmationRule:
         return [zone.id for zone in self.zones]
 
     def state(self) -> dict[str, np.ndarray]:
-        """Whether each zone is confirmed (membership is rebuilt from the threshold rule on restore)."""
+        """How many rungs each zone has confirmed (membership is rebuilt from the threshold rule on restore)."""
         return {"confirmed": self.confirmed}
 
     def restore(self, arrays: dict[str, np.ndarray], rows: np.ndarray, into: np.ndarray) -> None:

@@ -12,7 +12,13 @@ The index is pluggable: `DANGER_INDICES` maps a spec's ``index`` to a `DangerInd
 text is not available to us; FWI (Van Wagner & Pickett 1985) with EFFIS-style classes is the default.
 
 Direct detection (smoke, flame, CO, a temperature jump) is evidence of a fire, not of danger: the
-station's detection alert takes the detector's tier but at least one above the station's danger tier.
+station's detection alert takes the detector's tier but at least one above the station's danger tier,
+up to the spec's ``unconfirmed_max_tier``; when ``confirm_k`` signals agree at the station (smoke and
+flame, say, or flame and a temperature jump) the fire is confirmed and takes ``confirmed_tier``.
+With the default pack, walking a fire at a station under a medium (very high) danger::
+
+    signals     smoke            + temperature jump    + flame          all gone
+    station     high             urgent (2 agree)      urgent           -
 """
 
 from __future__ import annotations
@@ -231,20 +237,35 @@ class FireDetectionRule:
                 out.append(change)
         return out
 
+    def _tier(self, station: str) -> tuple[int, int, int]:
+        """(tier the station shows, detection signals there, its danger tier); tier 0 when nothing detects.
+
+        The strongest detector's tier, at least one above the danger tier, at most
+        ``unconfirmed_max_tier`` — unless ``confirm_k`` signals agree: then at least ``confirmed_tier``.
+        """
+        rows = self._rows[station]
+        detected = int(self.detecting[rows].max()) if len(rows) else 0
+        count = int(np.count_nonzero(self.detecting[rows]))
+        danger = self.danger.danger_tier(station) if self.danger else 0
+        if not detected:
+            return 0, count, danger
+        tier = min(int(self.spec.unconfirmed_max_tier), max(detected, danger + 1))
+        if self.spec.confirm_k is not None and count >= self.spec.confirm_k:
+            tier = max(tier, int(self.spec.confirmed_tier))
+        return min(int(Tier.RED), tier), count, danger
+
     def _update(self, station: str, cause: Signal) -> Signal | None:
         number = self._station_number.get(station)
         if number is None:
             return None
-        rows = self._rows[station]
-        detected = int(self.detecting[rows].max()) if len(rows) else 0
-        danger = self.danger.danger_tier(station) if self.danger else 0
-        tier = min(int(Tier.RED), max(detected, danger + 1)) if detected else 0
+        tier, count, danger = self._tier(station)
         if tier == self.shown[number]:
             return None
         self.shown[number] = tier
-        count = int(np.count_nonzero(self.detecting[rows]))
-        site = self.fleet.sensor_sites[int(rows[0])]
-        message = (f"{station} 发现火情: {count} 个探测信号 (当前火险预警 {Tier(danger).label_zh if danger else '无'})"
+        site = self.fleet.sensor_sites[int(self._rows[station][0])]
+        confirmed = self.spec.confirm_k is not None and count >= self.spec.confirm_k
+        danger_zh = f"当前火险报警 {Tier(danger).label_zh}" if danger else "当前无火险报警"
+        message = (f"{station} 发现火情: {count} 个探测信号{', 多源确认' if confirmed else ''} ({danger_zh})"
                    if tier else f"{station} 火情探测信号已全部消除")
         return Signal(rule_id=self.id, kind=self.kind, subject=station, site_id=site, family=Family.FOREST,
                       tier=Tier(tier) if tier else None, level="fire_detected" if tier else None, value=float(count),
@@ -262,7 +283,4 @@ class FireDetectionRule:
         """Restore detection tiers and recompute each station's shown tier."""
         self.detecting[into] = arrays["detecting"][rows]
         for station, number in self._station_number.items():
-            rows_ = self._rows[station]
-            detected = int(self.detecting[rows_].max()) if len(rows_) else 0
-            danger = self.danger.danger_tier(station) if self.danger else 0
-            self.shown[number] = min(int(Tier.RED), max(detected, danger + 1)) if detected else 0
+            self.shown[number] = self._tier(station)[0]

@@ -53,10 +53,11 @@ class ThresholdRule:
             if spec is None:
                 ladders.append(None)
                 continue
-            key = (id(setpoints), site.hazard_grade, spec.id)  # profiles hand out one list to all their sensors
+            # profiles hand out one list to all their sensors (of one quantity); tiers depend on grade and quantity
+            key = (id(setpoints), site.hazard_grade, sensor.quantity, spec.id)
             if key not in shared:
-                rungs = [Rung(level=s.level, tier=fleet.tiers.tier_for(s.level, site.hazard_grade), set=s.set,
-                              reset=s.reset, high=s.direction == "high", on_delay=spec.on_delay_s.get(s.level, 0.0),
+                rungs = [Rung(level=s.level, tier=fleet.tiers.tier_for(s.level, site.hazard_grade, sensor.quantity),
+                              set=s.set, reset=s.reset, high=s.direction == "high", on_delay=spec.on_delay_s.get(s.level, 0.0),
                               off_delay=spec.off_delay_s.get(s.level, 0.0)) for s in setpoints]
                 shared[key] = Ladder(highs=tuple(r for r in rungs if r.high), lows=tuple(r for r in rungs if not r.high))
             ladders.append(shared[key])

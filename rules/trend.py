@@ -1,4 +1,4 @@
-"""Trend rules on event-time windows: rate of change (报警 on speed) and predictive early warning (预警).
+"""Trend rules on event-time windows: rate of change (报警 on speed) and predictive alarms (预测报警).
 
 Both fit a least-squares line to each sensor's window (`rules.window`) at every reading:
 
