@@ -54,8 +54,11 @@ def test_gas_setpoints_stay_under_gbt50493_ceilings(fleet):
 
 def test_second_level_gas_alarm_maps_to_orange(fleet):
     assert fleet.tiers.tier_for("level2") is Tier.ORANGE
-    assert fleet.tiers.tier_for("HH", hazard_grade=1) is Tier.RED
+    assert fleet.tiers.tier_for("HH", hazard_grade=1, quantity="temperature") is Tier.RED
+    assert fleet.tiers.tier_for("HH", hazard_grade=1, quantity="tank_level") is Tier.ORANGE
+    assert fleet.tiers.tier_for("LL", hazard_grade=1, quantity="tank_level") is Tier.ORANGE  # LL protects a pump
     assert fleet.tiers.tier_for("HH", hazard_grade=4) is Tier.ORANGE
+
 
 
 def _broken_copy(tmp_path: Path, file: str, mutate) -> Path:
@@ -81,6 +84,15 @@ def _broken_copy(tmp_path: Path, file: str, mutate) -> Path:
     ("liaowang.yaml", lambda d: d["mqtt"].update(prot=1883), "mqtt.prot", "unknown key"),
     ("liaowang.yaml", lambda d: d["storage"].update(retention_days=7), "storage.retention_days", "greater than or equal to 30"),
     ("tiers.yaml", lambda d: d["levels"].update(level1="purple"), "levels", "unknown priority"),
+    # a typo in a quantity-qualified override is an error naming it, not a rule that silently never applies
+    ("tiers.yaml", lambda d: d["grade_overrides"][1].update({"temperature.HHH": "red"}), "grade_overrides",
+     "1.temperature.HHH: level 'HHH' is not one of levels"),
+    ("tiers.yaml", lambda d: d["grade_overrides"].update({5: {"H": "red"}}), "grade_overrides", "1, 2, 3 or 4"),
+    ("rules.yaml", lambda d: d["rules"][1]["rungs"][1].update(level="level3"), "rules[1].rungs[1]", "not mapped"),
+    ("rules.yaml", lambda d: d["rules"][1]["rungs"][1].update(tier="yellow"), "rules[1]", "rise strictly in tier"),
+    ("rules.yaml", lambda d: d["rules"][1].update(tier="red"), "rules[1]", "either tier (with level) or rungs"),
+    ("rules.yaml", lambda d: d["rules"][-1].update(confirm_k=1), "rules[14].fire_detection.confirm_k",
+     "greater than or equal to 2"),
 ])
 def test_broken_configuration_names_file_key_and_reason(tmp_path, file, mutate, key, reason):
     folder = _broken_copy(tmp_path, file, mutate)

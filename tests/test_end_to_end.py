@@ -104,8 +104,10 @@ def test_the_simulated_fleet_raises_alerts_of_all_three_families(running):
     wait_until(lambda: {a["family"] for a in api.get("/api/v1/alerts").json()} == {"gas", "hazard", "forest"})
     tiers = {(a["subject"], a["tier"]) for a in api.get("/api/v1/alerts").json()}
     assert ("LC-LUXI-GD-01", "orange") in tiers
-    assert ("LC-XFPVC-T101-TT", "red") in tiers  # grade-1 source: HH maps to red
-    assert ("LC-DEHH-WS1-FL", "red") in tiers
+    assert ("LC-XFPVC-T101-TT", "red") in tiers  # grade-1 source: temperature HH is urgent
+    assert ("LC-DEHH-WS1-FL", "orange") in tiers  # a flame detector alone is high ...
+    assert ("LC-DEHH-WS1", "red") in tiers        # ... the station's fire, confirmed by a second signal, urgent
+    assert ("LC-LUXI-combustible-gas-Z1", "orange") in tiers  # two detectors agreeing at the first level: high
     assert families
 
 

@@ -61,10 +61,30 @@ def test_two_neighbouring_detectors_confirm_a_leak(demo_config, tmp_path):
     assert log == [
         ("raised", rule, "LC-LUXI-GD-01", "yellow", 40.0),
         ("raised", rule, "LC-LUXI-GD-02", "yellow", 50.0),
-        ("raised", "gas.confirmed_leak", zone, "red", 50.0),    # two of the zone at level1: a confirmed leak
+        ("raised", "gas.confirmed_leak", zone, "orange", 50.0),  # two of the zone at level1: confirmed, high
         ("resolved", rule, "LC-LUXI-GD-01", "yellow", 130.0),   # back at +120, plus the 10 s off-delay
-        ("resolved", "gas.confirmed_leak", zone, "red", 130.0),
+        ("resolved", "gas.confirmed_leak", zone, "orange", 130.0),
         ("resolved", rule, "LC-LUXI-GD-02", "yellow", 150.0),
+    ]
+
+
+def test_two_detectors_at_the_second_level_make_the_confirmed_leak_urgent(demo_config, tmp_path):
+    """The zone is one alert climbing the ladder: level1 agreement high, level2 agreement urgent."""
+    fleet = demo_config.fleet
+    feed = (series(fleet, "LC-LUXI-GD-01", 0, 200, 2, lambda t: max(0.5, min(45.0, t - 20.0)) if t < 120 else 0.5)
+            + series(fleet, "LC-LUXI-GD-02", 0, 200, 2, lambda t: max(0.5, min(45.0, t - 30.0)) if t < 140 else 0.5))
+    log = run_pack(demo_config, tmp_path, feed).log
+    rule, zone = "gas.combustible_gas.threshold", "LC-LUXI-combustible-gas-Z1"
+    assert log == [
+        ("raised", rule, "LC-LUXI-GD-01", "yellow", 40.0),       # 20 %LEL at +40
+        ("raised", rule, "LC-LUXI-GD-02", "yellow", 50.0),
+        ("raised", "gas.confirmed_leak", zone, "orange", 50.0),   # two at level1
+        ("escalated", rule, "LC-LUXI-GD-01", "orange", 60.0),     # 40 %LEL at +60
+        ("escalated", rule, "LC-LUXI-GD-02", "orange", 70.0),
+        ("escalated", "gas.confirmed_leak", zone, "red", 70.0),   # two at level2: urgent
+        ("resolved", rule, "LC-LUXI-GD-01", "orange", 130.0),     # GD-01 clean at +120, 10 s off-delay
+        ("resolved", "gas.confirmed_leak", zone, "red", 130.0),   # one detector left: no agreement at any level
+        ("resolved", rule, "LC-LUXI-GD-02", "orange", 150.0),
     ]
 
 
@@ -132,13 +152,13 @@ def test_a_sensor_going_silent_keeps_its_alert_marked_as_source_lost(demo_config
 
 
 def test_a_value_flapping_around_a_setpoint_gives_one_alert(demo_config, tmp_path):
-    # 齐鲁漆业 is a grade-4 source: H (40, reset 38) must hold 10 s; H maps to blue
+    # 齐鲁漆业 is a grade-4 source: H (40, reset 38) must hold 10 s; H at a major hazard source is medium
     feed = series(demo_config.fleet, "LC-QLQY-T101-TT", 0, 640, 5,
                   lambda t: 30.0 if t >= 600 else (40.5 if int(t / 5) % 2 == 0 else 39.5))
     log = run_pack(demo_config, tmp_path, feed).log
     assert log == [
-        ("raised", "hazard.temperature.threshold", "LC-QLQY-T101-TT", "blue", 10.0),    # 40.5 at 0 held to +10
-        ("resolved", "hazard.temperature.threshold", "LC-QLQY-T101-TT", "blue", 610.0),  # 30 at +600, off-delay 10 s
+        ("raised", "hazard.temperature.threshold", "LC-QLQY-T101-TT", "yellow", 10.0),    # 40.5 at 0 held to +10
+        ("resolved", "hazard.temperature.threshold", "LC-QLQY-T101-TT", "yellow", 610.0),  # 30 at +600, off-delay 10 s
     ]
 
 
@@ -153,11 +173,11 @@ def test_fire_ignition_under_high_danger_outranks_the_danger(demo_config, tmp_pa
     noon = 4 * 3600
     # smoke reaches 8 %obs/m (fire_suspected) when 0.3 + (t - fire_at)/20 >= 8: at fire_at + 154, read at +180
     assert log == [
-        ("raised", "forest.fwi", "LC-DEHH-WS1", "yellow", float(noon)),   # day 1 FWI 25.1: class high → yellow
+        ("raised", "forest.fwi", "LC-DEHH-WS1", "blue", float(noon)),     # day 1 FWI 25.1: class high → low
         ("raised", "forest.smoke.threshold", "LC-DEHH-WS1-SM", "orange", fire_at + 180),
-        ("raised", "forest.fire_detected", "LC-DEHH-WS1", "orange", fire_at + 180),  # above the yellow danger
-        ("raised", "forest.flame.threshold", "LC-DEHH-WS1-FL", "red", fire_at + 600.0),
-        ("escalated", "forest.fire_detected", "LC-DEHH-WS1", "red", fire_at + 600.0),
+        ("raised", "forest.fire_detected", "LC-DEHH-WS1", "orange", fire_at + 180),  # one signal: high, unconfirmed
+        ("raised", "forest.flame.threshold", "LC-DEHH-WS1-FL", "orange", fire_at + 600.0),  # a flame alone: high
+        ("escalated", "forest.fire_detected", "LC-DEHH-WS1", "red", fire_at + 600.0),  # smoke and flame agree: urgent
     ]
 
 
@@ -179,7 +199,9 @@ def test_fwi_rule_follows_the_fwi_system_day_by_day(demo_config):
         expected.append(round(result.fwi, 2))
     rule = engine.by_id["forest.fwi"]
     assert round(float(rule.value[rule.stations.index("LC-DEHH-WS1")]), 2) == expected[-1]
-    assert [s.value for s in signals] == [expected[0], expected[1], expected[2], expected[3]]
+    # days 1-2 are class high (an alarm, low); day 3 moderate clears it; day 4 (low class) has nothing to say
+    assert [s.value for s in signals] == [expected[0], expected[1], expected[2]]
+    assert [s.tier.colour if s.tier else None for s in signals] == ["blue", "blue", None]
     assert expected[2] < expected[1]  # the rain of day 3 (12 mm) lowers the index
 
 

@@ -55,12 +55,28 @@ def test_older_and_duplicate_readings_do_not_move_the_ladder(fleet):
 def test_low_ladder_and_grade_override(fleet):
     rule = ThresholdRule(fleet)
     rule.fleet = fleet
-    # LC-LUXI is a GB 18218 grade-1 source: LL maps to red, L to yellow.
+    # LC-LUXI is a GB 18218 grade-1 source: L is medium there, LL high — never urgent on a storage tank.
     signals = feed(rule, "LC-LUXI-T101-LT", "LC-LUXI", [5.0, 1.1, 0.5, 0.9, 1.5])
-    assert [(s.level, s.tier) for s in signals] == [("L", Tier.YELLOW), ("LL", Tier.RED), ("L", Tier.YELLOW), (None, None)]
-    # LC-QLQY is grade 4: HH stays orange.
+    assert [(s.level, s.tier) for s in signals] == [("L", Tier.YELLOW), ("LL", Tier.ORANGE), ("L", Tier.YELLOW),
+                                                    (None, None)]
+    # LC-QLQY is grade 4: HH stays high.
     signals = feed(rule, "LC-QLQY-T101-TT", "LC-QLQY", [30, 55])
     assert [(s.level, s.tier) for s in signals] == [("HH", Tier.ORANGE)]
+
+
+def test_grade_1_temperature_and_pressure_hh_are_urgent_but_level_hh_is_high(fleet):
+    """tiers.yaml grade_overrides by quantity: temperature.HH and pressure.HH at grade 1 only."""
+    rule = ThresholdRule(fleet)
+    rule.fleet = fleet
+    assert [(s.level, s.tier) for s in feed(rule, "LC-XFPVC-T101-TT", "LC-XFPVC", [30, 45, 55])] == [
+        ("H", Tier.YELLOW), ("HH", Tier.RED)]
+    assert [(s.level, s.tier) for s in feed(rule, "LC-XFPVC-T101-PT", "LC-XFPVC", [0.5, 0.95])] == [("HH", Tier.RED)]
+    assert [(s.level, s.tier) for s in feed(rule, "LC-XFPVC-T101-LT", "LC-XFPVC", [6.0, 11.0])] == [("HH", Tier.ORANGE)]
+    # 信发化工 is grade 2: temperature HH is high there; H medium (a major hazard source)
+    assert [(s.level, s.tier) for s in feed(rule, "LC-XFHG-T101-TT", "LC-XFHG", [30, 45, 55])] == [
+        ("H", Tier.YELLOW), ("HH", Tier.ORANGE)]
+    # a chemical park's shared tank is no graded source: H low
+    assert [(s.level, s.tier) for s in feed(rule, "LC-HGYQ-T101-TT", "LC-HGYQ", [30, 45])] == [("H", Tier.BLUE)]
 
 
 def test_sensors_without_setpoints_raise_nothing(fleet):
