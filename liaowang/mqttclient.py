@@ -1,15 +1,23 @@
 """One way to make a paho-mqtt client, shared by ingest, alerting and the simulators.
 
-A leaf module (imports only paho and the settings model), so any stage may use it.
+A leaf module (imports only paho, structlog and the settings model), so any stage may use it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import paho.mqtt.client as mqtt
+import structlog
 
 from liaowang.config import MqttSettings
+
+log = structlog.get_logger("mqtt")
+
+
+class ConnectRefused(ConnectionError):
+    """The broker refused the CONNECT (credentials, client id) or did not answer in time."""
 
 
 def make_client(settings: MqttSettings, client_id: str, *, persistent: bool = False,
@@ -28,7 +36,41 @@ def make_client(settings: MqttSettings, client_id: str, *, persistent: bool = Fa
     client.max_inflight_messages_set(max_inflight)
     client.max_queued_messages_set(10_000)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+    def say_why_refused(c: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+        # paho retries a refused CONNECT for ever without a word: say it (callers may replace this)
+        if getattr(reason, "is_failure", False):
+            log.error("mqtt_connect_refused", client_id=client_id, username=settings.username, reason=str(reason),
+                      host=settings.host, port=settings.port,
+                      hint="the embedded broker admits Liaowang's own user and configured gateways only (docs/broker.md)")
+
+    client.on_connect = say_why_refused
     return client
+
+
+def connect_and_wait(client: mqtt.Client, settings: MqttSettings, timeout: float = 10.0) -> None:
+    """Connect, start the network loop and return once the broker accepted the CONNECT.
+
+    Raises ConnectRefused if the broker refused it or did not answer within ``timeout``.
+    """
+    answered = threading.Event()
+    reasons: list[object] = []
+    previous = client.on_connect
+
+    def on_connect(c: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+        reasons.append(reason)
+        answered.set()
+        if previous is not None:
+            previous(c, userdata, flags, reason, props)
+
+    client.on_connect = on_connect
+    client.connect(settings.host, settings.port, settings.keepalive_s)
+    client.loop_start()
+    if not answered.wait(timeout) or getattr(reasons[0], "is_failure", False):
+        client.loop_stop()
+        why = str(reasons[0]) if reasons else f"no answer within {timeout} s"
+        raise ConnectRefused(f"MQTT broker {settings.host}:{settings.port} refused {settings.username or 'anonymous'}: {why}")
+    client.on_connect = previous
 
 
 class BoundedPublisher:

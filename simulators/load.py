@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from liaowang.config import MqttSettings
-from liaowang.mqttclient import BoundedPublisher, make_client
+from liaowang.mqttclient import BoundedPublisher, connect_and_wait, make_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +43,7 @@ def run_load(settings: MqttSettings, sensors: int = 100_000, rate_hz: float = 1.
     topics = [f"liaowang/v1/readings/{site}" for site in sites]
     client = make_client(settings, f"liaowang-load-{int(time.time() * 1000) % 10_000_000}")
     client.max_queued_messages_set(0)
-    client.connect(settings.host, settings.port, settings.keepalive_s)
-    client.loop_start()
+    connect_and_wait(client, settings)  # a refused login is an error here, not a load of 0 readings/s
     out = BoundedPublisher(client, max_outstanding=2000)
     period = 1.0 / rate_hz
     started = time.monotonic()
@@ -64,8 +63,10 @@ def run_load(settings: MqttSettings, sensors: int = 100_000, rate_hz: float = 1.
         wait = started + tick * period - time.monotonic()
         if wait > 0:
             stop.wait(wait)
-    out.flush(120)
+    acknowledged = out.flush(120)
     seconds = time.monotonic() - started
     client.disconnect()
     client.loop_stop()
+    if not acknowledged:
+        raise RuntimeError(f"the broker did not acknowledge every one of {messages:,} messages within 120 s")
     return LoadResult(readings, messages, seconds)

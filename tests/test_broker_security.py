@@ -29,6 +29,7 @@ from liaowang.broker import (AmqttBroker, BrokerRefused, Credentials, exposure_p
                              start_broker)
 from liaowang.broker_auth import hash_password, own_credentials, verify_password
 from liaowang.config import MqttGateway, MqttSettings
+from liaowang.mqttclient import ConnectRefused
 from liaowang.pipeline import Pipeline
 
 from .conftest import CONFIG_DIR, config_for, free_port, mqtt_client, start_test_broker, wait_until
@@ -257,3 +258,11 @@ def test_amqtt_logs_a_stream_of_garbage_after_connect_a_few_times_only(tmp_path,
         if record.name.startswith("amqtt"):
             per_logger[record.name] = per_logger.get(record.name, 0) + 1
     assert per_logger and max(per_logger.values()) <= 5, per_logger
+
+
+def test_a_tool_refused_by_the_broker_says_so_instead_of_publishing_nothing(guarded):
+    from simulators.load import run_load
+
+    wrong = MqttSettings(port=guarded.port, username="liaowang", password=SecretStr("not-the-password"))
+    with pytest.raises(ConnectRefused, match="refused liaowang"):
+        run_load(wrong, sensors=10, rate_hz=1, batch=10, duration_s=1)
