@@ -9,7 +9,7 @@ A configuration folder holds::
     liaowang.yaml   runtime settings (MQTT, HTTP, storage, ingest limits, auth tokens)
     tiers.yaml      device alarm level (gas 一级/二级, process H/HH/L/LL, fire) → alarm priority (tier colour)
     setpoints.yaml  named setpoint profiles, each rung with its source
-    sites.yaml      sites with county, kind and GB 18218 major-hazard grade
+    sites.yaml      sites with county, kind, GB 18218 major-hazard grade and hazard units (liaowang.hazardunits)
     sensors.yaml    sensors with site, family, quantity, unit, position, period, setpoints
     rules.yaml      rule specifications (liaowang.rulespec); optional: without it, thresholds only
 
@@ -32,6 +32,8 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from liaowang.domain import Family, Reading, ReadingBatch, Tier, parse_time
 from liaowang.alertspec import AlertingSettings
+from liaowang.hazardunits import (HazardIndex, HazardUnit, Members, ResponsibleContact, site_unit_problems,
+                                  unit_sensor_problems)
 from liaowang.warningspec import WarningSettings, load_warning_settings
 from liaowang.rulespec import (ConfirmationSpec, FireDetectionSpec, PredictiveSpec, RuleBook, ThresholdSpec)
 
@@ -165,10 +167,14 @@ class Site(_Strict):
     kind: Literal["chemical_park", "enterprise", "forest", "lifeline"]
     lon: float = Field(ge=115.0, le=117.0)
     lat: float = Field(ge=35.5, le=37.2)
-    hazard_grade: Literal[1, 2, 3, 4] | None = Field(default=None, description="GB 18218-2018 major hazard source grade")
+    hazard_grade: Literal[1, 2, 3, 4] | None = Field(default=None, description=(
+        "GB 18218-2018 grade of its highest hazard unit (kept for compatibility: tiers map by it)"))
     hazard_r: float | None = Field(default=None, ge=0, description="GB 18218-2018 R value behind the grade")
     responsible: list[str] = []
     position_source: str = "approximate, for the demo"
+    hazard_units: list[HazardUnit] = Field(default=[], exclude=True, description=(
+        "major hazard sources (生产/储存单元) with their own grade, R, substances, sensors and 包保责任人; "
+        "left out of model_dump: phone numbers are served by the hazard-unit API only"))
 
     @model_validator(mode="after")
     def _grade_matches_r(self) -> "Site":
@@ -176,6 +182,9 @@ class Site(_Strict):
             expected = 1 if self.hazard_r >= 100 else 2 if self.hazard_r >= 50 else 3 if self.hazard_r >= 10 else 4
             if expected != self.hazard_grade:
                 raise ValueError(f"hazard_r {self.hazard_r} gives GB 18218 grade {expected}, not {self.hazard_grade}")
+        problem = site_unit_problems(self.kind, self.hazard_grade, self.hazard_r, self.hazard_units)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
@@ -258,6 +267,31 @@ class Fleet(_Strict):
         if sensor.range is not None:
             return sensor.range
         return self.profiles[sensor.profile].range if sensor.profile else None
+
+    @cached_property
+    def hazards(self) -> HazardIndex:
+        """Lookups over the hazard units (major hazard sources) of every site."""
+        return HazardIndex(self.sites)
+
+    def hazard_unit(self, unit_id: str) -> HazardUnit | None:
+        """The hazard unit ``unit_id`` (any site), or None; its site is ``hazards.site_of[unit_id]``."""
+        return self.hazards.unit(unit_id)
+
+    def units_of(self, site_id: str) -> tuple[HazardUnit, ...]:
+        """The hazard units of a site (none for a site without them)."""
+        return self.hazards.units_of(site_id)
+
+    def unit_of_sensor(self, sensor_id: str) -> HazardUnit | None:
+        """The hazard unit a sensor watches, or None."""
+        return self.hazards.unit_of_sensor(sensor_id)
+
+    def responsible_persons(self, site_id: str, unit_id: str | None = None) -> list[ResponsibleContact]:
+        """The 包保责任人 (role, name, phone) of one unit, or of every unit of the site."""
+        return self.hazards.responsible(site_id, unit_id)
+
+    def responsible_for(self, site_id: str, subject: str, members: Members | None = None) -> list[ResponsibleContact]:
+        """The 包保责任人 for an alarm's ``subject`` (a sensor, a zone through ``members``, ``site:{id}``)."""
+        return self.hazards.responsible_for(site_id, subject, members)
 
 
 # ---------------------------------------------------------------- runtime settings
@@ -596,6 +630,8 @@ def load_fleet(folder: Path) -> Fleet:
             if rung.level not in tiers.levels:
                 raise ConfigError(str(sensors_path), f"{where}.setpoints[{i}].level",
                                   f"level {rung.level!r} is not mapped in tiers.yaml")
+    for key, reason in unit_sensor_problems(sites, sensors)[:1]:
+        raise ConfigError(str(sites_path), key, reason)
     return Fleet(sites=sites, sensors=sensors, profiles=profiles, tiers=tiers)
 
 
