@@ -110,6 +110,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"mqtt": mqtt})
     config = config.model_copy(update={"settings": settings})
     pipeline = Pipeline(config, data_dir)
+    if broker is not None:  # say what a crash would lose, at start-up and in /healthz (docs/broker.md)
+        store = data_dir / "mosquitto" if broker.kind == "mosquitto" else None
+        pipeline.watch_broker_store(store, broker.kind, broker.guarantee)
+        if broker.kind == "amqtt":
+            log.warning("delivery_guarantee_limited", broker="amqtt", guarantee=broker.guarantee,
+                        hint="install mosquitto (apt-get install mosquitto) for a broker that persists its queue")
+        else:
+            log.info("delivery_guarantee", broker=broker.kind, guarantee=broker.guarantee)
     stop_sim = threading.Event()
     sim_thread = None
     try:

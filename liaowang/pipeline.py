@@ -180,6 +180,7 @@ class Pipeline:
         mqtt = self.settings.mqtt
         self._publisher_client.connect_async(mqtt.host, mqtt.port, mqtt.keepalive_s)
         self._publisher_client.loop_start()
+        self.check_disks()  # health knows the volumes from the first request on
         self.ingest.start()
         self.notifier.start()
         self._ticker = self.supervisor.spawn("status-ticker", self._tick)
@@ -346,10 +347,11 @@ class Pipeline:
             self.raise_system([self._system_signal("system.stage", f"stage:{status.name}", None,
                                                    f"处理线程 {status.name} 已重启 (第 {status.restarts} 次)")])
 
-    def watch_broker_store(self, path: Path, kind: str, guarantee: str) -> None:
+    def watch_broker_store(self, path: Path | None, kind: str, guarantee: str) -> None:
         """The embedded broker's kind, its delivery guarantee and where it persists (watched for free space)."""
         self.broker_info = {"kind": kind, "guarantee": guarantee}
-        self.disks.watch("broker", path)
+        if path is not None:
+            self.disks.watch("broker", path)
 
     def check_disks(self) -> list[DiskSpace]:
         """Measure the watched volumes; raise or resolve a `_system` disk alarm as one crosses its floor."""

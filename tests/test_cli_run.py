@@ -52,6 +52,9 @@ def test_run_serves_the_map_and_alerts_of_all_three_families_then_stops_cleanly(
     assert len(get_json(base + "/api/v1/map")["features"]) >= 12
     with urllib.request.urlopen(base + "/", timeout=5) as page:
         assert "应急管理一张图" in page.read().decode()
+    health = get_json(base + "/healthz")  # says what a crash of this deployment would lose
+    assert health["broker_kind"] in ("mosquitto", "amqtt") and "crash" in health["delivery_guarantee"]
+    assert health["stages"]["ingest-store"]["state"] == "running" and health["disks"]
     # The demo incidents are scheduled to show all three families within 90 s of start.
     families = wait_until(lambda: {a["family"] for a in get_json(base + "/api/v1/alerts")} >= {"gas", "hazard", "forest"},
                           timeout=90, interval=1.0)
