@@ -14,6 +14,7 @@ priority distribution of docs/alarms.md.
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections import Counter
@@ -122,6 +123,7 @@ class _Driver:
 
     def __init__(self, pipeline: Pipeline, clock: FakeClock, fleet: Fleet) -> None:
         self.pipeline, self.clock, self.fleet = pipeline, clock, fleet
+        self.start = clock.now
         self.delivered: set[tuple[str, float]] = set()
         self.evaluated: set[tuple[str, float]] = set()
         self.late: set[tuple[str, float]] = set()
@@ -154,8 +156,11 @@ class _Driver:
         pipeline.notifier.on_changes = notified  # type: ignore[method-assign]
 
     def tick_until(self, t: float) -> None:
-        """The ticker's flushes up to (not including) ``t`` while readings are held."""
-        beat = self.clock.now + TICK_S
+        """The ticker's flushes up to (not including) ``t`` while readings are held.
+
+        The ticker beats on its own grid (every `TICK_S` from the start), whenever messages arrive.
+        """
+        beat = self.start + (math.floor((self.clock.now - self.start) / TICK_S) + 1) * TICK_S
         while beat < t and self.pipeline.engine.buffer.held:
             self.clock.now = beat
             self.pipeline.flush_rules()
