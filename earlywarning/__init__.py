@@ -4,6 +4,10 @@ A warning is proposed (by a rule, a risk grade or a person), verified or rejecte
 (研判), issued, adjusted and lifted (Emergency Response Law art. 63, 64, 70). `WarningDesk` is the
 only writer; each step is one transaction on ``alerts.db`` (warning, audit, published document,
 notifications), then published on MQTT and as a GB/T 35965.1 / CAP 1.2 document.
+
+The dynamic risk grade of enterprises and hazard units (docs/risk.md): `assess` grades them from
+inherent risk, open alarms, data quality and registered operating states (`OperatingStates`);
+`RiskMonitor` runs it on the clock and proposes warnings through the desk.
 """
 
 from earlywarning.cap import cap_document, cap_xml
@@ -13,7 +17,12 @@ from earlywarning.drafting import Proposal, SubjectRef
 from earlywarning.model import (FINAL_STATES, IN_FORCE_STATES, OPEN_STATES, Area, EarlyWarning, Evidence, HistoryEntry,
                                 Origin, RiskGrade, Subject, SubjectKind, WarningEvent, WarningState)
 from earlywarning.notices import Notice
+from earlywarning.operating import (Commitment, CommitmentDraft, Devices, EntryConflict, EntryNotFound, InvalidEntry,
+                                    OperatingEntry, OperatingError, OperatingStates, OperationDraft)
 from earlywarning.publish import WARNINGS_TOPIC
+from earlywarning.risk import (GRADE_COLOUR, AlarmRecord, Assessment, DataQuality, Factor, FactorGroup, GradeChange,
+                               RiskBoard, SiteRisk, assess)
+from earlywarning.riskmonitor import RiskMonitor, RiskTick
 from earlywarning.states import InvalidWarning, NotAllowed, WarningError, WarningNotFound
 from earlywarning.store import Publication
 from liaowang.warningspec import WarningLevel
@@ -21,4 +30,9 @@ from liaowang.warningspec import WarningLevel
 __all__ = ["FINAL_STATES", "IN_FORCE_STATES", "OPEN_STATES", "WARNINGS_TOPIC", "Area", "EarlyWarning", "Evidence",
            "HistoryEntry", "InvalidWarning", "NotAllowed", "Notice", "Origin", "Proposal", "Publication", "RiskGrade",
            "Subject", "SubjectKind", "SubjectRef", "WarningChange", "WarningDesk", "WarningError", "WarningEvent",
-           "WarningLevel", "WarningNotFound", "WarningState", "cap_document", "cap_xml", "problems", "xml_problems"]
+           "WarningLevel", "WarningNotFound", "WarningState", "cap_document", "cap_xml", "problems", "xml_problems",
+           # the dynamic risk grade (docs/risk.md)
+           "GRADE_COLOUR", "AlarmRecord", "Assessment", "Commitment", "CommitmentDraft", "DataQuality", "Devices",
+           "EntryConflict", "EntryNotFound", "Factor", "FactorGroup", "GradeChange", "InvalidEntry", "OperatingEntry",
+           "OperatingError", "OperatingStates", "OperationDraft", "RiskBoard", "RiskMonitor", "RiskTick", "SiteRisk",
+           "assess"]
