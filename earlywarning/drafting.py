@@ -90,7 +90,8 @@ class Drafter:
             site = sites.get(ref.site_id)
             if site is None:
                 raise WarningNotFound(f"no site {ref.site_id}")
-            return Subject(ref.kind, ref.id, f"{site.name} {ref.id}", site.id, site.county)
+            unit = next((u for u in site.hazard_units if u.id == ref.id), None)  # a registered unit has a name
+            return Subject(ref.kind, ref.id, f"{site.name} {unit.name if unit else ref.id}", site.id, site.county)
         zone = self.settings.zone(ref.id)
         if zone is not None:
             county = zone.county or (sites[zone.site_id].county if zone.site_id in sites else None)
