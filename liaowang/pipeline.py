@@ -340,8 +340,11 @@ class Pipeline:
         """A supervised stage failed or came back: gauge, restart count and a `_system` alarm."""
         self._stage_up.labels(status.name).set(0 if status.state is StageState.FAILED else 1)
         if status.state is StageState.FAILED:
-            self.raise_system([self._system_signal("system.stage", f"stage:{status.name}", Tier.RED,
-                                                   f"处理线程 {status.name} 故障, 正在重启: {status.last_error}")])
+            # high at its first failures (it restarts within seconds); urgent once it keeps failing: blind
+            tier = Tier.RED if status.restarts >= 2 else Tier.ORANGE
+            self.raise_system([self._system_signal("system.stage", f"stage:{status.name}", tier,
+                                                   f"处理线程 {status.name} 故障, 正在重启 (已重启 {status.restarts} 次): "
+                                                   f"{status.last_error}")])
         elif status.state is StageState.RUNNING and status.restarts:
             self._stage_restarts.labels(status.name).inc()
             self.raise_system([self._system_signal("system.stage", f"stage:{status.name}", None,

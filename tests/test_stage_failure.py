@@ -82,7 +82,7 @@ def test_a_dead_store_stage_turns_health_red_raises_an_alarm_restarts_and_loses_
     assert any("ingest-store" in p and "the store stage died" in p for p in down["problems"])
     stage_alarm = wait_until(lambda: [a for a in pipeline.alert_store.query(site_id="_system")
                                       if a.rule_id == "system.stage"], timeout=10)
-    assert stage_alarm[0].tier.colour == "red" and stage_alarm[0].subject == "stage:ingest-store"
+    assert stage_alarm[0].tier.colour == "orange" and stage_alarm[0].subject == "stage:ingest-store"
     # Restarted; the broker redelivers the unacknowledged message; it is evaluated once.
     wait_until(lambda: pipeline.supervisor.status("ingest-store").restarts == 1 and
                api.get("/healthz").status_code == 200, timeout=20)
