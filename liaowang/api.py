@@ -21,6 +21,7 @@ from alerting import STATES, Alert, AlertNotFound, InvalidAction, LifecycleError
 from alerting.audit import FIELDS as AUDIT_FIELDS
 from alerting.lifecycle import flood_onsets
 from alerting.suppress import Suppression
+from liaowang.api_risk import risk_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.domain import Tier, iso
@@ -482,5 +483,6 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         return FileResponse(str(static.joinpath("site.html")), media_type="text/html; charset=utf-8")
 
     app.include_router(warnings_router(pipeline.warnings, auth, fleet, pipeline.clock))
+    app.include_router(risk_router(pipeline.risk, auth, fleet, pipeline.clock))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

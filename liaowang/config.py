@@ -34,6 +34,7 @@ from liaowang.domain import Family, Reading, ReadingBatch, Tier, parse_time
 from liaowang.alertspec import AlertingSettings
 from liaowang.hazardunits import (HazardIndex, HazardUnit, Members, ResponsibleContact, site_unit_problems,
                                   unit_sensor_problems)
+from liaowang.riskspec import RiskSettings, load_risk_settings
 from liaowang.warningspec import WarningSettings, load_warning_settings
 from liaowang.rulespec import (ConfirmationSpec, FireDetectionSpec, PredictiveSpec, RuleBook, ThresholdSpec)
 
@@ -508,6 +509,7 @@ class Config(_Strict):
     rules: RuleBook = RuleBook.thresholds_only()
     alerting: AlertingSettings = AlertingSettings()
     warnings: WarningSettings = WarningSettings()
+    risk: RiskSettings = RiskSettings()
 
 
 def hash_token(token: str) -> str:
@@ -643,7 +645,8 @@ def load_config(folder: str | Path) -> Config:
     fleet = load_fleet(path)
     alerting = load_alerting(path, fleet)
     return Config(folder=str(path), settings=load_settings(path), fleet=fleet, rules=load_rules(path, fleet),
-                  alerting=alerting, warnings=load_warning_settings(path, alerting=alerting, fleet=fleet))
+                  alerting=alerting, warnings=load_warning_settings(path, alerting=alerting, fleet=fleet),
+                  risk=load_risk_settings(path, fleet))
 
 
 def load_alerting(folder: Path, fleet: Fleet) -> AlertingSettings:

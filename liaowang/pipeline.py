@@ -28,7 +28,7 @@ from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, 
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
 from alerting.mute import OutOfService
-from earlywarning import Notice, WarningDesk
+from earlywarning import Notice, RiskMonitor, WarningDesk
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
 from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink, Sink
@@ -100,6 +100,8 @@ class Pipeline:
                                  self._publish_notification)
         self.warnings = WarningDesk(self.alert_db, config.warnings, self.fleet, clock, publish=self._publish_warning,
                                     notify=self._notify_warning, audit=self.audit)
+        self.risk = RiskMonitor(self.alert_db, config.risk, self.fleet, clock, alarms=self.alerts.open_alerts,
+                                desk=self.warnings, audit=self.audit)
         self.supervisor = Supervisor()
         self._pending: list[Signal] = []          # signals not yet committed to alerts.db (guarded by the engine lock)
         self._uncommitted: ReadingBatch | None = None   # the batch whose signals are pending: not submitted twice
@@ -423,7 +425,9 @@ class Pipeline:
             self._publish_changes(changes)
 
     def check_warning_timers(self) -> None:
-        """Warning proposals nobody verified in time escalate (``overdue``) on the injected clock."""
+        """Risk grades on the injected clock (unacknowledged alarms age, operations start and end; a grade
+        at the proposal threshold proposes a warning), then proposals nobody verified in time escalate."""
+        self.risk.tick(self.clock())
         self.warnings.tick(self.clock())
 
     def act(self, action: Callable[[], list[AlertChange]]) -> list[AlertChange]:

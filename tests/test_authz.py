@@ -93,6 +93,17 @@ def endpoints(alert_id: str) -> list[tuple[str, str, dict | None, str | None]]:
         ("POST", "/api/v1/warnings/nonexistent/issue", {}, "duty_officer"),
         ("POST", "/api/v1/warnings/nonexistent/adjust", {"level": "II", "reason": "升级"}, "duty_officer"),
         ("POST", "/api/v1/warnings/nonexistent/lift", {"reason": "解除"}, "duty_officer"),
+        ("GET", "/api/v1/risk", None, None),
+        ("GET", "/api/v1/risk/LC-LUXI", None, None),
+        ("GET", "/api/v1/operating-states", None, None),
+        ("POST", "/api/v1/operating-states", {"site_id": "LC-LUXI", "kind": "hot_work", "from": "2029-01-01T08:00:00+08:00",
+                                               "until": "2029-01-01T12:00:00+08:00"}, "operator"),
+        ("DELETE", "/api/v1/operating-states/nonexistent", None, "operator"),
+        ("POST", "/api/v1/commitments", {"site_id": "LC-LUXI", "date": "2029-01-01", "committed_by": "张三",
+                                         "statement": "今日安全风险研判与承诺"}, "operator"),
+        ("GET", "/api/v1/commitments", None, None),
+        ("GET", "/api/v1/hazard-units", None, None),
+        ("GET", "/api/v1/hazard-units/nonexistent", None, None),
     ]
 
 
@@ -100,7 +111,10 @@ def test_the_matrix_covers_every_api_route(setup):
     client, alert_id, _ = setup
     def template(path: str) -> str:
         path = path.replace(alert_id, "{alert_id}").replace("LC-LUXI-GD-01", "{sensor_id}").replace("LC-LUXI", "{site_id}")
-        return path.replace("warnings/nonexistent", "warnings/{warning_id}").replace("nonexistent", "{window_id}")
+        path = path.replace("warnings/nonexistent", "warnings/{warning_id}").replace("hazard-units/nonexistent",
+                                                                                      "hazard-units/{unit_id}")
+        return path.replace("operating-states/nonexistent", "operating-states/{entry_id}").replace("nonexistent",
+                                                                                                    "{window_id}")
 
     covered = {(m, template(p)) for m, p, _, _ in endpoints(alert_id)}
     # from the OpenAPI schema: included routers (the warnings) are resolved there, not in app.routes
