@@ -158,6 +158,8 @@ def shelve(alert: Alert, by: str, until: float, reason: str, now: float) -> list
         raise LifecycleError(f"alert {alert.id} is {alert.state}; only open alerts are shelved")
     if alert.shelved_until is not None:
         raise LifecycleError(f"alert {alert.id} is already shelved")
+    if alert.suppressed:  # docs/alarms.md, row suppressed: shelve 409 (it is announced to nobody already)
+        raise LifecycleError(f"alert {alert.id} is suppressed by design ({alert.suppressed}); it cannot be shelved")
     if until <= now:
         raise LifecycleError("shelving must end in the future")
     alert.shelved_until, alert.shelved_by, alert.shelve_reason = until, by, reason

@@ -1,0 +1,84 @@
+"""Rows of docs/alarms.md's table the model test (test_alarm_model.py) found broken, as examples.
+
+Each test is a minimal sequence hypothesis shrank to, run on the real manager and notifier over
+one alerts.db, one transaction per step as the pipeline runs them (`Desk`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from alerting import AlertChange, AlertManager, AlertStore, LifecycleError
+from alerting.audit import AuditLog
+from alerting.db import AlertDB
+from alerting.notify import Notifier
+from alerting.suppress import Suppressions
+from liaowang.alertspec import AlertingSettings
+from liaowang.config import Fleet
+from liaowang.domain import Family, Tier, iso
+from liaowang.scenario import FakeClock
+from rules.base import Signal
+
+T0 = 1_795_564_800.0
+GAS = "gas.combustible_gas.threshold"
+TT = "hazard.temperature.threshold"
+SETTINGS = AlertingSettings.model_validate({
+    "receivers": [{"id": "desk", "name": "duty desk", "level": "county_duty_desk", "channels": [{"kind": "log"}]}],
+    "routes": [{"match": {}, "receivers": ["desk"]}],
+    "maintenance": [{"site_id": "LC-LUXI", "start": iso(T0 + 200), "end": iso(T0 + 700), "reason": "年度检修"}],
+})
+
+
+class Desk:
+    """AlertManager + Notifier over one alerts.db; `run` is one step in one transaction (`Pipeline.act`)."""
+
+    def __init__(self, path: Path, fleet: Fleet, clock: FakeClock) -> None:
+        self.path, self.fleet, self.clock = path, fleet, clock
+        self.open()
+
+    def open(self) -> None:
+        self.db = AlertDB(self.path)
+        self.store = AlertStore(self.db)
+        self.manager = AlertManager(self.store, self.fleet, self.clock, SETTINGS, AuditLog(self.db),
+                                    Suppressions(self.db, SETTINGS.maintenance))
+        self.notifier = Notifier(self.db, SETTINGS, self.fleet, self.manager, self.clock)
+
+    def reopen(self) -> None:
+        self.db.close()
+        self.open()
+
+    def run(self, action: Callable[[AlertManager], list[AlertChange]]) -> list[AlertChange]:
+        with self.manager.transaction():
+            changes = action(self.manager)
+            self.notifier.on_changes(changes)
+        return changes
+
+    def outbox(self) -> list[tuple[str, str, str]]:
+        return self.db.conn.execute("SELECT key, kind, status FROM outbox").fetchall()
+
+
+def signal(tier: Tier | None, ts: float, value: float, subject: str = "LC-LUXI-GD-01", rule: str = GAS) -> Signal:
+    family = Family.GAS if rule == GAS else Family.HAZARD
+    return Signal(rule, "threshold", subject, "LC-LUXI", family, tier, "level" if tier else None, value,
+                  20.0 if tier else None, "u", ts, f"{subject} {value}")
+
+
+@pytest.fixture
+def system(tmp_path, fleet):
+    desk = Desk(tmp_path / "alerts.db", fleet, FakeClock(T0))
+    yield desk
+    desk.db.close()
+
+
+def test_a_suppressed_alarm_cannot_be_shelved(system):
+    """Row suppressed, column shelve: 409. It is announced to nobody already; a shelf would only hide
+    that it is there (the shelf outlives the episode and would mute the next one after the window)."""
+    [raised] = system.run(lambda m: m.apply([signal(Tier.YELLOW, T0 + 300, 30.0, "LC-LUXI-T101-TT", TT)]))
+    assert raised.alert.isa_state == "suppressed"  # the site's maintenance window (年度检修) covers it
+    system.clock.now = T0 + 310
+    with pytest.raises(LifecycleError, match="suppressed"):
+        system.run(lambda m: m.shelve(raised.alert.id, "值班员", T0 + 400, "探头标定", "admin"))
+    assert system.manager.shelved() == [] and system.store.get(raised.alert.id).shelved_until is None
