@@ -344,8 +344,9 @@ class AlertManager:
             alert = self._get(alert_id)
             now = self._clock()
             steps = action(alert, now)
-            if not alert.open:
-                self._open.pop((alert.rule_id, alert.subject), None)
+            key = (alert.rule_id, alert.subject)
+            if not alert.open and key in self._open and self._open[key].id == alert.id:  # not a newer episode's
+                del self._open[key]
             changes = self._changes(alert, steps)
             for change in changes:
                 self._save(change, now, by if change.event != Event.RESOLVED else "system", note)

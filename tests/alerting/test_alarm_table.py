@@ -82,3 +82,21 @@ def test_a_suppressed_alarm_cannot_be_shelved(system):
     with pytest.raises(LifecycleError, match="suppressed"):
         system.run(lambda m: m.shelve(raised.alert.id, "值班员", T0 + 400, "探头标定", "admin"))
     assert system.manager.shelved() == [] and system.store.get(raised.alert.id).shelved_until is None
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "close"])
+def test_handling_an_old_episode_keeps_the_new_one_open(system, action):
+    """After normal the next activation is a new episode; acknowledging or closing (消警) the old
+    one must not make the manager forget the new one (its next signal would open a second episode
+    while the first stays open in alerts.db for ever)."""
+    [first] = system.run(lambda m: m.apply([signal(Tier.YELLOW, T0, 25.0, "LC-LUXI-T101-TT", TT)]))
+    system.run(lambda m: m.apply([signal(None, T0 + 1, 3.0, "LC-LUXI-T101-TT", TT)]))  # medium: no latch, over
+    [second] = system.run(lambda m: m.apply([signal(Tier.YELLOW, T0 + 2, 26.0, "LC-LUXI-T101-TT", TT)]))
+    assert second.event == "raised" and second.alert.id != first.alert.id
+    if action == "acknowledge":
+        system.run(lambda m: m.acknowledge(first.alert.id, "值班员", "已复测"))
+    else:
+        system.run(lambda m: m.close(first.alert.id, "值班长", "误报, 已复测"))
+    assert [a.id for a in system.manager.open_alerts()] == [second.alert.id]
+    assert system.run(lambda m: m.apply([signal(Tier.ORANGE, T0 + 3, 45.0, "LC-LUXI-T101-TT", TT)]))[0].event == "escalated"
+    assert [a.id for a in system.store.open_alerts()] == [second.alert.id]
