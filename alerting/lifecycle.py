@@ -176,6 +176,8 @@ class AlertManager:
             alert.latching = alert.latching or self.latches(alert)
         if not alert.open:
             del self._open[key]
+        if not steps:  # the same priority again (or a clear while returned) still updated the value: store it
+            self._store.save(alert)
         return self._changes(alert, steps)
 
     def _open_episode(self, signal: Signal) -> list[AlertChange]:

@@ -100,3 +100,23 @@ def test_handling_an_old_episode_keeps_the_new_one_open(system, action):
     assert [a.id for a in system.manager.open_alerts()] == [second.alert.id]
     assert system.run(lambda m: m.apply([signal(Tier.ORANGE, T0 + 3, 45.0, "LC-LUXI-T101-TT", TT)]))[0].event == "escalated"
     assert [a.id for a in system.store.open_alerts()] == [second.alert.id]
+
+
+def test_the_same_priority_again_stores_the_value_it_updates(system):
+    """'The same priority again only updates the value' — and that update is stored like any other:
+    memory never runs ahead of alerts.db, and a restart shows the same alert."""
+    system.run(lambda m: m.apply([signal(Tier.YELLOW, T0, 25.0)]))
+    assert system.run(lambda m: m.apply([signal(Tier.YELLOW, T0 + 1, 31.5)])) == []  # no event, no announcement
+    [alert] = system.manager.open_alerts()
+    assert alert.value == 31.5 and system.store.get(alert.id).value == 31.5
+    system.reopen()
+    [after] = system.manager.open_alerts()
+    assert after.to_record() == alert.to_record()
+
+
+def test_a_clear_while_returned_stores_the_value_it_updates(system):
+    """A clear of a returned-unacknowledged episode changes no state ('—') but the value it carries is kept."""
+    system.run(lambda m: m.apply([signal(Tier.YELLOW, T0, 25.0), signal(None, T0 + 1, 3.0)]))
+    system.run(lambda m: m.apply([signal(None, T0 + 2, 0.25)]))
+    [alert] = system.manager.open_alerts()
+    assert alert.latched and system.store.get(alert.id).to_record() == alert.to_record()
