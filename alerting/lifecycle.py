@@ -108,6 +108,7 @@ class AlertManager:
         self.reload()
         self._activations: dict[tuple[str, str], deque[float]] = {}
         self._desk_raises: dict[str, deque[tuple[float, str]]] = {}
+        self._noise_undo: list[tuple[deque[float], deque[tuple[float, str]]]] = []  # this transaction's appends
         self.out_of_service_signals = 0
 
     # ------------------------------------------------------------------ transactions
@@ -118,15 +119,24 @@ class AlertManager:
 
         When it fails — a full disk, a locked or broken database — the rows are rolled back and the
         open episodes are reloaded from the store, so memory never runs ahead of what is stored and
-        the same signals or action can simply be retried.
+        the same signals or action can simply be retried (the noise bookkeeping too: a retried raise
+        is one activation for chattering and floods, not one per attempt).
         """
         with self._lock:
+            outer = self._store.db.depth == 0
+            if outer:
+                self._noise_undo.clear()
+                counted = self.out_of_service_signals
             try:
                 with self._store.db.transaction():
                     yield
             except BaseException:
-                if self._store.db.depth == 0:  # the outermost transaction rolled back: forget what it changed
+                if outer:  # the outermost transaction rolled back: forget what it changed
                     self.reload()
+                    for times, raises in reversed(self._noise_undo):
+                        times.pop()
+                        raises.pop()
+                    self.out_of_service_signals = counted
                 raise
 
     def reload(self) -> None:
@@ -250,6 +260,7 @@ class AlertManager:
         desk = self.desk_of(alert)
         raises = self._desk_raises.setdefault(desk, deque())
         raises.append((ts, alert.id))
+        self._noise_undo.append((times, raises))
         while raises and raises[0][0] <= ts - flood.window_s:
             raises.popleft()
         if len(raises) == flood.alerts + 1:  # the flood starts now: its first alert is the first-out

@@ -120,3 +120,20 @@ def test_a_clear_while_returned_stores_the_value_it_updates(system):
     system.run(lambda m: m.apply([signal(None, T0 + 2, 0.25)]))
     [alert] = system.manager.open_alerts()
     assert alert.latched and system.store.get(alert.id).to_record() == alert.to_record()
+
+
+def test_a_batch_retried_after_a_failure_is_counted_once_for_chattering(tmp_path, fleet):
+    """Invariant 4 for the in-process retry of `commit_signals`: a transaction that failed left no
+    trace, so one raise retried twice is one activation, not three (≥ 3 in 60 s is chattering)."""
+    manager = AlertManager(AlertStore(AlertDB(tmp_path / "alerts.db")), fleet, FakeClock(T0), AlertingSettings())
+    assert manager.settings.chattering.activations == 3
+    raise_ = [signal(Tier.YELLOW, T0, 25.0, "LC-LUXI-T101-TT", TT)]
+    for _ in range(2):  # e.g. the outbox write fails (a full disk): the batch is rolled back and retried
+        with pytest.raises(OSError):
+            with manager.transaction():
+                manager.apply(raise_)
+                raise OSError("disk full")
+    [change] = manager.apply(raise_)
+    assert change.event == "raised" and not change.alert.chattering
+    assert [h.event for h in change.alert.history] == ["raised"]
+    assert not manager.in_flood(AlertManager.desk_of(change.alert), T0)
