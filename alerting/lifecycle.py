@@ -50,6 +50,7 @@ class AlertChange:
     event: str
     announce: bool = True
     muted: str | None = None
+    entry: int | None = None  # the history entry this change recorded (its notifications are keyed by it)
 
 
 def flood_onsets(raise_times: Sequence[float], limit: int, window_s: float) -> int:
@@ -230,7 +231,7 @@ class AlertManager:
 
     @staticmethod
     def _changes(alert: Alert, steps: list[Step]) -> list[AlertChange]:
-        return [AlertChange(alert, step.event.value, step.announce, step.muted) for step in steps]
+        return [AlertChange(alert, step.event.value, step.announce, step.muted, step.entry) for step in steps]
 
     def _save(self, change: AlertChange, at: float, actor: str, note: str | None = None) -> None:
         """Store the alert and its audit row (inside the caller's transaction) and log the change."""

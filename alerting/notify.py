@@ -187,7 +187,8 @@ class Notifier:
             # everyone told so far
             told = steps[0] if event in FIRST_RECEIVERS else [r for step in steps[: alert.notify_level + 1] for r in step]
             # the history entry this change recorded: part of the outbox key, so a re-enqueue stores nothing new
-            entry = max((i for i, h in enumerate(alert.history) if h.event == event), default=len(alert.history) - 1)
+            entry = change.entry if change.entry is not None else max(
+                (i for i, h in enumerate(alert.history) if h.event == event), default=len(alert.history) - 1)
             if change.muted:  # recorded in the delivery log as not sent, and why
                 self._enqueue(f"{alert.id}:h{entry}", alert, told, event, now,
                               status="shelved" if change.muted.startswith("shelved") else "suppressed")

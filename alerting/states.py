@@ -37,6 +37,7 @@ class Step:
     event: Event
     announce: bool = True
     muted: str | None = None
+    entry: int | None = None  # the index of the history entry it recorded
 
 
 def mute_of(alert: Alert) -> str | None:
@@ -55,7 +56,7 @@ def record(alert: Alert, at: float, event: Event, *, announce: bool = True, mute
     alert.history.append(HistoryEntry(at=at, event=event.value, tier=alert.tier, by=by, note=note, value=value,
                                       message=message, muted=muted))
     alert.updated_at = max(alert.updated_at, at)
-    return Step(event, announce and muted is None, muted)
+    return Step(event, announce and muted is None, muted, len(alert.history) - 1)
 
 
 def _reach(alert: Alert, signal: Signal) -> None:
