@@ -88,12 +88,6 @@ SETTINGS = AlertingSettings.model_validate({
 MODEL_CONFIG = ModelConfig(ack_note_required=True, shelve_max_s=SHELVE_MAX_S, windows=WINDOWS)
 """The same configuration as the model reads it; latching, protected tiers and roles at the document's defaults."""
 
-SAME_ALARM_BATCHES = False
-"""Off until the notifier keys an outbox row by the history entry its change recorded: today two
-changes with the same event for one alert in one batch (escalated twice, reactivated twice) share
-one key and only the last is announced (the xfail test_alarm_table.py::test_every_change_of_a_batch_is_announced).
-Turn on with the fix."""
-
 CODES: dict[type, int] = {InvalidAction: 422, NotPermitted: 403, LifecycleError: 409}
 
 TIERS = st.sampled_from([None, None, Tier.BLUE, Tier.YELLOW, Tier.YELLOW, Tier.ORANGE, Tier.RED])
@@ -266,7 +260,6 @@ class AlarmCore(RuleBasedStateMachine):
         """Signals of different alarms in one transaction, as `commit_signals` applies a micro-batch's."""
         self._apply([self._fresh(*s) for s in signals], crash)
 
-    @precondition(lambda self: SAME_ALARM_BATCHES)
     @rule(alarm=st.sampled_from(ALARMS), parts=st.lists(st.tuples(TIERS, VALUES, LAGS), min_size=2, max_size=4),
           crash=CRASHES)
     def batch_of_one_alarm(self, alarm: Alarm, parts: list[tuple], crash: str | None) -> None:

@@ -147,9 +147,6 @@ BATCHES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="alerting/notify.py keys an outbox row by the LAST history entry with the "
-                                       "change's event: two such changes of one alert in one batch share a key. "
-                                       "With the fix, also set SAME_ALARM_BATCHES in test_alarm_model.py")
 @pytest.mark.parametrize("batch", BATCHES)
 def test_every_change_of_a_batch_is_announced(system, batch):
     """Invariant 2 and the table: a micro-batch with several readings of one sensor crossing its
