@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -404,8 +405,17 @@ class Pipeline:
             self.refresh_statuses()
 
     def _publish_warning(self, topic: str, payload: bytes, retain: bool) -> bool:
-        """Publish a warning (预警) document at QoS 1, retained while the warning is in force."""
-        return self._publisher_client.publish(topic, payload, qos=1, retain=retain).rc == 0
+        """Publish a warning (预警) document at QoS 1, retained while the warning is in force; tell the map (SSE)."""
+        sent = self._publisher_client.publish(topic, payload, qos=1, retain=retain).rc == 0
+        if payload:
+            try:
+                body = orjson.loads(payload)
+                warning = body.get("warning", {})
+                self.hub.publish("warning", {"id": warning.get("id"), "event": body.get("event"),
+                                             "site_id": warning.get("site_id"), "level": warning.get("level")})
+            except (orjson.JSONDecodeError, AttributeError) as err:  # the MQTT copy went out; the map refreshes later
+                log.error("warning_event_not_sent_to_map", topic=topic, error=str(err))
+        return sent
 
     def _notify_warning(self, notice: Notice) -> None:
         """Queue a warning step's notification in the outbox (inside the desk's transaction)."""

@@ -161,3 +161,43 @@ def test_the_one_map_live_in_a_real_browser(server, browser):
 
     outside = [url for url in requests if not url.startswith(base)]
     assert requests and outside == []
+
+
+def test_the_map_shows_warnings_in_force_and_colours_sites_by_risk_grade(server, browser):
+    """Issue 13: an issued warning (预警) appears on the map, in Chinese, as a ring and in its own list;
+    the map can colour enterprises by their MEM-style risk grade instead of their alarms."""
+    base, _, pipeline = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    requests: list[str] = []
+    page = open_map(browser, base, requests)
+    assert page.locator("#warnings li.none").count() == 1  # nothing in force yet
+
+    import httpx
+
+    duty = {"Authorization": "Bearer demo-duty"}
+    with httpx.Client(base_url=base, headers=duty, timeout=10) as api:
+        proposed = api.post("/api/v1/warnings", json={"subject": {"kind": "enterprise", "id": "LC-XFPVC"},
+                                                      "category": "事故灾难/危险化学品", "level": "II",
+                                                      "reason": "储罐区高高报警未确认, 动火作业中"})
+        assert proposed.status_code == 201, proposed.text
+        warning_id = proposed.json()["id"]
+        assert api.post(f"/api/v1/warnings/{warning_id}/verify", json={"reason": "现场核实: 储罐区温度持续上升"}).status_code == 200
+        assert api.post(f"/api/v1/warnings/{warning_id}/issue", json={}).status_code == 200
+    page.wait_for_selector(f'#warnings li[data-warning-id="{warning_id}"]', timeout=10_000)
+    item = page.locator(f'#warnings li[data-warning-id="{warning_id}"]').inner_text()
+    assert "橙" in item and "信发" in item, item  # level in Chinese, the enterprise by name
+    rings = page.evaluate("""() => (window.liaowang.chart.getOption().series.find(s => s.id === 'warned-sites') || {data: []})
+        .data.map(d => d.warning.id)""")
+    assert rings == [warning_id]
+    page.screenshot(path=str(ARTIFACTS / "map-warning.png"))
+
+    page.select_option("#f-view", "risk")
+    graded = {r["site_id"]: r["colour"] for r in pipeline.risk.assess(pipeline.clock()).values()
+              for r in [r.to_json() | {"site_id": r.site_id}]}
+    drawn = page.evaluate("""() => Object.fromEntries(window.liaowang.chart.getOption().series
+        .filter(s => s.id === 'sites' || s.id === 'red-sites').flatMap(s => s.data)
+        .map(d => [d.site.id, d.itemStyle.color]))""")
+    colours = page.evaluate("() => ({red: '#e02020', orange: '#ff8c00', yellow: '#f5c400', blue: '#1e6fff'})")
+    assert graded and all(drawn[site] == colours[colour] for site, colour in graded.items())
+    page.screenshot(path=str(ARTIFACTS / "map-risk.png"))
+    assert [url for url in requests if not url.startswith(base)] == []

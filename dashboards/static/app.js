@@ -9,7 +9,9 @@ const I18N = {
                  resolvedUnacked: "已恢复·未确认", latched: "已恢复·锁存待确认" },
         family: { hazard: "重大危险源", gas: "气体泄漏", forest: "森林火灾" },
         flag: { chattering: "频繁报警", suppressed: "检修抑制", source_lost: "信号丢失", first_out: "首发" },
-        ui: { title: "聊城市应急管理一张图", alerts: "当前报警", lasting: "持续", ack: "确认", close: "消警", shelve: "搁置",
+        risk: { major: "重大风险", significant: "较大风险", general: "一般风险", low: "低风险" },
+        ui: { title: "聊城市应急管理一张图", alerts: "当前报警", warnings: "发布中的预警", byAlarms: "按报警着色",
+              byRisk: "按风险等级着色", noWarnings: "无", lasting: "持续", ack: "确认", close: "消警", shelve: "搁置",
               signin: "登录", link: "链路", ok: "正常", bad: "异常", down: "断开", reconnect: "重连中",
               allFamilies: "全部类别", allCounties: "全部区县", allTiers: "全部优先级" },
         age: ["秒", "分钟", "小时"] },
@@ -18,7 +20,9 @@ const I18N = {
                  shelved: "shelved", resolvedUnacked: "resolved, unacknowledged", latched: "cleared, latched until acknowledged" },
         family: { hazard: "major hazard", gas: "gas leak", forest: "forest fire" },
         flag: { chattering: "chattering", suppressed: "suppressed (maintenance)", source_lost: "source lost", first_out: "first out" },
-        ui: { title: "Liaocheng Emergency One Map", alerts: "Active alarms", lasting: "for", ack: "Ack", close: "Close",
+        risk: { major: "major risk", significant: "significant risk", general: "general risk", low: "low risk" },
+        ui: { title: "Liaocheng Emergency One Map", alerts: "Active alarms", warnings: "Warnings in force",
+              byAlarms: "Colour by alarms", byRisk: "Colour by risk grade", noWarnings: "none", lasting: "for", ack: "Ack", close: "Close",
               shelve: "Shelve", signin: "Sign in", link: "Link", ok: "OK", bad: "degraded", down: "down",
               reconnect: "reconnecting", allFamilies: "All families", allCounties: "All counties", allTiers: "All priorities" },
         age: [" s", " min", " h"] },
@@ -27,7 +31,8 @@ let LANG = localStorage.getItem("liaowang-lang") === "en" ? "en" : "zh";
 const T = () => I18N[LANG];
 const TIER_RANK = { red: 4, orange: 3, yellow: 2, blue: 1 };
 const ROLE_RANK = { viewer: 0, operator: 1, duty_officer: 2, admin: 3 };
-const state = { sites: [], alerts: [], token: sessionStorage.getItem("liaowang-token") || "", role: null };
+const state = { sites: [], alerts: [], risk: [], warnings: [], token: sessionStorage.getItem("liaowang-token") || "",
+                role: null };
 const chart = echarts.init(document.getElementById("map"));
 
 function headers(json) {
@@ -62,9 +67,17 @@ function filtered() {
   };
 }
 
+// The colour a site is drawn in: its alarm status, or (view "risk") its enterprise's risk grade (重大/较大/一般/低).
+function siteColour(s) {
+  if (document.getElementById("f-view").value !== "risk") return TIER_COLOUR[s.status];
+  const risk = state.risk.find(r => r.site_id === s.id);
+  return risk ? TIER_COLOUR[risk.colour] : TIER_COLOUR.offline;
+}
+
 function renderMap() {
   const { sites } = filtered();
-  const point = s => ({ name: s.name, value: [s.lon, s.lat], site: s, itemStyle: { color: TIER_COLOUR[s.status] } });
+  const point = s => ({ name: s.name, value: [s.lon, s.lat], site: s, itemStyle: { color: siteColour(s) } });
+  const warned = new Set(state.warnings.map(w => w.site_id).filter(Boolean));
   chart.setOption({
     series: [
       { id: "sites", type: "scatter", coordinateSystem: "geo", symbolSize: 14, zlevel: 2,
@@ -73,8 +86,37 @@ function renderMap() {
       { id: "red-sites", type: "effectScatter", coordinateSystem: "geo", symbolSize: 18, zlevel: 3,
         rippleEffect: { scale: 4, brushType: "stroke" }, data: sites.filter(s => s.status === "red").map(point),
         label: { show: true, formatter: p => p.name, position: "right", color: "#fff", fontWeight: "bold" } },
+      { id: "warned-sites", type: "scatter", coordinateSystem: "geo", symbol: "emptyCircle", symbolSize: 36, zlevel: 4,
+        data: sites.filter(s => warned.has(s.id)).map(s => {
+          const w = state.warnings.find(x => x.site_id === s.id);
+          return { name: s.name, value: [s.lon, s.lat], warning: w,
+                   itemStyle: { color: TIER_COLOUR[w.colour], borderColor: TIER_COLOUR[w.colour], borderWidth: 4 } };
+        }) },
     ],
   });
+}
+
+function renderWarnings() {
+  const list = document.getElementById("warnings");
+  const t = T();
+  document.getElementById("warning-total").textContent = "(" + state.warnings.length + ")";
+  if (!state.warnings.length) {
+    const li = document.createElement("li");
+    li.className = "none";
+    li.textContent = t.ui.noWarnings;
+    list.replaceChildren(li);
+    return;
+  }
+  list.replaceChildren(...state.warnings.map(w => {
+    const li = document.createElement("li");
+    li.className = "warning " + w.colour;
+    li.dataset.warningId = w.id;
+    const subject = (w.subject && (w.subject.name || w.subject.id)) || w.site_id || "";
+    li.innerHTML = `<div><b>${w.label_zh || w.level}</b> ${subject} · ${w.category || ""}</div>
+      <div class="meta"><span>${w.state_zh || w.state}</span><span>${w.issuer && w.issuer.name ? w.issuer.name : ""}</span>
+      <span>${w.issued_at ? age(w.issued_at) : ""}</span></div>`;
+    return li;
+  }));
 }
 
 function renderAlerts() {
@@ -138,11 +180,14 @@ function renderCounts() {
 }
 
 async function refresh() {
-  const [sites, alerts] = await Promise.all([
-    api("/api/v1/sites"), api("/api/v1/alerts?state=active,acknowledged,resolved,shelved&limit=500")]);
+  const [sites, alerts, risk, warnings] = await Promise.all([
+    api("/api/v1/sites"), api("/api/v1/alerts?state=active,acknowledged,resolved,shelved&limit=500"),
+    api("/api/v1/risk").catch(() => []), api("/api/v1/warnings?state=issued,adjusted").catch(() => [])]);
   state.sites = sites;
   state.alerts = alerts;
-  renderMap(); renderAlerts(); renderCounts();
+  state.risk = risk;
+  state.warnings = warnings;
+  renderMap(); renderAlerts(); renderCounts(); renderWarnings();
 }
 
 async function refreshHealth() {
@@ -165,6 +210,7 @@ function connectEvents() {
   const source = new EventSource("/api/v1/events");
   source.addEventListener("alert", scheduleRefresh);
   source.addEventListener("site", scheduleRefresh);
+  source.addEventListener("warning", scheduleRefresh);
   source.addEventListener("hello", () => { scheduleRefresh(); refreshHealth(); });
   source.onerror = () => { document.getElementById("health-state").textContent = T().ui.reconnect; };
 }
@@ -187,6 +233,9 @@ function applyLanguage() {
   document.documentElement.lang = LANG === "en" ? "en" : "zh-CN";
   document.getElementById("title").textContent = t.ui.title;
   document.getElementById("alerts-title").textContent = t.ui.alerts;
+  document.getElementById("warnings-title").textContent = t.ui.warnings;
+  const view = document.getElementById("f-view").options;
+  view[0].text = t.ui.byAlarms; view[1].text = t.ui.byRisk;
   document.getElementById("signin-btn").textContent = t.ui.signin;
   document.getElementById("link-label").textContent = t.ui.link;
   document.getElementById("lang").textContent = LANG === "en" ? "中文" : "EN";
@@ -202,8 +251,13 @@ async function boot() {
   echarts.registerMap("liaocheng", geo);
   chart.setOption({
     backgroundColor: "#0b1a2b",
-    tooltip: { trigger: "item", formatter: p => p.data && p.data.site
-      ? `${p.data.site.name}<br>${p.data.site.county} · ${T().tier[p.data.site.status]}` : p.name },
+    tooltip: { trigger: "item", formatter: p => {
+      if (p.data && p.data.warning) return `${p.data.warning.label_zh} · ${p.data.warning.category}<br>${p.data.warning.headline || ""}`;
+      if (!(p.data && p.data.site)) return p.name;
+      const risk = state.risk.find(r => r.site_id === p.data.site.id);
+      return `${p.data.site.name}<br>${p.data.site.county} · ${T().tier[p.data.site.status]}`
+        + (risk ? `<br>${T().risk[risk.grade] || risk.grade_zh}` : "");
+    } },
     geo: { map: "liaocheng", roam: true, label: { show: true, color: "#9fb3c8" },
            itemStyle: { areaColor: "#13314f", borderColor: "#4a86c5" }, emphasis: { itemStyle: { areaColor: "#1d4f80" } } },
     series: [],
@@ -212,7 +266,7 @@ async function boot() {
   window.addEventListener("resize", () => chart.resize());
   const countySelect = document.getElementById("f-county");
   geo.features.forEach(f => countySelect.append(new Option(f.properties.name, f.properties.name)));
-  ["f-family", "f-county", "f-tier"].forEach(id => document.getElementById(id).onchange = () => { renderMap(); renderAlerts(); });
+  ["f-family", "f-county", "f-tier", "f-view"].forEach(id => document.getElementById(id).onchange = () => { renderMap(); renderAlerts(); });
   document.getElementById("signin-btn").onclick = () => signIn(document.getElementById("token").value.trim());
   document.getElementById("lang").onclick = () => {
     LANG = LANG === "zh" ? "en" : "zh";
