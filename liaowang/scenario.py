@@ -462,11 +462,18 @@ class DemoDay:
     counts: dict[str, Counter]
     seconds: float
 
+    def unacknowledged_ends(self) -> list:
+        """Episodes that reached high or urgent and ended without an acknowledgement (docs/alarms.md
+        invariant 1: must be none; suppressed episodes do not latch by design)."""
+        return [a for a in self.alerts if (a.peak_tier or a.tier) >= Tier.ORANGE and a.state in ("resolved", "closed")
+                and a.acknowledged_at is None and not a.suppressed]
+
     def lines(self) -> list[str]:
         """A Markdown report: annunciations and episodes per priority, overall and per family."""
         out = [f"Demo fleet, {self.duration_s / 3600:g} h of event time from {_iso(self.start)}: "
                f"{self.readings:,} readings ({self.late} counted late, {self.unaccounted} unaccounted), "
-               f"{len(self.alerts)} alarm episodes; {self.seconds:.0f} s to run.", "",
+               f"{len(self.alerts)} alarm episodes; {self.seconds:.0f} s to run; "
+               f"{len(self.unacknowledged_ends())} episodes that reached high or urgent ended unacknowledged.", "",
                "| counted | family | urgent | high | medium | low | total | urgent % | high % | medium % | low % |",
                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         families = sorted({k.split(":", 1)[1] for k in self.counts if ":" in k})

@@ -9,6 +9,7 @@ import pytest
 
 from liaowang.cli import main
 from liaowang.config import SetpointProfile
+from liaowang.domain import Tier
 from liaowang.scenario import load_scenario, run_scenario
 from simulators.scenario import ScenarioFeed
 
@@ -180,3 +181,16 @@ def test_a_demo_hour_counts_priorities_per_family(demo_config):
     assert day.counts["annunciations:gas"]["urgent"] == 0      # the demo leak agrees only at the first level
     assert day.counts["annunciations:gas"]["high"] >= 1
     assert any("| annunciations | all |" in line for line in day.lines())
+
+
+def test_an_hour_of_the_demo_fleet_ends_no_high_or_urgent_alarm_unacknowledged(demo_config):
+    """Issue 12's demo check: the demo incidents (every 15 min, nobody acknowledging) latch; none of
+    the alarms that reached high or urgent resolves without a person, and every reading is accounted."""
+    from liaowang.scenario import run_demo_day
+
+    day = run_demo_day(demo_config, duration_s=3600)
+    assert day.unaccounted == 0 and day.readings > 100_000
+    high = [a for a in day.alerts if (a.peak_tier or a.tier) >= Tier.ORANGE]
+    assert high, "the demo raised high or urgent alarms"
+    assert day.unacknowledged_ends() == []
+    assert any(a.latched or a.isa_state == "unacknowledged" for a in high)
