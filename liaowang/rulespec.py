@@ -7,7 +7,8 @@ lives in `rules/`). Every number that decides a tier records its ``source``. Kin
     rate_of_change  least-squares slope over an event-time window, per minute, tiered
     predictive      time until a setpoint is reached on the window's trend, under a horizon
     stuck           a value that does not move over a window where noise is expected (fault)
-    out_of_range    a value outside the instrument's range (fault)
+    out_of_range    a value outside the instrument's range (fault); above the range of a gas detector
+                    it is a 超量程 alarm instead (rule ``over_range_rule_id``, kind ``over_range``)
     confirmation    k of n detectors of a zone at a level → a higher tier (a confirmed leak), one rung or a ladder
     fire_danger     a daily fire-danger index per forest station (FWI), tiered by class limits
     fire_detection  direct detection (smoke, flame, CO, temperature jump) above the danger tier
@@ -139,11 +140,22 @@ class StuckSpec(_Windowed):
 
 
 class OutOfRangeSpec(_Rule):
-    """A value outside the instrument range (profile or sensor ``range``) is a sensor fault."""
+    """A value outside the instrument range (profile or sensor ``range``) is a sensor fault.
+
+    Above the range of a detector of ``over_range_families`` (gas by default) it is a 超量程 alarm
+    instead: a catalytic sensor can roll over above its LEL span and read low or in range while the
+    gas is rich, so the top of the scale is a process alarm (DOMAIN.md "Gas" [S]), raised under
+    ``over_range_rule_id`` with kind ``over_range`` at ``over_range_tier``. Below the range it
+    stays a fault for every family.
+    """
 
     kind: Literal["out_of_range"]
     tier: TierName = Tier.YELLOW
     margin_fraction: float = Field(default=0.005, ge=0, lt=0.5, description="tolerance beyond the range, fraction of its span")
+    over_range_families: list[Family] = Field(default=[Family.GAS], description="families whose over-range is an alarm")
+    over_range_tier: TierName = Field(default=Tier.ORANGE, description="tier of the 超量程 alarm (at least high)")
+    over_range_rule_id: str = Field(default="gas.over_range", pattern=r"^[a-z0-9_.]{3,64}$")
+    over_range_source: str = ""
 
 
 class Zone(_Strict):
@@ -218,16 +230,30 @@ class DangerClass(_Strict):
 class FireDangerSpec(_Rule):
     """A daily fire-danger index per forest station, mapped to tiers by class limits.
 
-    The index is computed at local noon (CST) from each station's last temperature, relative
-    humidity and wind at or before noon, and its rain over the 24 h to noon.
+    ``index: lyt1172`` (the default) is LY/T 1172-95's points index (rules/lyt1172.py): its day
+    closes at ``day_close_hour`` CST (20:00, the Chinese meteorological day) and takes the day's
+    maximum temperature, the 14:00 RH (else the day's minimum), the consecutive dry days (24 h rain
+    below ``dry_day_rain_mm``) and the largest 10-minute mean wind, less the month's ``phenology``.
+    ``index: fwi`` is the Canadian FWI: its day closes at noon CST and takes the last temperature,
+    RH and wind at or before noon and the 24 h rain. ``warnings`` names the classes that propose a
+    warning (class name → yellow/orange/red); no other class ever does.
     """
 
     kind: Literal["fire_danger"]
-    index: Literal["fwi"] = "fwi"
+    index: Literal["lyt1172", "fwi"] = "lyt1172"
     classes: list[DangerClass] = Field(min_length=2)
     start_ffmc: float = 85.0
     start_dmc: float = 6.0
     start_dc: float = 15.0
+    day_close_hour: int | None = Field(default=None, ge=0, le=23, description=(
+        "CST hour that closes a danger day (none: the index's own, FWI 12, LY/T 1172 20)"))
+    dry_day_rain_mm: float = Field(default=0.1, gt=0, description="a day with 24 h rain below this is dry (LY/T 1172's C)")
+    dry_day_source: str | None = Field(default=None, min_length=3)
+    phenology: dict[int, float] = Field(default_factory=dict, description=(
+        "LY/T 1172's E per month 1-12 (subtracted; a missing month is 0)"))
+    phenology_source: str | None = Field(default=None, min_length=3)
+    warnings: dict[str, Literal["yellow", "orange", "red"]] = Field(default_factory=dict, description=(
+        "class name → the warning it proposes about the station's forest zone (QX/T 77: only 三–五级)"))
     quantities: dict[str, str] = Field(
         default={"temperature": "temperature", "relative_humidity": "relative_humidity",
                  "wind_speed": "wind_speed", "rain": "rain"},
@@ -238,6 +264,11 @@ class FireDangerSpec(_Rule):
         limits = [c.min for c in self.classes]
         if limits != sorted(limits) or len(set(limits)) != len(limits):
             raise ValueError("class limits must rise strictly")
+        names = {c.name for c in self.classes}
+        if unknown := sorted(set(self.warnings) - names):
+            raise ValueError(f"warnings name unknown classes: {unknown}")
+        if bad := sorted(m for m in self.phenology if not 1 <= m <= 12):
+            raise ValueError(f"phenology months must be 1-12: {bad}")
         return self
 
 

@@ -1,7 +1,10 @@
 """Sensor-fault rules: a frozen transmitter (stuck) and a value outside the instrument range.
 
 Both raise sensor-fault alerts (level ``fault``), not process alarms: the duty room sends a
-technician, not a fire engine. Stuck needs a window where noise is expected — it belongs on
+technician, not a fire engine. One exception: above the range of a gas detector the reading is a
+超量程 alarm (level ``over_range``, its own rule id and kind ``over_range``), not a fault — a
+catalytic sensor can roll over above its LEL span, so the top of the scale means "at least this
+much gas" (DOMAIN.md "Gas" [S]). Stuck needs a window where noise is expected — it belongs on
 analogue process measurements (temperature, pressure, level), not on detectors that read a flat
 zero in clean air.
 """
@@ -50,15 +53,18 @@ class OutOfRangeRule:
         self.fleet = fleet
         sensors = members(fleet, spec.match, lambda s: fleet.instrument_range(s) is not None)
         ladders: list[Ladder | None] = [None] * len(fleet.sensor_ids)
-        shared: dict[tuple[float, float], Ladder] = {}
+        shared: dict[tuple[float, float, bool], Ladder] = {}
+        alarm_families = set(spec.over_range_families)
         for i in sensors.tolist():
-            low, high = fleet.instrument_range(fleet.sensors[fleet.sensor_ids[i]])  # type: ignore[misc]
-            if (low, high) not in shared:
+            sensor = fleet.sensors[fleet.sensor_ids[i]]
+            low, high = fleet.instrument_range(sensor)  # type: ignore[misc]
+            alarm = sensor.family in alarm_families
+            if (low, high, alarm) not in shared:
                 margin = (high - low) * spec.margin_fraction
-                shared[(low, high)] = Ladder(
-                    highs=(Rung("fault", spec.tier, high + margin, high, True),),
-                    lows=(Rung("fault", spec.tier, low - margin, low, False),))
-            ladders[i] = shared[(low, high)]
+                top = (Rung("over_range", spec.over_range_tier, high + margin, high, True) if alarm
+                       else Rung("fault", spec.tier, high + margin, high, True))
+                shared[(low, high, alarm)] = Ladder(highs=(top,), lows=(Rung("fault", spec.tier, low - margin, low, False),))
+            ladders[i] = shared[(low, high, alarm)]
         self.bank = LadderBank(ladders)
 
     def evaluate(self, batch: ReadingBatch) -> list[Signal]:
@@ -70,13 +76,31 @@ class OutOfRangeRule:
             s = self.fleet.sensors[self.fleet.sensor_ids[change.subject]]
             v = float(value[change.row])
             low, high = self.fleet.instrument_range(s)  # type: ignore[misc]
-            message = (f"{s.name} 数值回到量程内" if change.rung is None else
-                       f"{s.name} 传感器故障: {v:g} {s.unit} 超出量程 {low:g}–{high:g} {s.unit}")
-            out.append(Signal(rule_id=self.id, kind=self.kind, subject=s.id, site_id=s.site_id, family=s.family,
-                              tier=change.rung.tier if change.rung else None, level="fault" if change.rung else None,
+            over = (change.rung or change.previous) is not None and (change.rung or change.previous).level == "over_range"
+            if over:
+                message = (f"{s.name} 数值回到量程内" if change.rung is None else
+                           f"{s.name} 超量程报警: {v:g} {s.unit} 超出量程上限 {high:g} {s.unit}, 实际浓度可能更高")
+            else:
+                message = (f"{s.name} 数值回到量程内" if change.rung is None else
+                           f"{s.name} 传感器故障: {v:g} {s.unit} 超出量程 {low:g}–{high:g} {s.unit}")
+            if over and change.rung is not None and change.previous is not None and change.previous.level == "fault":
+                out.append(self._clear(s, v, float(ts[change.row]), fault=True))  # straight from below to above
+            elif change.rung is not None and change.rung.level == "fault" and change.previous is not None \
+                    and change.previous.level == "over_range":
+                out.append(self._clear(s, v, float(ts[change.row]), fault=False))
+                over = False
+            out.append(Signal(rule_id=self.spec.over_range_rule_id if over else self.id,
+                              kind="over_range" if over else self.kind, subject=s.id, site_id=s.site_id, family=s.family,
+                              tier=change.rung.tier if change.rung else None, level=change.rung.level if change.rung else None,
                               value=v, threshold=change.rung.set if change.rung else None, unit=s.unit,
                               ts=float(ts[change.row]), message=message))
         return out
+
+    def _clear(self, s: Sensor, v: float, ts: float, fault: bool) -> Signal:
+        """Clear the other side's alert when a value jumps from one side of the range to the other."""
+        return Signal(rule_id=self.id if fault else self.spec.over_range_rule_id, kind=self.kind if fault else "over_range",
+                      subject=s.id, site_id=s.site_id, family=s.family, tier=None, level=None, value=v, threshold=None,
+                      unit=s.unit, ts=ts, message=f"{s.name} 数值离开原越限侧")
 
     def subjects(self) -> list[str]:
         """Fleet sensor ids (state arrays are in fleet order)."""

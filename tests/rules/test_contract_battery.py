@@ -42,6 +42,11 @@ def frozen(fleet):
 
 
 def out_of_range(fleet):
+    return series(fleet, "LC-XFPVC-T101-PT", 0, 120, 2, lambda t: 3.0 if 40 <= t < 80 else 0.4)
+
+
+def over_range(fleet):
+    """Above the span of a gas detector: a 超量程 alarm, not a fault (rules/fault.py)."""
     return series(fleet, "LC-LUXI-GD-02", 0, 120, 2, lambda t: 130.0 if 40 <= t < 80 else 1.0)
 
 
@@ -69,9 +74,10 @@ CASES = {
     "predictive": (("hazard.temperature.predict_hh",), tank_ramp),
     "stuck": (("hazard.stuck",), frozen),
     "out_of_range": (("sensor.out_of_range",), out_of_range),
+    "over_range": (("sensor.out_of_range",), over_range),
     "confirmation": (("threshold.gas", "gas.confirmed_leak"), two_detectors),
-    "fire_danger": (("forest.fwi",), lambda fleet: weather(fleet, 4, rain_day=2)),
-    "fire_detection": (("threshold.forest", "forest.fwi", "forest.fire_detected"), ignition),
+    "fire_danger": (("forest.danger",), lambda fleet: weather(fleet, 4, rain_day=2)),
+    "fire_detection": (("threshold.forest", "forest.danger", "forest.fire_detected"), ignition),
 }
 
 
