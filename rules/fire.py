@@ -1,21 +1,32 @@
-"""Forest fire: daily fire danger per station (FWI) and direct detection above it.
+"""Forest fire: daily fire danger per station (LY/T 1172-95 or FWI) and direct detection above it.
 
-Danger is computed once a day at local noon (12:00 CST) per station, from the station's last
-temperature, relative humidity and wind at or before noon (each within the past 24 h) and its
-rain summed over the 24 h to noon; the codes carry from day to day (start-up FFMC 85, DMC 6,
-DC 15). A station missing an input that day keeps yesterday's codes and is logged
-(``fire_danger_inputs_missing``). Noon passes in event time: the first released reading after it
-closes the day, so replay gives the same days as a live run. Liaocheng (36.5° N) lies in the
-band where the standard 46° N day-length factors apply, so no latitude adjustment is needed.
+A danger day closes once a day at the index's hour (CST): 20:00 for LY/T 1172 (the Chinese
+meteorological day 20–20 [S]), 12:00 for FWI. Over the day `FireDangerRule` accumulates, in event
+time, each station's daily aggregates into a `DangerDay`: max/min temperature, minimum RH, the RH
+at 14:00 (the last reading in the half hour up to 14:00), the largest 10-minute mean wind (blocks
+``(t-600, t]`` aligned to the epoch), the last temperature, RH and wind at the close (each within
+the past 24 h) and the rain summed over the day. The index turns one `DangerDay` and the codes it
+carries (FWI: FFMC, DMC, DC; LY/T 1172: the dry-day count) into the day's value and tomorrow's codes.
+A station missing an input that day keeps yesterday's codes and is logged
+(``fire_danger_inputs_missing``). The close passes in event time: the first released reading after
+it closes the day, so replay gives the same days as a live run. Liaocheng (36.5° N) lies in the
+band where FWI's standard 46° N day-length factors apply.
 
-The index is pluggable: `DANGER_INDICES` maps a spec's ``index`` to a `DangerIndex`. GB/T 36743's
-text is not available to us; FWI (Van Wagner & Pickett 1985) with EFFIS-style classes is the default.
+The index is pluggable: `DANGER_INDICES` maps a spec's ``index`` to a factory of `DangerIndex`.
+LY/T 1172-95 (five levels 一级 … 五级, rules/lyt1172.py) is the default; ``index: fwi`` keeps the
+Canadian FWI (Van Wagner & Pickett 1985). GB/T 36743's text is not available to us.
+
+A class listed in the spec's ``warnings`` (三–五级 in the default pack: yellow/orange/red, QX/T 77
+[S]) proposes a warning about the station's forest zone through ``propose_warning`` (the lead
+wires it to `earlywarning.forest.danger_proposer`) on the day the station enters that class; 一–二级
+never propose one. The alarm priority is separate: 三级/四级 medium, 五级 high, never urgent (a
+weather index is not a fire).
 
 Direct detection (smoke, flame, CO, a temperature jump) is evidence of a fire, not of danger: the
 station's detection alert takes the detector's tier but at least one above the station's danger tier,
 up to the spec's ``unconfirmed_max_tier``; when ``confirm_k`` signals agree at the station (smoke and
 flame, say, or flame and a temperature jump) the fire is confirmed and takes ``confirmed_tier``.
-With the default pack, walking a fire at a station under a medium (very high) danger::
+With the default pack, walking a fire at a station under a medium (三级) danger::
 
     signals     smoke            + temperature jump    + flame          all gone
     station     high             urgent (2 agree)      urgent           -
@@ -23,8 +34,11 @@ With the default pack, walking a fire at a station under a medium (very high) da
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import date as Date
 from datetime import datetime
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import structlog
@@ -34,49 +48,172 @@ from liaowang.domain import BAD_CODE, CST, Family, ReadingBatch, Tier
 from liaowang.rulespec import FireDangerSpec, FireDetectionSpec
 from rules.base import Signal, members, station_of
 from rules.fwi import FwiState, fwi_day
+from rules.lyt1172 import beaufort, lyt1172_points
 
 log = structlog.get_logger("rules")
 
 DAY_S = 86_400.0
 NOON_UTC_S = 4 * 3600.0  # 12:00 CST is 04:00 UTC
+WIND_BLOCK_S = 600.0     # the 10-minute mean wind
 INPUTS = ("temperature", "relative_humidity", "wind_speed", "rain")
+_NAN = float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class DangerDay:
+    """One station's danger day, accumulated in event time; NaN where the day had no reading.
+
+    ``temp``/``rh``/``wind`` are the last readings at or before the close (FWI's noon values);
+    ``rh_14`` the 14:00 RH; ``wind_10min_max`` the largest 10-minute mean wind (km/h); ``rain`` mm.
+    """
+
+    date: Date
+    temp: float = _NAN
+    rh: float = _NAN
+    wind: float = _NAN
+    rain: float = 0.0
+    temp_max: float = _NAN
+    temp_min: float = _NAN
+    rh_min: float = _NAN
+    rh_14: float = _NAN
+    wind_10min_max: float = _NAN
+
+    @property
+    def month(self) -> int:
+        return self.date.month
 
 
 class DangerIndex(Protocol):
-    """A daily fire-danger index: carried codes in, one day's noon weather, the index and new codes out."""
+    """A daily fire-danger index: carried codes and one `DangerDay` in, the value and new codes out."""
 
-    def day(self, codes: tuple[float, ...], *, month: int, temp: float, rh: float, wind: float,
-            rain: float) -> tuple[float, tuple[float, ...]]:
+    close_hour: int   # CST hour that closes the day
+    unit: str
+
+    def start(self) -> tuple[float, ...]:
+        """The codes before the first day."""
+        ...
+
+    def missing(self, day: DangerDay) -> list[str]:
+        """Inputs the day lacks (empty: the index can be computed)."""
+        ...
+
+    def day(self, codes: tuple[float, ...], day: DangerDay) -> tuple[float, tuple[float, ...]]:
         """Return (index value, codes to carry to tomorrow)."""
         ...
 
+    def describe(self, day: DangerDay, codes: tuple[float, ...]) -> str:
+        """The inputs, for the alarm message (``codes``: after the day)."""
+        ...
+
+
+def _lacking(**values: float) -> list[str]:
+    return [name for name, v in values.items() if math.isnan(v)]
+
 
 class FwiIndex:
-    """The Canadian Fire Weather Index; codes are (FFMC, DMC, DC)."""
+    """The Canadian Fire Weather Index; codes are (FFMC, DMC, DC); noon temperature, RH, wind, 24 h rain."""
 
-    def day(self, codes: tuple[float, ...], *, month: int, temp: float, rh: float, wind: float,
-            rain: float) -> tuple[float, tuple[float, ...]]:
+    close_hour = 12
+    unit = "FWI"
+
+    def __init__(self, spec: FireDangerSpec) -> None:
+        self._start = (spec.start_ffmc, spec.start_dmc, spec.start_dc)
+
+    def start(self) -> tuple[float, ...]:
+        return self._start
+
+    def missing(self, day: DangerDay) -> list[str]:
+        return _lacking(temperature=day.temp, relative_humidity=day.rh, wind_speed=day.wind)
+
+    def day(self, codes: tuple[float, ...], day: DangerDay) -> tuple[float, tuple[float, ...]]:
         """One FWI day (see `rules.fwi.fwi_day`)."""
-        result = fwi_day(FwiState(*codes), month=month, temp=temp, rh=rh, wind=wind, rain=rain)
+        result = fwi_day(FwiState(*codes), month=day.month, temp=day.temp, rh=day.rh, wind=day.wind, rain=day.rain)
         return result.fwi, (result.ffmc, result.dmc, result.dc)
 
+    def describe(self, day: DangerDay, codes: tuple[float, ...]) -> str:
+        return (f"正午气温 {day.temp:g} °C, 相对湿度 {day.rh:g} %, 风速 {day.wind:g} km/h, "
+                f"24 小时降水 {day.rain:g} mm")
 
-DANGER_INDICES: dict[str, DangerIndex] = {"fwi": FwiIndex()}
+
+class Lyt1172Index:
+    """LY/T 1172-95: A(max temp) + B(14:00 RH, else min RH) + C(dry days) + D(max wind force) − E(month).
+
+    Codes are (consecutive dry days,): a day with rain below ``dry_day_rain_mm`` adds one, a wet day
+    resets it to 0, and C scores today's count.
+    """
+
+    close_hour = 20
+    unit = "分"
+
+    def __init__(self, spec: FireDangerSpec) -> None:
+        self.dry_below = spec.dry_day_rain_mm
+        self.phenology = dict(spec.phenology)
+
+    def start(self) -> tuple[float, ...]:
+        return (0.0,)
+
+    def missing(self, day: DangerDay) -> list[str]:
+        rh = day.rh_14 if not math.isnan(day.rh_14) else day.rh_min
+        return _lacking(temperature=day.temp_max, relative_humidity=rh, wind_speed=day.wind_10min_max)
+
+    def day(self, codes: tuple[float, ...], day: DangerDay) -> tuple[float, tuple[float, ...]]:
+        dry = codes[0] + 1.0 if day.rain < self.dry_below else 0.0
+        rh = day.rh_14 if not math.isnan(day.rh_14) else day.rh_min
+        value = lyt1172_points(temp_max=day.temp_max, rh=rh, dry_days=int(dry), wind_kmh=day.wind_10min_max,
+                               phenology=self.phenology.get(day.month, 0.0))
+        return value, (dry,)
+
+    def describe(self, day: DangerDay, codes: tuple[float, ...]) -> str:
+        rh = (f"14 时相对湿度 {day.rh_14:g} %" if not math.isnan(day.rh_14)
+              else f"最小相对湿度 {day.rh_min:g} % (无 14 时值)")
+        return (f"最高气温 {day.temp_max:g} °C, {rh}, 连续无降水 {int(codes[0])} 天, "
+                f"最大 10 分钟平均风速 {day.wind_10min_max:g} km/h ({beaufort(day.wind_10min_max)} 级), "
+                f"24 小时降水 {day.rain:g} mm")
 
 
-def noon_period(ts: np.ndarray | float) -> np.ndarray:
-    """The number of the noon that closes the fire-danger day containing ``ts`` (noon itself included)."""
-    return np.ceil((np.asarray(ts, dtype=float) - NOON_UTC_S) / DAY_S).astype(np.int64)
+DANGER_INDICES: dict[str, Callable[[FireDangerSpec], DangerIndex]] = {"lyt1172": Lyt1172Index, "fwi": FwiIndex}
+
+
+@dataclass(frozen=True, slots=True)
+class DangerWarning:
+    """A proposal to warn about a station's forest zone: the day's class asks for ``colour``.
+
+    ``zone`` is the station's site (a forest site is a forest zone); the lead's adapter
+    (`earlywarning.forest.danger_proposer`) turns it into a `WarningDesk` proposal.
+    """
+
+    rule_id: str
+    station: str
+    zone: str
+    colour: str      # yellow | orange | red
+    level: str       # the class name, e.g. 五级
+    value: float
+    ts: float
+    message: str
+
+
+def noon_period(ts: np.ndarray | float, close_utc_s: float = NOON_UTC_S) -> np.ndarray:
+    """The number of the close (noon by default) that ends the danger day containing ``ts`` (the close included)."""
+    return np.ceil((np.asarray(ts, dtype=float) - close_utc_s) / DAY_S).astype(np.int64)
 
 
 class FireDangerRule:
-    """Daily danger index per station, tier by class limits; subject = station id."""
+    """Daily danger index per station, tier by class limits; subject = station id.
+
+    ``propose_warning`` (optional) receives a `DangerWarning` the day a station enters a class the
+    spec's ``warnings`` lists; a failing callable is logged and does not stop the rule.
+    """
 
     kind = "fire_danger"
 
-    def __init__(self, fleet: Fleet, spec: FireDangerSpec) -> None:
+    def __init__(self, fleet: Fleet, spec: FireDangerSpec,
+                 propose_warning: Callable[[DangerWarning], object] | None = None) -> None:
         self.id, self.spec, self.fleet = spec.id, spec, fleet
-        self.index = DANGER_INDICES[spec.index]
+        self.index = DANGER_INDICES[spec.index](spec)
+        self.propose_warning = propose_warning
+        hour = spec.day_close_hour if spec.day_close_hour is not None else self.index.close_hour
+        self.close_utc_s = ((hour - 8) % 24) * 3600.0
+        self.h14_before_close = ((hour - 14) % 24) * 3600.0
         role_of_quantity = {spec.quantities[name]: r for r, name in enumerate(INPUTS)}
         self.role = np.full(len(fleet.sensor_ids), -1, dtype=np.int8)
         self.station_of_sensor = np.full(len(fleet.sensor_ids), -1, dtype=np.int64)
@@ -90,40 +227,44 @@ class FireDangerRule:
         for i in np.flatnonzero(self.station_of_sensor >= 0).tolist():
             self.station_site[self.station_of_sensor[i]] = fleet.sensor_sites[i]
         n = len(self.stations)
-        self.codes = np.tile([spec.start_ffmc, spec.start_dmc, spec.start_dc], (n, 1)).astype(float)
+        self.codes = np.tile(self.index.start(), (n, 1)).astype(float)
         self.last_value = np.full((n, 3), np.nan)
         self.last_ts = np.full((n, 3), -np.inf)
         self.rain = np.zeros(n)
+        # the day's aggregates: temp max, temp min, rh min, rh at 14:00, 10-min wind max; current wind block
+        self.agg = np.full((n, 5), np.nan)
+        self.wind_block = np.full((n, 3), np.nan)  # block number, sum, count
         self.value = np.full(n, np.nan)
         self.tier = np.zeros(n, dtype=np.int8)
-        self.period = np.full(1, -1, dtype=np.int64)  # the noon being accumulated towards
+        self.klass = np.full(n, -1, dtype=np.int8)  # the class of the last computed day
+        self.period = np.full(1, -1, dtype=np.int64)  # the close being accumulated towards
         self._limits = np.array([c.min for c in spec.classes])
 
     def evaluate(self, batch: ReadingBatch) -> list[Signal]:
-        """Accumulate the batch's weather readings; close every noon the batch passes."""
+        """Accumulate the batch's weather readings; close every day the batch passes."""
         if not len(batch.ts):
             return []
         keep = (self.role[batch.sensor] >= 0) & (batch.quality != BAD_CODE) & ~np.isnan(batch.value)
         sensor, ts, value = batch.sensor[keep], batch.ts[keep], batch.value[keep]
         if self.period[0] < 0:
-            self.period[0] = int(noon_period(batch.ts.min()))
+            self.period[0] = int(noon_period(batch.ts.min(), self.close_utc_s))
         signals: list[Signal] = []
-        end = int(noon_period(batch.ts.max()))
+        end = int(noon_period(batch.ts.max(), self.close_utc_s))
         done = np.zeros(len(ts), dtype=bool)
         while True:
-            noon = float(self.period[0] * DAY_S + NOON_UTC_S)
-            part = ~done & (ts <= noon)
-            self._accumulate(sensor[part], ts[part], value[part])
+            close = float(self.period[0] * DAY_S + self.close_utc_s)
+            part = ~done & (ts <= close)
+            self._accumulate(sensor[part], ts[part], value[part], close)
             done |= part
             if end <= self.period[0]:
                 return signals
-            signals += self._close_day(noon)
+            signals += self._close_day(close)
             rest = ts[~done]
-            # skip empty days at once (a feed gap): the next noon is the one the next reading falls before
-            nxt = int(noon_period(rest.min())) if len(rest) else end
+            # skip empty days at once (a feed gap): the next close is the one the next reading falls before
+            nxt = int(noon_period(rest.min(), self.close_utc_s)) if len(rest) else end
             self.period[0] = max(self.period[0] + 1, min(nxt, end))
 
-    def _accumulate(self, sensor: np.ndarray, ts: np.ndarray, value: np.ndarray) -> None:
+    def _accumulate(self, sensor: np.ndarray, ts: np.ndarray, value: np.ndarray, close: float) -> None:
         if not len(sensor):
             return
         role, station = self.role[sensor], self.station_of_sensor[sensor]
@@ -133,42 +274,74 @@ class FireDangerRule:
         # the last reading per (station, input): rows are time-ordered, so take each key's last row
         key = station[weather] * 3 + role[weather]
         if len(key):
-            rev_key = key[::-1]
-            unique, first_from_end = np.unique(rev_key, return_index=True)
-            rows = np.flatnonzero(weather)[::-1][first_from_end]
+            unique, rows = _last_per_key(key, np.flatnonzero(weather))
             self.last_value.reshape(-1)[unique] = value[rows]
             self.last_ts.reshape(-1)[unique] = ts[rows]
+        temp, rh = role == 0, role == 1
+        np.fmax.at(self.agg[:, 0], station[temp], value[temp])
+        np.fmin.at(self.agg[:, 1], station[temp], value[temp])
+        np.fmin.at(self.agg[:, 2], station[rh], value[rh])
+        h14 = close - self.h14_before_close
+        at14 = rh & (ts <= h14) & (ts > h14 - 1800.0)
+        if at14.any():
+            unique, rows = _last_per_key(station[at14], np.flatnonzero(at14))
+            self.agg[unique, 3] = value[rows]
+        for s, t, v in zip(station[role == 2].tolist(), ts[role == 2].tolist(), value[role == 2].tolist()):
+            block = math.ceil(t / WIND_BLOCK_S)
+            if self.wind_block[s, 0] != block:
+                self._end_wind_block(s)
+                self.wind_block[s] = (block, 0.0, 0.0)
+            self.wind_block[s, 1] += v
+            self.wind_block[s, 2] += 1.0
 
-    def _close_day(self, noon: float) -> list[Signal]:
-        date = datetime.fromtimestamp(noon, CST).date()
+    def _end_wind_block(self, s: int) -> None:
+        if self.wind_block[s, 2] > 0:
+            self.agg[s, 4] = np.fmax(self.agg[s, 4], self.wind_block[s, 1] / self.wind_block[s, 2])
+        self.wind_block[s] = np.nan
+
+    def _close_day(self, close: float) -> list[Signal]:
+        date = datetime.fromtimestamp(close, CST).date()
         signals = []
-        fresh = self.last_ts > noon - DAY_S
+        fresh = self.last_ts > close - DAY_S
         for s, station in enumerate(self.stations):
-            if not fresh[s].all():
+            self._end_wind_block(s)
+            last = np.where(fresh[s], self.last_value[s], np.nan)
+            day = DangerDay(date=date, temp=float(last[0]), rh=float(last[1]), wind=float(last[2]),
+                            rain=float(self.rain[s]), temp_max=float(self.agg[s, 0]), temp_min=float(self.agg[s, 1]),
+                            rh_min=float(self.agg[s, 2]), rh_14=float(self.agg[s, 3]),
+                            wind_10min_max=float(self.agg[s, 4]))
+            self.rain[s] = 0.0
+            self.agg[s] = np.nan
+            missing = self.index.missing(day)
+            if missing:
                 # a station with no input at all is silent, which the stale rule reports; a partial one is logged
                 if fresh[s].any():
-                    missing = [INPUTS[r] for r in range(3) if not fresh[s, r]]
                     log.warning("fire_danger_inputs_missing", rule_id=self.id, station=station, date=str(date),
                                 missing=missing)
-                self.rain[s] = 0.0
                 continue
-            temp, rh, wind = self.last_value[s]
-            value, codes = self.index.day(tuple(self.codes[s]), month=date.month, temp=float(temp), rh=float(rh),
-                                          wind=float(wind), rain=float(self.rain[s]))
-            rain, self.rain[s] = float(self.rain[s]), 0.0
+            value, codes = self.index.day(tuple(self.codes[s]), day)
             self.codes[s] = codes
             self.value[s] = value
-            klass = self.spec.classes[max(int(np.searchsorted(self._limits, value, side="right")) - 1, 0)]
+            number = max(int(np.searchsorted(self._limits, value, side="right")) - 1, 0)
+            klass = self.spec.classes[number]
+            entered, self.klass[s] = number != self.klass[s], number
+            message = (f"{station} {date} 森林火险 {self.spec.index.upper()} {value:.1f} {self.index.unit} "
+                       f"({klass.name}); {self.index.describe(day, codes)}")
+            if entered and (colour := self.spec.warnings.get(klass.name)) and self.propose_warning is not None:
+                warning = DangerWarning(rule_id=self.id, station=station, zone=self.station_site[s], colour=colour,
+                                        level=klass.name, value=round(float(value), 2), ts=close, message=message)
+                try:
+                    self.propose_warning(warning)
+                except Exception:  # the desk's failure must not stop the rule; it is logged with its cause
+                    log.exception("fire_danger_warning_failed", rule_id=self.id, station=station, date=str(date))
             tier = int(klass.tier) if klass.tier is not None else 0
             if tier == self.tier[s] and tier == 0:
                 continue
             self.tier[s] = tier
-            message = (f"{station} {date} 森林火险 {self.spec.index.upper()} {value:.1f} ({klass.name}); "
-                       f"正午气温 {temp:g} °C, 相对湿度 {rh:g} %, 风速 {wind:g} km/h, 24 小时降水 {rain:g} mm")
             signals.append(Signal(rule_id=self.id, kind=self.kind, subject=station, site_id=self.station_site[s],
                                   family=Family.FOREST, tier=Tier(tier) if tier else None, level=klass.name,
-                                  value=round(float(value), 2), threshold=klass.min, unit=self.spec.index.upper(),
-                                  ts=noon, message=message))
+                                  value=round(float(value), 2), threshold=klass.min, unit=self.index.unit,
+                                  ts=close, message=message))
         return signals
 
     def danger_tier(self, station: str) -> int:
@@ -182,14 +355,22 @@ class FireDangerRule:
     def state(self) -> dict[str, np.ndarray]:
         """Carried codes, the day's accumulation and tiers, per station (``period`` is fleet-wide)."""
         return {"codes": self.codes, "last_value": self.last_value, "last_ts": self.last_ts, "rain": self.rain,
-                "value": self.value, "tier": self.tier, "period": np.repeat(self.period, len(self.stations))}
+                "agg": self.agg, "wind_block": self.wind_block, "value": self.value, "tier": self.tier,
+                "klass": self.klass, "period": np.repeat(self.period, len(self.stations))}
 
     def restore(self, arrays: dict[str, np.ndarray], rows: np.ndarray, into: np.ndarray) -> None:
-        """Restore snapshot rows into stations ``into``."""
-        for name in ("codes", "last_value", "last_ts", "rain", "value", "tier"):
-            getattr(self, name)[into] = arrays[name][rows]
+        """Restore snapshot rows into stations ``into`` (a snapshot from before the daily aggregates lacks them)."""
+        for name in ("codes", "last_value", "last_ts", "rain", "value", "tier", "agg", "wind_block", "klass"):
+            if name in arrays and arrays[name].shape[1:] == getattr(self, name).shape[1:]:
+                getattr(self, name)[into] = arrays[name][rows]
         if len(rows):
             self.period[0] = int(arrays["period"][rows[0]])
+
+
+def _last_per_key(key: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct key and the row of its last occurrence (``rows`` in time order)."""
+    unique, first_from_end = np.unique(key[::-1], return_index=True)
+    return unique, rows[::-1][first_from_end]
 
 
 class FireDetectionRule:

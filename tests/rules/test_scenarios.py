@@ -170,39 +170,17 @@ def test_fire_ignition_under_high_danger_outranks_the_danger(demo_config, tmp_pa
     flame = series(fleet, "LC-DEHH-WS1-FL", fire_at - 600, fire_at + 1200, 30,
                    lambda t: 0.9 if t >= fire_at + 600 else 0.0)
     log = run_pack(demo_config, tmp_path, weather(fleet, 3) + smoke + flame).log
-    noon = 4 * 3600
+    close = 12 * 3600  # 20:00 CST closes the LY/T 1172 day
     # smoke reaches 8 %obs/m (fire_suspected) when 0.3 + (t - fire_at)/20 >= 8: at fire_at + 154, read at +180
     assert log == [
-        ("raised", "forest.fwi", "LC-DEHH-WS1", "blue", float(noon)),     # day 1 FWI 25.1: class high → low
+        # day 1 (08:00-20:00 CST): max 34 °C → A 20; 14:00 RH 22 − 8·sin 75° = 14.3 % → B 20; 1st dry day → C 5;
+        # 25 km/h = 6.9 m/s, Beaufort 4 → D 20; E 0: 65 → 三级, medium (and so the detection below is high)
+        ("raised", "forest.danger", "LC-DEHH-WS1", "yellow", float(close)),
         ("raised", "forest.smoke.threshold", "LC-DEHH-WS1-SM", "orange", fire_at + 180),
         ("raised", "forest.fire_detected", "LC-DEHH-WS1", "orange", fire_at + 180),  # one signal: high, unconfirmed
         ("raised", "forest.flame.threshold", "LC-DEHH-WS1-FL", "orange", fire_at + 600.0),  # a flame alone: high
         ("escalated", "forest.fire_detected", "LC-DEHH-WS1", "red", fire_at + 600.0),  # smoke and flame agree: urgent
     ]
-
-
-def test_fwi_rule_follows_the_fwi_system_day_by_day(demo_config):
-    from rules.fwi import FwiState, fwi_day
-
-    fleet = demo_config.fleet
-    engine = engine_for(demo_config, "forest.fwi")
-    readings = weather(fleet, 4, rain_day=2)
-    signals = [s for s in deliver(engine, sorted(readings, key=lambda r: r.ts), fleet)]
-    state, expected = FwiState(), []
-    for day in range(4):
-        noon = day * DAY + 4 * 3600
-        last = {q: max((r for r in readings if r.sensor_id.endswith(q) and r.ts - T0 <= noon), key=lambda r: r.ts).value
-                for q in ("TA", "RH", "WS")}
-        rain = sum(r.value for r in readings if r.sensor_id.endswith("RN") and noon - DAY < r.ts - T0 <= noon)
-        result = fwi_day(state, month=11, temp=last["TA"], rh=last["RH"], wind=last["WS"], rain=rain)
-        state = result.state
-        expected.append(round(result.fwi, 2))
-    rule = engine.by_id["forest.fwi"]
-    assert round(float(rule.value[rule.stations.index("LC-DEHH-WS1")]), 2) == expected[-1]
-    # days 1-2 are class high (an alarm, low); day 3 moderate clears it; day 4 (low class) has nothing to say
-    assert [s.value for s in signals] == [expected[0], expected[1], expected[2]]
-    assert [s.tier.colour if s.tier else None for s in signals] == ["blue", "blue", None]
-    assert expected[2] < expected[1]  # the rain of day 3 (12 mm) lowers the index
 
 
 def test_late_readings_are_counted_not_evaluated(demo_config):
