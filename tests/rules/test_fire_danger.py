@@ -6,6 +6,8 @@ Times are seconds after T0 (2026-11-25 08:00 CST = 00:00 UTC); an LY/T 1172 day 
 
 from __future__ import annotations
 
+import pytest
+
 from liaowang.rulespec import RuleBook
 from rules.engine import RuleEngine
 from rules.fire import DangerWarning
@@ -157,3 +159,28 @@ def test_fwi_stays_selectable_and_follows_the_fwi_system_day_by_day(demo_config)
     assert [s.value for s in signals] == [expected[0], expected[1], expected[2]]
     assert [s.tier.colour if s.tier else None for s in signals] == ["blue", "blue", None]
     assert all(s.ts == T0 + 4 * 3600 + d * DAY for d, s in enumerate(signals))
+
+
+def test_a_dry_week_climbs_three_four_five_with_yellow_orange_red_proposals(demo_config):
+    """The battery's hot dry days, no rain: I = 60 + 5·n on the n-th dry day → 65, 70 (三级), 75, 80, 85, 90
+    (四级), 95 (五级). Alarms: medium from day 1, high on day 7. Warnings: one per class entered —
+    yellow on day 1, orange on day 3, red on day 7."""
+    fleet = demo_config.fleet
+    engine = engine_for(demo_config, "forest.danger")
+    warnings: list[DangerWarning] = []
+    engine.by_id["forest.danger"].propose_warning = warnings.append
+    signals = deliver(engine, sorted(weather(fleet, 7), key=lambda r: r.ts), fleet)
+    assert [s.value for s in signals] == [65.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0]
+    assert [s.tier.colour for s in signals] == ["yellow"] * 6 + ["orange"]
+    assert [(w.colour, w.level, w.ts) for w in warnings] == [
+        ("yellow", "三级", T0 + CLOSE), ("orange", "四级", T0 + CLOSE + 2 * DAY), ("red", "五级", T0 + CLOSE + 6 * DAY)]
+
+
+@pytest.mark.parametrize(("update", "error"), [({"warnings": {"六级": "red"}}, "unknown classes"),
+                                               ({"phenology": {13: 5}}, "months must be 1-12")])
+def test_the_spec_refuses_unknown_warning_classes_and_months(demo_config, update, error):
+    from liaowang.rulespec import FireDangerSpec
+
+    data = {**_spec(demo_config).model_dump(exclude_none=True), **update}
+    with pytest.raises(ValueError, match=error):
+        FireDangerSpec.model_validate(data)
