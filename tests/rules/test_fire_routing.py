@@ -39,3 +39,18 @@ def test_the_forest_receivers_have_log_and_mqtt_channels(demo_config):
 def test_a_red_plant_alarm_still_reaches_the_plant_operator(demo_config):
     chain = Router(demo_config.alerting).chain(_alert(Tier.RED, family="hazard", rule_id="x"))
     assert "plant-operator" in chain[0] and "forest-ranger" not in chain[0]
+
+
+def test_a_red_forest_warning_reaches_forest_receivers_and_no_plant_operator(demo_config):
+    """The demo's warnings.yaml routes: the county desk verifies, the issued red (Ⅰ) warning goes to the desk
+    and to 森林防火办 and 护林员 — no plant operator or plant safety officer."""
+    from earlywarning.model import SubjectKind
+    from tests.earlywarning.support import FOREST, Room
+
+    routes = [r.model_dump(by_alias=True) for r in demo_config.warnings.routes]
+    room = Room(demo_config.fleet, routes=routes)
+    w = room.propose(site="LC-DEHH", kind=SubjectKind.FOREST_ZONE, category=FOREST, level="I").warning
+    room.desk.verify(w.id, "张三", "属实")
+    room.desk.issue(w.id, "张三")
+    issued = room.outbox.receivers("warning_issued")
+    assert {"forest-office", "forest-ranger"} <= set(issued) and not PLANT & set(issued)
