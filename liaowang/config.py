@@ -112,7 +112,9 @@ class TierMapping(_Strict):
 
     ``grade_overrides`` lets a major hazard source of a GB 18218 grade map a level to another
     tier; a key is a level (``H``) or, for one quantity only, ``quantity.level``
-    (``temperature.HH``), which wins over the plain level. ``notes`` say why, with sources.
+    (``temperature.HH``), which wins over the plain level. ``levels`` may also hold
+    ``quantity.level`` keys (``h2s.level1``: toxic gases outrank combustible ones at every site),
+    below the grade overrides and above the plain level. ``notes`` say why, with sources.
 
     >>> m = TierMapping(levels={"H": "blue", "HH": "orange"},
     ...                 grade_overrides={1: {"H": "yellow", "temperature.HH": "red"}})
@@ -120,6 +122,14 @@ class TierMapping(_Strict):
     ...  m.tier_for("H", 1, "tank_level").priority, m.tier_for("H").priority]
     ['urgent', 'high', 'medium', 'low']
     """
+
+    @field_validator("levels", mode="after")
+    @classmethod
+    def _quantity_keys_name_levels(cls, value: dict[str, Tier]) -> dict[str, Tier]:
+        for key in value:
+            if "." in key and key.rpartition(".")[2] not in value:
+                raise ValueError(f"{key}: level {key.rpartition('.')[2]!r} is not one of levels")
+        return value
 
     levels: dict[str, Tier]
     grade_overrides: dict[Literal[1, 2, 3, 4], dict[str, Tier]] = {}
@@ -153,6 +163,8 @@ class TierMapping(_Strict):
             return override[f"{quantity}.{level}"]
         if level in override:
             return override[level]
+        if quantity is not None and f"{quantity}.{level}" in self.levels:
+            return self.levels[f"{quantity}.{level}"]
         return self.levels[level]
 
 

@@ -42,6 +42,10 @@ def baseline(sensor: Sensor, t: float, seed: int) -> float:
         return round(0.4 + abs(rng.gauss(0, 0.4)), 2)
     if q in ("h2s", "nh3", "co"):
         return round(1.0 + abs(rng.gauss(0, 0.5)), 2)
+    if q == "o2":  # fresh air: 20.9 %VOL
+        return round(20.9 + rng.gauss(0, 0.05), 2)
+    if q in ("interlock_bypass", "esd_state"):  # 0/1 states: in service, not tripped
+        return 0.0
     if q == "cl2":
         return round(0.05 + abs(rng.gauss(0, 0.03)), 3)
     if q == "tank_level":  # fill and draw-off cycle of about two hours
