@@ -24,7 +24,7 @@ import structlog
 
 from alerting import states
 from alerting.audit import AuditLog
-from alerting.model import AlarmState, Alert, Event, HistoryEntry
+from alerting.model import AlarmState, Alert, CloseCause, Event, HistoryEntry
 from alerting.mute import OutOfService, OutOfServiceEntry, Shelf, Shelves
 from alerting.states import LifecycleError, Step
 from alerting.store import AlertStore
@@ -312,11 +312,20 @@ class AlertManager:
             raise InvalidAction("an acknowledgement note is required (alerting.yaml ack_note_required)")
         return self._act(alert_id, by, lambda alert, now: states.acknowledge(alert, by, note, now), note)
 
-    def close(self, alert_id: str, by: str, note: str) -> list[AlertChange]:
-        """消警: a person closes an episode that is over, with a note saying why."""
+    def close(self, alert_id: str, by: str, note: str, cause: str | None = None) -> list[AlertChange]:
+        """消警: a person closes an episode that is over, with a note saying why and a cause category
+        (`CloseCause`: 误报/仪表故障/工艺波动/检修作业/真实险情, English or Chinese name). The API
+        requires the cause unless ``alerting.yaml close_cause_required`` is false; here it may be None
+        (replays, scenarios, stored episodes). The audit note carries the cause."""
         if not note or not note.strip():
             raise InvalidAction("a closing note is required")
-        return self._act(alert_id, by, lambda alert, now: states.close(alert, by, note, now), note)
+        try:
+            parsed = CloseCause.parse(cause) if cause else None
+        except ValueError as e:
+            raise InvalidAction(str(e)) from None
+        audited = f"[{parsed.value} {parsed.zh}] {note}" if parsed else note
+        return self._act(alert_id, by, lambda alert, now: states.close(alert, by, note, now,
+                                                                     parsed.value if parsed else None), audited)
 
     def shelve(self, alert_id: str, by: str, until: float, reason: str, role: str = "admin") -> list[AlertChange]:
         """Shelve an open alarm until ``until`` (at most ``shelving.max_s`` ahead) with a reason.

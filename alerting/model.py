@@ -24,6 +24,37 @@ class AlarmState(enum.StrEnum):
     RETURNED_UNACKNOWLEDGED = "returned_unacknowledged"    # latched: back to normal, still to be acknowledged
 
 
+class CloseCause(enum.StrEnum):
+    """消警 cause categories (DOMAIN.md, MEM practice [S]): why an alarm episode was closed.
+
+    >>> CloseCause.parse("误报") is CloseCause.FALSE_ALARM, CloseCause.parse("maintenance").zh
+    (True, '检修作业')
+    """
+
+    FALSE_ALARM = "false_alarm"
+    INSTRUMENT_FAULT = "instrument_fault"
+    PROCESS_UPSET = "process_upset"
+    MAINTENANCE = "maintenance"
+    REAL_INCIDENT = "real_incident"
+
+    @property
+    def zh(self) -> str:
+        """The Chinese name the duty room uses."""
+        return _CAUSE_ZH[self]
+
+    @classmethod
+    def parse(cls, value: str) -> "CloseCause":
+        """A cause by its English value or its Chinese name; ValueError otherwise."""
+        for cause in cls:
+            if value in (cause.value, _CAUSE_ZH[cause]):
+                return cause
+        raise ValueError(f"unknown close cause {value!r}: one of " + ", ".join(f"{c.value} ({c.zh})" for c in cls))
+
+
+_CAUSE_ZH = {CloseCause.FALSE_ALARM: "误报", CloseCause.INSTRUMENT_FAULT: "仪表故障", CloseCause.PROCESS_UPSET: "工艺波动",
+             CloseCause.MAINTENANCE: "检修作业", CloseCause.REAL_INCIDENT: "真实险情"}
+
+
 class Event(enum.StrEnum):
     """What happened to an alert: the ``event`` of CONTRACT §2 and of every history entry."""
 
@@ -113,6 +144,7 @@ class Alert:
     activated_at: float | None = None
     shelved_by: str | None = None
     shelve_reason: str | None = None
+    close_cause: str | None = None
 
     def __post_init__(self) -> None:
         if self.peak_tier is None:
@@ -177,6 +209,8 @@ class Alert:
             "raised_at": iso(self.raised_at), "updated_at": iso(self.updated_at),
             "acknowledged_at": iso(self.acknowledged_at), "acknowledged_by": self.acknowledged_by,
             "resolved_at": iso(self.resolved_at), "closed_at": iso(self.closed_at), "closed_by": self.closed_by,
+            "close_cause": self.close_cause,
+            "close_cause_zh": CloseCause(self.close_cause).zh if self.close_cause else None,
             "shelved_until": iso(self.shelved_until), "source_lost": self.source_lost, "note": self.note,
             "latched": self.latched, "cleared_at": iso(self.cleared_at), "suppressed": self.suppressed,
             "chattering": self.chattering, "first_out": self.first_out, "notify_level": self.notify_level,

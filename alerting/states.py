@@ -137,15 +137,15 @@ def acknowledge(alert: Alert, by: str, note: str | None, now: float) -> list[Ste
     return steps
 
 
-def close(alert: Alert, by: str, note: str, now: float) -> list[Step]:
-    """消警: a person closes an episode that is over, with a note saying why."""
+def close(alert: Alert, by: str, note: str, now: float, cause: str | None = None) -> list[Step]:
+    """消警: a person closes an episode that is over, with a note saying why (and its cause category)."""
     if not note or not note.strip():
         raise LifecycleError("a closing note is required")
     if alert.closed_at is not None:
         raise LifecycleError(f"alert {alert.id} is already closed")
     if alert.isa is not AlarmState.NORMAL:
         raise LifecycleError(f"alert {alert.id} is {alert.state}; only resolved alerts can be closed")
-    alert.closed_at, alert.closed_by = now, by
+    alert.closed_at, alert.closed_by, alert.close_cause = now, by, cause
     alert.note = note
     muted = f"suppressed: {alert.suppressed}" if alert.suppressed else None
     return [record(alert, now, Event.CLOSED, by=by, note=note, muted=muted)]

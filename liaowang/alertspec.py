@@ -163,6 +163,8 @@ class AlertingSettings(_Strict):
     latch_exempt_kinds: list[str] = Field(default_factory=lambda: ["stale", "comm_loss", "not_reporting"], description=(
         "rule kinds latch_families does not apply to (faults that clear by themselves)"))
     ack_note_required: bool = Field(default=False, description="an acknowledgement must carry a note")
+    close_cause_required: bool = Field(default=True, description=(
+        "消警 must carry a cause category (误报/仪表故障/工艺波动/检修作业/真实险情, DOMAIN.md [S]); KPIs count by cause"))
     shelving: Shelving = Shelving()
     chattering: Chattering = Chattering()
     flood: Flood = Flood()

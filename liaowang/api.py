@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerting import STATES, Alert, AlertNotFound, InvalidAction, LifecycleError, NotPermitted
 from alerting.audit import FIELDS as AUDIT_FIELDS
 from alerting.lifecycle import flood_onsets
+from alerting.model import CloseCause
 from alerting.suppress import Suppression
 from liaowang.api_risk import risk_router
 from liaowang.api_warnings import warnings_router
@@ -39,6 +40,9 @@ class AckBody(BaseModel):
 class CloseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: str = Field(min_length=1, max_length=2000, description="why the alert is closed (消警), required")
+    cause: str | None = Field(default=None, max_length=32, description=(
+        "消警 cause category: false_alarm 误报, instrument_fault 仪表故障, process_upset 工艺波动, maintenance 检修作业, "
+        "real_incident 真实险情 (English or Chinese); required unless alerting.yaml close_cause_required is false"))
 
 
 class SuppressionBody(BaseModel):
@@ -113,7 +117,12 @@ def alarm_kpis_for(pipeline: Pipeline, start: float, now: float, sites: frozense
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     stale = [a for a in pipeline.alerts.open_alerts()
              if now - a.raised_at > settings.stale_alert_s and (sites is None or a.site_id in sites)]
+    by_cause = {c.value: 0 for c in CloseCause}
+    for alert in alerts:
+        if alert.closed_at is not None:
+            by_cause[alert.close_cause or "unspecified"] = by_cause.get(alert.close_cause or "unspecified", 0) + 1
     return {"since": iso(start), "until": iso(now), "new_alerts": len(alerts), "desks": desks,
+            "closed_by_cause": by_cause, "closed_by_cause_zh": {c.zh: by_cause[c.value] for c in CloseCause},
             "floods": sum(d["floods"] for d in desks.values()),
             "chattering_alerts": sum(1 for a in alerts if a.chattering),
             "stale_alerts": len(stale), "stale_alert_ids": [a.id for a in stale],
@@ -205,10 +214,16 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         note = body.note if body else None
         return _act(principal, alert_id, lambda by: pipeline.alerts.acknowledge(alert_id, by, note))
 
+    def _require_cause(body: CloseBody) -> None:
+        if body.cause is None and pipeline.config.alerting.close_cause_required:
+            raise HTTPException(422, "a close cause is required (消警原因): " + ", ".join(
+                f"{c.value} ({c.zh})" for c in CloseCause))
+
     @app.post(f"{API}/alerts/{{alert_id}}/close")
     def close_alert(alert_id: str, body: CloseBody, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
-        """Close (消警) a resolved alert with a note; role duty_officer or above."""
-        return _act(principal, alert_id, lambda by: pipeline.alerts.close(alert_id, by, body.note))
+        """Close (消警) a resolved alert with a note and a cause category; role duty_officer or above."""
+        _require_cause(body)
+        return _act(principal, alert_id, lambda by: pipeline.alerts.close(alert_id, by, body.note, body.cause))
 
     @app.post(f"{API}/alerts/{{alert_id}}/shelve")
     def shelve_alert(alert_id: str, body: ShelveBody, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
@@ -344,7 +359,7 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     @app.get(f"{API}/kpis")
     def alarm_kpis(since: str | None = None, principal: Principal = Depends(reader)) -> dict[str, Any]:
         """Alarm KPIs (ISA-18.2) of the caller's sites: new alerts per 10 min per desk, floods, chattering,
-        stale alerts, top sources."""
+        stale alerts, top sources, closed alerts by 消警 cause."""
         now = pipeline.clock()
         start = parse_time_param(since, "since")
         return alarm_kpis_for(pipeline, now - 86_400 if start is None else start, now, principal.scope)

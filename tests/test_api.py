@@ -83,16 +83,16 @@ def test_write_endpoints_need_a_token_and_the_right_role(client, leak):
 
 def test_close_needs_resolution_and_a_note(client, pipeline, leak):
     alert_id = client.get("/api/v1/alerts").json()[0]["id"]
-    assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "ok"}).status_code == 409
+    assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "ok", "cause": "false_alarm"}).status_code == 409
     # back to normal, and held there past the gas pack's 10 s off-delay (config/rules.yaml)
     ingest(pipeline, [Reading("LC-LUXI-GD-01", "LC-LUXI", leak + t, 2.0) for t in (1, 6, 11)])
     latched = client.get(f"/api/v1/alerts/{alert_id}").json()
     assert latched["latched"] and latched["state"] == "active"  # orange latches until a person acknowledges
-    assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "ok"}).status_code == 409
+    assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "ok", "cause": "false_alarm"}).status_code == 409
     acked = client.post(f"/api/v1/alerts/{alert_id}/ack", headers=DUTY, json={})
     assert acked.json()["state"] == "resolved"
     assert client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={}).status_code == 422
-    closed = client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "阀门已关闭"})
+    closed = client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "阀门已关闭", "cause": "真实险情"})
     assert closed.status_code == 200 and closed.json()["state"] == "closed"
 
 
@@ -240,3 +240,20 @@ def test_body_times_out_of_range_are_422(client, leak):
         response = client.post("/api/v1/suppressions", headers=DUTY,
                                json={"site_id": "LC-LUXI", "start": start, "end": end, "reason": "检修"})
         assert response.status_code == 422, (start, end, response.text)
+
+
+def test_close_needs_a_cause_category_and_kpis_count_by_cause(client, pipeline, leak):
+    """消警 carries a cause (误报/仪表故障/工艺波动/检修作业/真实险情); KPIs count closed alerts by cause."""
+    alert_id = client.get("/api/v1/alerts").json()[0]["id"]
+    ingest(pipeline, [Reading("LC-LUXI-GD-01", "LC-LUXI", leak + t, 2.0) for t in (1, 6, 11)])
+    client.post(f"/api/v1/alerts/{alert_id}/ack", headers=DUTY, json={})
+    missing = client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "复测正常"})
+    assert missing.status_code == 422 and "cause" in missing.json()["detail"]
+    unknown = client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "复测正常", "cause": "其他"})
+    assert unknown.status_code in (400, 422)
+    closed = client.post(f"/api/v1/alerts/{alert_id}/close", headers=DUTY, json={"note": "复测正常", "cause": "误报"})
+    assert closed.status_code == 200
+    assert (closed.json()["close_cause"], closed.json()["close_cause_zh"]) == ("false_alarm", "误报")
+    kpis = client.get("/api/v1/kpis?since=2020-01-01T00:00:00%2B08:00", headers=DUTY).json()
+    assert kpis["closed_by_cause"]["false_alarm"] == 1 and kpis["closed_by_cause_zh"]["误报"] == 1
+    assert set(kpis["closed_by_cause"]) >= {"false_alarm", "instrument_fault", "process_upset", "maintenance", "real_incident"}

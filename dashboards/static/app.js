@@ -159,7 +159,9 @@ function button(label, action, alert) {
       if (action === "close") {
         const note = prompt("消警说明 (必填)");
         if (!note) return;
-        await api(`/api/v1/alerts/${alert.id}/close`, { method: "POST", body: JSON.stringify({ note }) });
+        const cause = prompt("消警原因 (必填): 误报 / 仪表故障 / 工艺波动 / 检修作业 / 真实险情", "误报");
+        if (!cause) return;
+        await api(`/api/v1/alerts/${alert.id}/close`, { method: "POST", body: JSON.stringify({ note, cause: cause.trim() }) });
       }
       if (action === "shelve") {
         const reason = prompt("搁置原因 (必填)");
