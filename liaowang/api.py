@@ -22,6 +22,7 @@ from alerting.audit import FIELDS as AUDIT_FIELDS
 from alerting.lifecycle import flood_onsets
 from alerting.model import CloseCause
 from alerting.suppress import Suppression
+from liaowang.api_incidents import incidents_router
 from liaowang.api_risk import risk_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
@@ -499,5 +500,6 @@ def create_app(pipeline: Pipeline) -> FastAPI:
 
     app.include_router(warnings_router(pipeline.warnings, auth, fleet, pipeline.clock))
     app.include_router(risk_router(pipeline.risk, auth, fleet, pipeline.clock))
+    app.include_router(incidents_router(pipeline.incidents, auth, pipeline.clock))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

@@ -30,6 +30,8 @@ from alerting.audit import AuditLog
 from alerting.db import AlertDB
 from alerting.mute import OutOfService
 from earlywarning import Notice, RiskMonitor, WarningDesk
+from earlywarning.forest import danger_proposer
+from earlywarning.incidents import IncidentDesk
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
 from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink, Sink
@@ -103,6 +105,10 @@ class Pipeline:
                                     notify=self._notify_warning, audit=self.audit)
         self.risk = RiskMonitor(self.alert_db, config.risk, self.fleet, clock, alarms=self.alerts.open_alerts,
                                 desk=self.warnings, audit=self.audit)
+        self.incidents = IncidentDesk(self.alert_db, self.audit, clock)
+        for rule in self.engine.by_id.values():  # forest danger 三–五级 proposes a warning (预警) for a person to verify
+            if hasattr(rule, "propose_warning"):
+                rule.propose_warning = danger_proposer(self.warnings)
         self.supervisor = Supervisor()
         self._pending: list[Signal] = []          # signals not yet committed to alerts.db (guarded by the engine lock)
         self._uncommitted: ReadingBatch | None = None   # the batch whose signals are pending: not submitted twice
@@ -248,6 +254,9 @@ class Pipeline:
                 with self.alerts.transaction():
                     changes = self.alerts.apply(self._pending)
                     self.notifier.on_changes(changes)
+                    for change in changes:  # a detected forest fire opens its incident (火情) in the same transaction
+                        if change.event == "raised":
+                            self.incidents.open_from_alarm(change.alert)
             except (sqlite3.Error, OSError) as err:
                 self._apply_failed.labels("storage").inc()
                 self._alerting_problem = f"alerts.db: {type(err).__name__}: {str(err)[:200]}"

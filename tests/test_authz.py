@@ -104,6 +104,9 @@ def endpoints(alert_id: str) -> list[tuple[str, str, dict | None, str | None]]:
         ("GET", "/api/v1/commitments", None, None),
         ("GET", "/api/v1/hazard-units", None, None),
         ("GET", "/api/v1/hazard-units/nonexistent", None, None),
+        ("GET", "/api/v1/incidents", None, None),
+        ("GET", "/api/v1/incidents/nonexistent", None, None),
+        ("POST", "/api/v1/incidents/nonexistent/steps", {"step": "report"}, "duty_officer"),
     ]
 
 
@@ -113,6 +116,7 @@ def test_the_matrix_covers_every_api_route(setup):
         path = path.replace(alert_id, "{alert_id}").replace("LC-LUXI-GD-01", "{sensor_id}").replace("LC-LUXI", "{site_id}")
         path = path.replace("warnings/nonexistent", "warnings/{warning_id}").replace("hazard-units/nonexistent",
                                                                                       "hazard-units/{unit_id}")
+        path = path.replace("incidents/nonexistent", "incidents/{incident_id}")
         return path.replace("operating-states/nonexistent", "operating-states/{entry_id}").replace("nonexistent",
                                                                                                     "{window_id}")
 

@@ -109,6 +109,9 @@ def test_the_simulated_fleet_raises_alerts_of_all_three_families(running):
     assert ("LC-DEHH-WS1", "red") in tiers        # ... the station's fire, confirmed by a second signal, urgent
     assert ("LC-LUXI-combustible-gas-Z1", "orange") in tiers  # two detectors agreeing at the first level: high
     assert families
+    # the station's detected fire opened its incident (火情), to be checked (核查) by a person
+    incidents = wait_until(lambda: api.get("/api/v1/incidents").json())
+    assert [i["site_id"] for i in incidents] == ["LC-DEHH"] and incidents[0]["state"] == "reported"
 
 
 def test_the_embedded_amqtt_broker_carries_the_same_flow(tmp_path, demo_config):
