@@ -37,6 +37,19 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 FIELDS = ("seq", "at", "actor", "action", "alert_id", "subject", "detail")
 
 
+def document(rows: list[dict[str, Any]], fmt: str) -> str:
+    """Audit records (as `AuditLog.records` gives them) as ``json`` (a list) or ``csv`` (detail as a JSON column)."""
+    if fmt == "json":
+        return orjson.dumps(rows).decode()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(FIELDS)
+    for row in rows:
+        writer.writerow([row["seq"], row["at"], row["actor"], row["action"], row["alert_id"] or "",
+                         row["subject"] or "", orjson.dumps(row["detail"]).decode()])
+    return out.getvalue()
+
+
 class AuditLog:
     """Appends and exports audit records. ``actor`` is ``system`` for automatic transitions."""
 
@@ -72,16 +85,7 @@ class AuditLog:
 
     def export(self, fmt: str, since: float | None = None, until: float | None = None) -> str:
         """The records of a period as ``json`` (a list) or ``csv`` (detail as a JSON column)."""
-        rows = self.records(since, until)
-        if fmt == "json":
-            return orjson.dumps(rows).decode()
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(FIELDS)
-        for row in rows:
-            writer.writerow([row["seq"], row["at"], row["actor"], row["action"], row["alert_id"] or "",
-                             row["subject"] or "", orjson.dumps(row["detail"]).decode()])
-        return out.getvalue()
+        return document(self.records(since, until), fmt)
 
     def close(self) -> None:
         """Close the connection."""

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from datetime import datetime
 from importlib import resources
 from typing import Any, AsyncIterator
 
-import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -18,7 +15,7 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerting import STATES, Alert, AlertNotFound, InvalidAction, LifecycleError, NotPermitted
-from alerting.audit import FIELDS as AUDIT_FIELDS
+from alerting.audit import document as audit_document
 from alerting.lifecycle import flood_onsets
 from alerting.model import CloseCause
 from alerting.suppress import Suppression
@@ -80,19 +77,6 @@ def _require_scope(principal: Principal, site_id: str | None, verb: str) -> None
     """403 unless the principal's sites cover ``site_id``; asked once the object is known to exist (404 first)."""
     if not (principal.scope is None or site_id in principal.scope):
         raise HTTPException(403, f"token {principal.name} may not {verb} site {site_id}")
-
-
-def _audit_document(rows: list[dict[str, Any]], fmt: str) -> str:
-    """Audit records as `AuditLog.export` writes them: a JSON list, or CSV with ``detail`` as a JSON column."""
-    if fmt == "json":
-        return orjson.dumps(rows).decode()
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(AUDIT_FIELDS)
-    for row in rows:
-        writer.writerow([row["seq"], row["at"], row["actor"], row["action"], row["alert_id"] or "",
-                         row["subject"] or "", orjson.dumps(row["detail"]).decode()])
-    return out.getvalue()
 
 
 def alarm_kpis_for(pipeline: Pipeline, start: float, now: float, sites: frozenset[str] | None = None) -> dict[str, Any]:
@@ -351,7 +335,7 @@ def create_app(pipeline: Pipeline) -> FastAPI:
             body = pipeline.audit.export(format, start, end)
         else:
             alert_sites: dict[str, str | None] = {}
-            body = _audit_document([r for r in pipeline.audit.records(start, end) if r["actor"] == principal.name
+            body = audit_document([r for r in pipeline.audit.records(start, end) if r["actor"] == principal.name
                                     or _audit_site(r, alert_sites) in principal.scope], format)
         media = "application/json" if format == "json" else "text/csv; charset=utf-8"
         headers = {} if format == "json" else {"Content-Disposition": "attachment; filename=liaowang-audit.csv"}

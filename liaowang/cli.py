@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import signal
 import sys
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from liaowang.config import Config, ConfigError, default_config_dir, hash_token, load_config
+from liaowang.broker import is_loopback
 from liaowang.logs import configure_logging
 
 log = structlog.get_logger("cli")
@@ -19,15 +19,6 @@ log = structlog.get_logger("cli")
 
 def _load(folder: str | None) -> Config:
     return load_config(Path(folder) if folder else default_config_dir())
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _broker_address(args: argparse.Namespace, config: Config):
@@ -80,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = config.settings
     mqtt = settings.mqtt.model_copy(update={"port": args.mqtt_port or settings.mqtt.port})
     http_port = args.http_port or settings.http.port
-    if settings.auth.holds_demo_tokens() and not _is_loopback(settings.http.host):
+    if settings.auth.holds_demo_tokens() and not is_loopback(settings.http.host):
         log.error("demo_tokens_off_loopback", host=settings.http.host,
                   hint="remove the demo tokens from liaowang.yaml before listening on another address")
         return 2
