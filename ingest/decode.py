@@ -53,6 +53,26 @@ _UNIT_CONVERSIONS: dict[tuple[str, str], Callable[[float], float]] = {
     ("mg/m³", "mg/m3"): lambda v: v, ("m³/h", "m3/h"): lambda v: v,
 }
 
+_PPM = "ppm"
+_MG_M3 = ("mg/m3", "mg/m³")
+
+
+def species_conversion(sent: str, registered: str, molar_mass: float, molar_volume: float) -> Callable[[float], float] | None:
+    """ppm ↔ mg/m3 for one gas species: mg/m3 = ppm × M / V (V = 24.06 L/mol at 20 °C, 101.325 kPa).
+
+    >>> round(species_conversion("ppm", "mg/m3", 34.08, 24.06)(10.0), 2)   # H2S: 10 ppm
+    14.16
+    >>> round(species_conversion("mg/m3", "ppm", 28.01, 24.06)(20.0), 2)   # CO: 20 mg/m3
+    17.18
+    """
+    if sent == _PPM and registered in _MG_M3:
+        factor = molar_mass / molar_volume
+    elif sent in _MG_M3 and registered == _PPM:
+        factor = molar_volume / molar_mass
+    else:
+        return None
+    return lambda v: v * factor
+
 
 class BatchBuilder:
     """Collects decoded readings as plain columns; `build` makes one `ReadingBatch` per micro-batch."""
@@ -218,6 +238,8 @@ class Decoder:
         # Per sensor id: (fleet index, site, unit), looked up once per reading on the hot path.
         self._sensors = {sid: (index[sid], s.site_id, s.unit) for sid, s in fleet.sensors.items()}
         self._topics: dict[str, tuple[str, str | None]] = {}
+        # Per gas sensor with a molar mass (its profile's): ppm ↔ mg/m3 on the slow path only.
+        self._molar = {sid: m for sid, s in fleet.sensors.items() if (m := fleet.molar_mass(s)) is not None}
         self._max_ts = clock() + settings.future_skew_s
 
     def decode(self, topic: str, payload: bytes) -> tuple[list[Reading], list[Rejection]]:
@@ -378,6 +400,8 @@ class Decoder:
         unit = item.get("unit")
         if unit is not None and unit != unit_registered:
             convert = _UNIT_CONVERSIONS.get((unit, unit_registered)) if type(unit) is str else None
+            if convert is None and type(unit) is str and sensor_id in self._molar:
+                convert = species_conversion(unit, unit_registered, self._molar[sensor_id], self._settings.molar_volume_l_mol)
             if convert is None:
                 return "unit_mismatch", f"unit must be {unit_registered!r} or convert to it, got {_describe(unit)}"
             value = convert(value)

@@ -103,6 +103,9 @@ class SetpointProfile(_Strict):
     unit: str
     setpoints: list[Setpoint]
     range: tuple[float, float] | None = Field(default=None, description="instrument range (min, max)")
+    molar_mass_g_mol: float | None = Field(default=None, gt=0, description=(
+        "molar mass of the gas species (g/mol): ingest converts ppm ↔ mg/m3 with it (IngestSettings.molar_volume_l_mol)"))
+    molar_mass_source: str | None = None
 
     _ladder = field_validator("setpoints")(_check_ladder)
 
@@ -275,6 +278,10 @@ class Fleet(_Strict):
             return self.profiles[sensor.profile].setpoints
         return []
 
+    def molar_mass(self, sensor: Sensor) -> float | None:
+        """The molar mass (g/mol) of the gas ``sensor`` measures, from its profile, or None."""
+        return self.profiles[sensor.profile].molar_mass_g_mol if sensor.profile else None
+
     def instrument_range(self, sensor: Sensor) -> tuple[float, float] | None:
         """The instrument range of ``sensor`` (its own, else its profile's)."""
         if sensor.range is not None:
@@ -405,6 +412,9 @@ class StorageSettings(_Strict):
 class IngestSettings(_Strict):
     max_payload_bytes: int = Field(default=256 * 1024, gt=0)
     future_skew_s: float = Field(default=300.0, ge=0)
+    molar_volume_l_mol: float = Field(default=24.06, gt=0, description=(
+        "molar volume for ppm ↔ mg/m3 (mg/m3 = ppm × M / V): 24.06 L/mol at 20 °C, 101.325 kPa, the convention "
+        "GBZ/T 223 and DOMAIN.md [S] use; 24.45 would be 25 °C"))
     queue_size: int = Field(default=20_000, gt=0)
     batch_size: int = Field(default=2_000, gt=0)
     batch_wait_s: float = Field(default=0.0, ge=0, description=(
