@@ -414,7 +414,7 @@ class IngestSettings(_Strict):
     future_skew_s: float = Field(default=300.0, ge=0)
     molar_volume_l_mol: float = Field(default=24.06, gt=0, description=(
         "molar volume for ppm ↔ mg/m3 (mg/m3 = ppm × M / V): 24.06 L/mol at 20 °C, 101.325 kPa, the convention "
-        "GBZ/T 223 and DOMAIN.md [S] use; 24.45 would be 25 °C"))
+        "DOMAIN.md [S] gives; 24.45 would be 25 °C"))
     queue_size: int = Field(default=20_000, gt=0)
     batch_size: int = Field(default=2_000, gt=0)
     batch_wait_s: float = Field(default=0.0, ge=0, description=(
