@@ -9,6 +9,7 @@ lives in `rules/`). Every number that decides a tier records its ``source``. Kin
     stuck           a value that does not move over a window where noise is expected (fault)
     out_of_range    a value outside the instrument's range (fault); above the range of a gas detector
                     it is a 超量程 alarm instead (rule ``over_range_rule_id``, kind ``over_range``)
+    held            a value held at or above a set value for longer than ``hold_s`` (a bypass left in place)
     confirmation    k of n detectors of a zone at a level → a higher tier (a confirmed leak), one rung or a ladder
     fire_danger     a daily fire-danger index per forest station (FWI), tiered by class limits
     fire_detection  direct detection (smoke, flame, CO, temperature jump) above the danger tier
@@ -158,6 +159,25 @@ class OutOfRangeSpec(_Rule):
     over_range_source: str = ""
 
 
+class HeldSpec(_Rule):
+    """A value held at or above ``set`` for ``hold_s`` of event time → an alert of ``tier`` (level ``level``);
+    it clears when the value falls to ``reset``. For 0/1 states held too long: an interlock bypass."""
+
+    kind: Literal["held"]
+    level: str = Field(pattern=r"^[a-z0-9_]{2,32}$")
+    tier: TierName
+    set: float
+    reset: float
+    hold_s: float = Field(gt=0)
+    source: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _reset_below_set(self) -> "HeldSpec":
+        if not self.reset < self.set:
+            raise ValueError(f"reset {self.reset} must be below set {self.set}")
+        return self
+
+
 class Zone(_Strict):
     """A configured group of detectors that watch the same area."""
 
@@ -293,7 +313,7 @@ class FireDetectionSpec(_Rule):
     source: str | None = Field(default=None, min_length=3, description="where the tiers and the confirmation come from")
 
 
-RuleSpec = Annotated[Union[ThresholdSpec, RateOfChangeSpec, PredictiveSpec, StuckSpec, OutOfRangeSpec,
+RuleSpec = Annotated[Union[ThresholdSpec, RateOfChangeSpec, PredictiveSpec, StuckSpec, OutOfRangeSpec, HeldSpec,
                            ConfirmationSpec, FireDangerSpec, FireDetectionSpec], Field(discriminator="kind")]
 
 

@@ -19,11 +19,11 @@ import structlog
 
 from liaowang.config import Fleet, RuleSettings
 from liaowang.domain import ReadingBatch, Tier
-from liaowang.rulespec import (ConfirmationSpec, FireDangerSpec, FireDetectionSpec, OutOfRangeSpec, PredictiveSpec,
+from liaowang.rulespec import (ConfirmationSpec, FireDangerSpec, FireDetectionSpec, HeldSpec, OutOfRangeSpec, PredictiveSpec,
                                RateOfChangeSpec, RuleBook, StuckSpec, ThresholdSpec)
 from rules.base import Signal
 from rules.confirm import ConfirmationRule
-from rules.fault import OutOfRangeRule, StuckRule
+from rules.fault import HeldRule, OutOfRangeRule, StuckRule
 from rules.fire import FireDangerRule, FireDetectionRule
 from rules.reorder import ReorderBuffer
 from rules.snapshot import SnapshotStore, Stateful
@@ -82,6 +82,8 @@ class RuleEngine:
                 rule = StuckRule(fleet, spec)
             elif isinstance(spec, OutOfRangeSpec):
                 rule = OutOfRangeRule(fleet, spec)
+            elif isinstance(spec, HeldSpec):
+                rule = HeldRule(fleet, spec)
             elif isinstance(spec, FireDangerSpec):
                 rule = danger[spec.id] = FireDangerRule(fleet, spec)
             elif isinstance(spec, ConfirmationSpec):

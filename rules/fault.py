@@ -15,7 +15,7 @@ import numpy as np
 
 from liaowang.config import Fleet, Sensor
 from liaowang.domain import BAD_CODE, ReadingBatch
-from liaowang.rulespec import OutOfRangeSpec, StuckSpec
+from liaowang.rulespec import HeldSpec, OutOfRangeSpec, StuckSpec
 from rules.base import Signal, members
 from rules.ladder import Change, Ladder, LadderBank, Rung
 from rules.trend import WindowedRule
@@ -113,3 +113,40 @@ class OutOfRangeRule:
     def restore(self, arrays: dict[str, np.ndarray], rows: np.ndarray, into: np.ndarray) -> None:
         """Restore snapshot rows into sensors ``into``."""
         self.bank.restore(arrays, rows, into)
+
+
+class HeldRule(OutOfRangeRule):
+    """A value at or above ``set`` for ``hold_s`` of event time → alert (an interlock bypass left in place).
+
+    One rung with an on-delay: the ladder gives event-time holds, replay equivalence and snapshots.
+    """
+
+    kind = "held"
+
+    def __init__(self, fleet: Fleet, spec: HeldSpec) -> None:  # type: ignore[override]
+        self.id = spec.id
+        self.spec = spec  # type: ignore[assignment]
+        self.fleet = fleet
+        sensors = members(fleet, spec.match)
+        ladder = Ladder(highs=(Rung(spec.level, spec.tier, spec.set, spec.reset, True, on_delay=spec.hold_s),))
+        ladders: list[Ladder | None] = [None] * len(fleet.sensor_ids)
+        for i in sensors.tolist():
+            ladders[i] = ladder
+        self.bank = LadderBank(ladders)
+
+    def evaluate(self, batch: ReadingBatch) -> list[Signal]:
+        """Step every matched sensor's one-rung ladder through the batch."""
+        good = batch.quality != BAD_CODE
+        sensor, ts, value = batch.sensor[good], batch.ts[good], batch.value[good]
+        spec: HeldSpec = self.spec  # type: ignore[assignment]
+        out = []
+        for change in self.bank.step(sensor, ts, value):
+            s = self.fleet.sensors[self.fleet.sensor_ids[change.subject]]
+            v = float(value[change.row])
+            message = (f"{s.name} 已恢复 ({v:g} {s.unit})" if change.rung is None else
+                       f"{s.name} 持续超过 {spec.hold_s / 3600:g} 小时 ({spec.description or spec.level})")
+            out.append(Signal(rule_id=self.id, kind=self.kind, subject=s.id, site_id=s.site_id, family=s.family,
+                              tier=change.rung.tier if change.rung else None, level=change.rung.level if change.rung else None,
+                              value=v, threshold=change.rung.set if change.rung else None, unit=s.unit,
+                              ts=float(ts[change.row]), message=message))
+        return out

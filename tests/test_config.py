@@ -91,7 +91,7 @@ def _broken_copy(tmp_path: Path, file: str, mutate) -> Path:
     ("rules.yaml", lambda d: d["rules"][1]["rungs"][1].update(level="level3"), "rules[1].rungs[1]", "not mapped"),
     ("rules.yaml", lambda d: d["rules"][1]["rungs"][1].update(tier="yellow"), "rules[1]", "rise strictly in tier"),
     ("rules.yaml", lambda d: d["rules"][1].update(tier="red"), "rules[1]", "either tier (with level) or rungs"),
-    ("rules.yaml", lambda d: d["rules"][-1].update(confirm_k=1), "rules[15].fire_detection.confirm_k",
+    ("rules.yaml", lambda d: d["rules"][-1].update(confirm_k=1), "rules[16].fire_detection.confirm_k",
      "greater than or equal to 2"),
 ])
 def test_broken_configuration_names_file_key_and_reason(tmp_path, file, mutate, key, reason):

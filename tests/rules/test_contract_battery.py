@@ -50,6 +50,11 @@ def over_range(fleet):
     return series(fleet, "LC-LUXI-GD-02", 0, 120, 2, lambda t: 130.0 if 40 <= t < 80 else 1.0)
 
 
+def long_bypass(fleet):
+    """An interlock bypassed for 4.5 h (the held rule's hold is 4 h), then back in service."""
+    return series(fleet, "LC-XFPVC-U1-ILB", 0, 5 * 3600, 10, lambda t: 1.0 if 60 <= t < 60 + 4.5 * 3600 else 0.0)
+
+
 def weather(fleet, days: int, station: str = "LC-DEHH-WS1", rain_day: int | None = None):
     """Hourly weather readings, hot and dry (danger rises day by day)."""
     out = []
@@ -75,6 +80,7 @@ CASES = {
     "stuck": (("hazard.stuck",), frozen),
     "out_of_range": (("sensor.out_of_range",), out_of_range),
     "over_range": (("sensor.out_of_range",), over_range),
+    "held": (("hazard.interlock_bypass.long",), long_bypass),
     "confirmation": (("threshold.gas", "gas.confirmed_leak"), two_detectors),
     "fire_danger": (("forest.danger",), lambda fleet: weather(fleet, 4, rain_day=2)),
     "fire_detection": (("threshold.forest", "forest.danger", "forest.fire_detected"), ignition),

@@ -1,6 +1,6 @@
 """Interlock/SIS bypass and emergency shut-off (ESD) states as inputs (issue 13 §3): a bypassed
-interlock is a high, latching alarm; an ESD trip is a high alarm. (Escalating a bypass held past a
-configured time is not built yet: the threshold ladder's on-delay hides the lower rung meanwhile.)"""
+interlock is a high, latching alarm, and a bypass held past the configured time (4 h) raises an
+urgent 联锁旁路超时 alert; an ESD trip is a high alarm."""
 
 from __future__ import annotations
 
@@ -35,3 +35,20 @@ def test_an_esd_trip_is_a_high_alarm(demo_config):
     out = run(demo_config, "LC-XFPVC-U1-ESD", 3600, lambda t: 1.0 if 600 <= t < 1800 else 0.0)
     assert [(r, lvl, tier) for r, lvl, tier, _ in out] == [
         ("hazard.esd_state.threshold", "esd_tripped", Tier.ORANGE), ("hazard.esd_state.threshold", None, None)]
+
+
+def test_a_bypass_held_past_four_hours_raises_an_urgent_alert(demo_config):
+    readings = series(demo_config.fleet, "LC-LUXI-U1-ILB", 0, 6 * 3600, 60, lambda t: 1.0 if 600 <= t < 5 * 3600 else 0.0)
+    out = deliver(engine_for(demo_config, "threshold.interlock", "hazard.interlock_bypass.long"), readings, demo_config.fleet)
+    held = [(s.rule_id, s.kind, s.level, s.tier) for s in out if s.rule_id == "hazard.interlock_bypass.long"]
+    assert held == [("hazard.interlock_bypass.long", "held", "bypass_long", Tier.RED),
+                    ("hazard.interlock_bypass.long", "held", None, None)]
+    raised = next(s for s in out if s.rule_id == "hazard.interlock_bypass.long" and s.tier)
+    assert raised.ts - readings[0].ts == pytest.approx(600 + 14_400, abs=60)
+    assert [s.level for s in out if s.rule_id == "hazard.interlock_bypass.threshold"] == ["bypassed", None]
+
+
+def test_a_short_bypass_never_raises_the_long_one(demo_config):
+    readings = series(demo_config.fleet, "LC-LUXI-U1-ILB", 0, 3 * 3600, 60, lambda t: 1.0 if 600 <= t < 3600 else 0.0)
+    out = deliver(engine_for(demo_config, "hazard.interlock_bypass.long"), readings, demo_config.fleet)
+    assert out == []
