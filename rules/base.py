@@ -15,7 +15,7 @@ LEVEL_ZH = {
     "level1": "一级报警", "level2": "二级报警", "H": "高报(H)", "HH": "高高报(HH)", "L": "低报(L)", "LL": "低低报(LL)",
     "fire_suspected": "疑似火情(烟雾)", "fire_confirmed": "明火信号",
     "rate_rise": "上升速率报警", "rate_fall": "下降速率报警", "fault": "传感器故障", "confirmed": "多点确认",
-    "fire_detected": "发现火情",
+    "fire_detected": "发现火情", "over_range": "超量程", "bypassed": "联锁旁路", "esd_tripped": "紧急切断动作",
 }
 """Chinese names of device alarm levels, as the duty room says them."""
 
