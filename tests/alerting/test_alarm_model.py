@@ -20,7 +20,7 @@ of a shadow run that never crashed (invariant 4).
 
 Chattering and flood limits are set out of reach (they are not modelled). Runs 200 examples of
 up to 50 steps by default (about 20 s); ``HYPOTHESIS_PROFILE=long`` runs the long profile's 5,000
-of up to 80 (about 10 min).
+of up to 80 (13–23 min on two shared cores).
 """
 
 from __future__ import annotations
