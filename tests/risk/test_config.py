@@ -106,13 +106,16 @@ def units(site: dict) -> list[dict]:
 
 
 XFPVC = 6  # LC-XFPVC's index in sites.yaml
+# where a sensor appended to its first hazard unit lands (the shipped list may grow)
+APPENDED = len(next(site for site in yaml.safe_load((CONFIG_DIR / "sites.yaml").read_text(encoding="utf-8"))["sites"]
+                    if site["id"] == "LC-XFPVC")["hazard_units"][0]["sensors"])
 
 
 @pytest.mark.parametrize("mutate, key, reason", [
     (lambda s: units(s["LC-XFPVC"])[0]["sensors"].append("LC-XFPVC-NOPE"),
-     f"sites[{XFPVC}].hazard_units[0].sensors[11]", "unknown sensor 'LC-XFPVC-NOPE'"),
+     f"sites[{XFPVC}].hazard_units[0].sensors[{APPENDED}]", "unknown sensor 'LC-XFPVC-NOPE'"),
     (lambda s: units(s["LC-XFPVC"])[0]["sensors"].append("LC-LUXI-GT-01"),
-     f"sites[{XFPVC}].hazard_units[0].sensors[11]", "belongs to site LC-LUXI, not LC-XFPVC"),
+     f"sites[{XFPVC}].hazard_units[0].sensors[{APPENDED}]", "belongs to site LC-LUXI, not LC-XFPVC"),
     (lambda s: units(s["LC-XFPVC"])[1]["sensors"].append("LC-XFPVC-T101-PT"),
      f"sites[{XFPVC}].hazard_units[1].sensors[5]", "already watches unit LC-XFPVC-U1"),
     (lambda s: units(s["LC-XFPVC"])[1].update(id="LC-LUXI-U1"),
