@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from earlywarning.incidents import Incident, IncidentDesk, IncidentNotFound, IncidentState, StepNotAllowed, Verdict
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
+from liaowang.domain import iso
 from liaowang.params import split_choices
 
 __all__ = ["incidents_router"]
@@ -34,6 +35,15 @@ class StepBody(BaseModel):
     verdict: Verdict | None = Field(default=None, description="check: real_fire, agricultural_burning (农事用火), false_alarm")
     burned_ha: float | None = Field(default=None, ge=0, description="extinguish: burned forest area, ha")
     note: Note | None = None
+
+
+def _json(incident: Incident) -> dict[str, Any]:
+    """An incident as the API shows it: times in RFC 3339 (+08:00), as every other resource (CONTRACT §4)."""
+    data = incident.to_json()
+    data["opened_at"] = iso(data["opened_at"])
+    for step in data["history"]:
+        step["at"] = iso(step["at"])
+    return data
 
 
 def incidents_router(desk: IncidentDesk, auth: Authenticator, clock: Callable[[], float]) -> APIRouter:
@@ -67,12 +77,12 @@ def incidents_router(desk: IncidentDesk, auth: Authenticator, clock: Callable[[]
         elif scope is not None:
             sites = sorted(scope)
         found = desk.query([IncidentState(s) for s in states] if states else None, sites, limit)
-        return [i.to_json() for i in found]
+        return [_json(i) for i in found]
 
     @router.get("/incidents/{incident_id}")
     def get_incident(incident_id: str, principal: Principal = Depends(reader)) -> dict[str, Any]:
         """One incident with its steps (who, when, verdict, burned area and grade)."""
-        return _incident(principal, incident_id, "read").to_json()
+        return _json(_incident(principal, incident_id, "read"))
 
     @router.post("/incidents/{incident_id}/steps")
     def step_incident(incident_id: str, body: StepBody, principal: Principal = Depends(duty_officer)
@@ -95,6 +105,6 @@ def incidents_router(desk: IncidentDesk, auth: Authenticator, clock: Callable[[]
             raise HTTPException(409, str(err)) from None
         except sqlite3.Error as err:
             raise HTTPException(503, f"the incident store cannot write now: {err}") from None
-        return after.to_json()
+        return _json(after)
 
     return router

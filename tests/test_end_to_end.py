@@ -112,6 +112,7 @@ def test_the_simulated_fleet_raises_alerts_of_all_three_families(running):
     # the station's detected fire opened its incident (火情), to be checked (核查) by a person
     incidents = wait_until(lambda: api.get("/api/v1/incidents").json())
     assert [i["site_id"] for i in incidents] == ["LC-DEHH"] and incidents[0]["state"] == "reported"
+    assert incidents[0]["opened_at"].endswith("+08:00")  # times in RFC 3339, as every resource
 
 
 def test_the_embedded_amqtt_broker_carries_the_same_flow(tmp_path, demo_config):
