@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ingest.sqlite_sink import connect
+from liaowang.sqlite import connect
 
 
 class AlertDB:

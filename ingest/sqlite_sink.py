@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from liaowang.domain import QUALITY_OF_CODE, Reading, ReadingBatch
+from liaowang.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sensors (
@@ -30,15 +31,6 @@ CREATE TABLE IF NOT EXISTS readings (
     PRIMARY KEY (ts_us, sensor)
 ) WITHOUT ROWID;
 """
-
-
-def connect(path: Path | str) -> sqlite3.Connection:
-    """Open a SQLite file in WAL mode with the pragmas every Liaowang store uses."""
-    conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
 
 
 class SQLiteSink:
