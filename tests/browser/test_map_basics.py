@@ -8,57 +8,12 @@ makes no request outside 127.0.0.1. Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 import time
-from pathlib import Path
 
 import orjson
-import pytest
-import uvicorn
 
-from liaowang.api import create_app
-from liaowang.pipeline import Pipeline
-from tests.conftest import config_for, free_port, publisher, wait_until
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-if not Path(CHROMIUM).exists() and not os.environ.get("LIAOWANG_REQUIRE_BROWSER"):
-    pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture
-def server(broker, tmp_path, demo_config):
-    host, port = broker
-    pipeline = Pipeline(config_for(demo_config, port), tmp_path / "data")
-    pipeline.start()
-    assert pipeline.ingest.wait_connected(10)
-    http_port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=http_port, log_level="warning",
-                                       lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    wait_until(lambda: uv.started, timeout=10)
-    yield f"http://127.0.0.1:{http_port}", (host, port), pipeline
-    uv.should_exit = True
-    thread.join(10)
-    pipeline.stop()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport={"width": 1920, "height": 1080}, locale="zh-CN", timezone_id="Asia/Shanghai")
-        yield browser
-        browser.close()
+from tests.browser.conftest import ARTIFACTS
+from tests.conftest import publisher, wait_until
 
 
 def open_map(browser, base: str, requests: list[str]):

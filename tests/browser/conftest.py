@@ -1,0 +1,57 @@
+"""Shared fixtures of the browser tests: a real pipeline and HTTP server on loopback, Debian's
+chromium driven by Playwright, and the viewports and artifact folder every page test uses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from liaowang.api import create_app
+from liaowang.pipeline import Pipeline
+from tests.conftest import config_for, free_port, wait_until
+
+VIEWPORTS = {"1920x1080": (1920, 1080), "1366x768": (1366, 768), "390x844": (390, 844)}
+"""The duty room's big screen, a laptop and a phone: screenshots are saved at each."""
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
+
+if not Path(CHROMIUM).exists() and not os.environ.get("LIAOWANG_REQUIRE_BROWSER"):
+    pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
+def server(broker, tmp_path, demo_config):
+    host, port = broker
+    pipeline = Pipeline(config_for(demo_config, port), tmp_path / "data")
+    pipeline.start()
+    assert pipeline.ingest.wait_connected(10)
+    http_port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=http_port, log_level="warning",
+                                       lifespan="off"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    wait_until(lambda: uv.started, timeout=10)
+    yield f"http://127.0.0.1:{http_port}", (host, port), pipeline
+    uv.should_exit = True
+    thread.join(10)
+    pipeline.stop()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
+            viewport={"width": 1920, "height": 1080}, locale="zh-CN", timezone_id="Asia/Shanghai")
+        yield browser
+        browser.close()
