@@ -26,10 +26,13 @@ import yaml
 from pydantic import ValidationError
 
 from alerting.lifecycle import flood_onsets
+from earlywarning import WARNINGS_TOPIC, cap_xml, problems, xml_problems
+from earlywarning.capcheck import ART64
+from earlywarning.testing import RecordingPublisher
 from liaowang.config import Config, ConfigError, Fleet
 from liaowang.domain import Quality, Reading, ReadingBatch, Tier, parse_time
 from liaowang.pipeline import Pipeline
-from simulators.scenario import Action, Scenario, ScenarioFeed, check_references
+from simulators.scenario import Action, Operation, Scenario, ScenarioFeed, WarningAction, check_references
 
 TICK_S = 0.5
 """The live status ticker's beat (`Pipeline._tick`): between deliveries, held readings are flushed this often."""
@@ -62,6 +65,7 @@ class Outcome:
     events: list[str] = field(default_factory=list)
     wrong_end: list[str] = field(default_factory=list)
     unaccounted: list[str] = field(default_factory=list)
+    bad_documents: list[str] = field(default_factory=list)
     readings: int = 0
     late: int = 0
     seconds: float = 0.0
@@ -85,6 +89,7 @@ class Outcome:
         out += [f"  MISSED {m}" for m in self.missed]
         out += [f"  WRONG END STATE {w}" for w in self.wrong_end]
         out += [f"  UNACCOUNTED {u}" for u in self.unaccounted]
+        out += [f"  BAD DOCUMENT {b}" for b in self.bad_documents]
         out += [f"  FORBIDDEN {f}" for f in self.forbidden]
         out += [f"  false alert {u}" for u in self.unexpected]
         if self.raised:
@@ -154,6 +159,20 @@ class _Driver:
         buffer.release = released  # type: ignore[method-assign]
         pipeline.ingest.dead_letter_late = late  # type: ignore[method-assign]
         pipeline.notifier.on_changes = notified  # type: ignore[method-assign]
+        # warnings: every step the desk commits (the warning after it), and what it sent on MQTT — the
+        # scenario has no broker, so the desk's publisher is this recorder (`earlywarning.testing`)
+        self.warning_steps: list[Any] = []
+        self.mqtt = RecordingPublisher()
+        desk = pipeline.warnings
+        commit = desk._commit
+
+        def committed(*args: Any, **kwargs: Any) -> Any:
+            change = commit(*args, **kwargs)
+            self.warning_steps.append(change.warning)
+            return change
+
+        desk._commit = committed  # type: ignore[method-assign]
+        desk._publish = self.mqtt
 
     def tick_until(self, t: float) -> None:
         """The ticker's flushes up to (not including) ``t`` while readings are held.
@@ -183,9 +202,52 @@ class _Driver:
         self.pipeline.flush_rules()
 
     def step_end(self) -> None:
-        """The time-driven checks at a step's end (stale sensors, shelves, escalation)."""
+        """The time-driven checks at a step's end (stale sensors, shelves, escalation, risk grades and
+        warning proposals, overdue verification)."""
         self.pipeline.check_time_rules()
         self.pipeline.check_alert_timers()
+        self.pipeline.check_warning_timers()
+
+    def register(self, operation: Operation, start: float) -> str | None:
+        """An enterprise registers an operating state (动火作业 …) at its time; why it was refused, or None."""
+        at = start + operation.at_s
+        self.tick_until(at)
+        self.clock.now = max(self.clock.now, at)
+        try:
+            self.pipeline.risk.states.register(operation.site, operation.kind, at, at + operation.duration_s,
+                                               operation.by, at, unit_id=operation.unit, note=operation.note,
+                                               permit=operation.permit)
+        except Exception as err:  # a refused registration is a finding of the scenario, not a crash of the runner
+            return f"operation {operation.kind.value} at +{operation.at_s:g} s: {type(err).__name__}: {err}"
+        return None
+
+    def decide(self, action: WarningAction, start: float) -> str | None:
+        """A duty officer's step on a warning at its time; why it could not be done, or None."""
+        at = start + action.at_s
+        self.tick_until(at)
+        self.clock.now = max(self.clock.now, at)
+        self.pipeline.check_warning_timers()  # what the desk shows at that moment: proposals made up to now
+        desk = self.pipeline.warnings
+        wanted = {"verify": ("proposed",), "reject": ("proposed",), "issue": ("verified",),
+                  "adjust": ("issued", "adjusted"), "lift": ("issued", "adjusted")}[action.action]
+        found = [w for w in desk.query(subject=action.subject, category=action.category, limit=1_000_000)
+                 if w.state.value in wanted]
+        where = f"{action.action} at +{action.at_s:g} s of the warning about {action.subject}"
+        if not found:
+            return f"{where}: none {' or '.join(wanted)}"
+        warning_id = found[0].id
+        calls = {
+            "verify": lambda: desk.verify(warning_id, action.by, action.reason, at),
+            "reject": lambda: desk.reject(warning_id, action.by, action.reason, at),
+            "issue": lambda: desk.issue(warning_id, action.by, at),
+            "adjust": lambda: desk.adjust(warning_id, action.by, action.level, action.reason, at),
+            "lift": lambda: desk.lift(warning_id, action.by, action.reason, at),
+        }
+        try:
+            calls[action.action]()
+        except Exception as err:  # a refused step is a finding of the scenario, not a crash of the runner
+            return f"{where}: {type(err).__name__}: {err}"
+        return None
 
     def act(self, action: Action, start: float) -> str | None:
         """A person's action at its time; returns why it could not be done, or None."""
@@ -236,26 +298,38 @@ def run_scenario(scenario: Scenario, config: Config, path: str = "-", data_dir: 
     with tempfile.TemporaryDirectory(prefix="lw-scenario-") as tmp:
         pipeline = Pipeline(sub_config, Path(data_dir or tmp) / "data", clock)
         driver = _Driver(pipeline, clock, fleet)
-        actions = sorted(scenario.actions, key=lambda a: a.at_s)
+        # people's doings in time order (a stable sort: at one instant, the file's order per list;
+        # operations first, then alarm actions, then warning steps)
+        doings: list[Action | Operation | WarningAction] = sorted(
+            [*scenario.operations, *scenario.actions, *scenario.warning_actions], key=lambda a: a.at_s)
+
+        def do(item: Action | Operation | WarningAction) -> None:
+            why = (driver.register(item, start) if isinstance(item, Operation)
+                   else driver.decide(item, start) if isinstance(item, WarningAction) else driver.act(item, start))
+            if why is not None:
+                refused.append(why)
+
         for delivery in ScenarioFeed(scenario, fleet).deliveries():
-            while actions and start + actions[0].at_s <= delivery.at:
-                if (why := driver.act(actions.pop(0), start)) is not None:
-                    refused.append(why)
+            while doings and start + doings[0].at_s <= delivery.at:
+                do(doings.pop(0))
             driver.deliver(delivery.at, [Reading(r.sensor_id, fleet.sensors[r.sensor_id].site_id, r.ts, r.value,
                                                  Quality(r.quality)) for r in delivery.readings], delivery.gateways)
             if delivery.step_end:
                 driver.step_end()
-        for action in actions:
-            if (why := driver.act(action, start)) is not None:
-                refused.append(why)
+        for item in doings:
+            do(item)
         alerts = driver.finish()
+        warnings = pipeline.warnings.query(limit=1_000_000)
+        publications = {w.id: pipeline.warnings.store.publications(w.id) for w in warnings}
         pipeline.stop()
     outcome = Outcome(scenario.name, path, readings=driver.count, late=len(driver.late))
     outcome.missed += [f"action {r}" for r in refused]
     _judge(scenario, alerts, outcome, config.alerting.flood.alerts, config.alerting.flood.window_s, driver.announced)
+    _judge_warnings(scenario, driver.warning_steps, warnings, publications, driver.mqtt, outcome)
     outcome.unaccounted = [f"{sensor} reading at +{ts - start:.3f} s neither evaluated nor counted late"
                            for sensor, ts in driver.unaccounted()]
-    outcome.passed = outcome.passed and not outcome.unaccounted and not refused
+    outcome.passed = (not outcome.missed and not outcome.forbidden and not outcome.wrong_end and not outcome.unaccounted
+                      and not refused and not outcome.bad_documents)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
@@ -354,6 +428,78 @@ def _judge_events(scenario: Scenario, alerts: list, outcome: Outcome,
             outcome.wrong_end.append(f"{where} (state {last.get('state')}): " + "; ".join(wrong))
         else:
             outcome.events.append(f"end {where}: " + ", ".join(f"{k} {v}" for k, v in wanted.items() if v is not None))
+
+
+def _judge_warnings(scenario: Scenario, steps: list, warnings: list, publications: dict[str, list],
+                    mqtt: RecordingPublisher, outcome: Outcome) -> None:
+    """``expect_warnings`` and ``warning_end_state``, and on every run: each published document passes
+    the GB/T 35965.1 field list (JSON and XML), carries art. 64's items, went out on MQTT, and a
+    warning never published (rejected, or not yet issued) sent nothing."""
+    start = scenario.start_ts
+
+    def about(w: Any, subject: str, category: str | None) -> bool:
+        return subject in (w.subject.id, w.subject.key) and (category is None or w.category == category
+                                                              or w.category.startswith(category + "/"))
+
+    for exp in scenario.expect_warnings:
+        mine = [w for w in steps if about(w, exp.subject, exp.category)]
+        hits = [w for w in mine if w.history[-1].event.value == exp.event
+                and exp.after_s <= w.history[-1].at - start <= exp.before_s
+                and (exp.level is None or w.level == exp.level)
+                and (exp.proposed_level is None or w.proposed_level == exp.proposed_level)
+                and (exp.by is None or w.history[-1].by == exp.by)]
+        what = (f"warning {exp.subject} {exp.event}" + (f" level {exp.level.value}" if exp.level else "")
+                + (f" proposing {exp.proposed_level.value}" if exp.proposed_level else "")
+                + (f" by {exp.by}" if exp.by else "") + f" within +{exp.after_s:g}…+{exp.before_s:g} s")
+        if hits:
+            outcome.events.append(f"{what}: at +{min(w.history[-1].at for w in hits) - start:.0f} s")
+        else:
+            seen = [f"{w.history[-1].event.value} {w.level.value} at +{w.history[-1].at - start:.0f} s" for w in mine]
+            outcome.missed.append(what + (f" (saw {', '.join(seen)})" if seen else " (no warning about it)"))
+    for want in scenario.warning_end_state:
+        mine = sorted((w for w in warnings if about(w, want.subject, want.category)), key=lambda w: w.proposed_at)
+        where = f"warning about {want.subject}"
+        if not mine:
+            outcome.wrong_end.append(f"{where}: none was made")
+            continue
+        last = mine[-1]
+        got = {"state": last.state.value, "published": [p.msg_type for p in publications.get(last.id, [])],
+               "warnings": len(mine)}
+        wanted = {"state": want.state, "published": want.published, "warnings": want.warnings}
+        wrong = [f"{k} {got[k]!r}, want {v!r}" for k, v in wanted.items() if v is not None and got[k] != v]
+        if wrong:
+            outcome.wrong_end.append(f"{where} ({last.id}): " + "; ".join(wrong))
+        else:
+            outcome.events.append(f"end {where}: " + ", ".join(f"{k} {v}" for k, v in wanted.items() if v is not None))
+    sent = Counter(topic for topic, payload, _ in mqtt.messages if payload)
+    for warning in warnings:
+        docs = publications.get(warning.id, [])
+        topic = WARNINGS_TOPIC.format(warning_id=warning.id)
+        if not docs and sent[topic]:
+            outcome.bad_documents.append(f"{warning.id} ({warning.state.value}) was never published yet sent "
+                                         f"{sent[topic]} MQTT message(s)")
+        elif docs and sent[topic] != len(docs):
+            outcome.bad_documents.append(f"{warning.id}: {len(docs)} documents published, {sent[topic]} sent on MQTT")
+        for publication in docs:
+            found = problems(publication.document) + xml_problems(cap_xml(publication.document))
+            found += [f"art. 64 {item} missing" for item, fields in ART64.items()
+                      if publication.msg_type != "Cancel" and not all(_field(publication.document, f) for f in fields)]
+            outcome.bad_documents += [f"{publication.identifier} ({publication.msg_type}): {p}" for p in found]
+    if mqtt.retained:  # what a new subscriber sees: the warnings in force, nothing lifted
+        in_force = {WARNINGS_TOPIC.format(warning_id=w.id) for w in warnings if w.in_force}
+        outcome.bad_documents += [f"{t} retained but not in force" for t in mqtt.retained if t not in in_force]
+
+
+def _field(document: dict[str, Any], dotted: str) -> bool:
+    """Whether a CAP document (JSON form) has a non-empty ``info.area.areaDesc``-style field."""
+    values: list[Any] = [document]
+    for part in dotted.split("."):
+        nxt: list[Any] = []
+        for v in values:
+            got = v.get(part) if isinstance(v, dict) else None
+            nxt += got if isinstance(got, list) else [got] if got not in (None, "", []) else []
+        values = nxt
+    return bool(values)
 
 
 def scenario_test(paths: list[Path], config: Config) -> tuple[int, list[str]]:

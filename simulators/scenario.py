@@ -37,7 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from liaowang.config import Fleet, Sensor
 from liaowang.domain import parse_time
+from liaowang.riskspec import OperatingKind
 from liaowang.rulespec import TierName
+from liaowang.warningspec import WarningLevel
 from simulators.models import baseline, ramp
 
 OVERTAKEN_LAG_S = 0.25
@@ -249,6 +251,74 @@ class Action(_Strict):
         return self
 
 
+WarningEventName = Literal["proposed", "updated", "verified", "rejected", "issued", "adjusted", "lifted", "overdue"]
+WarningStateName = Literal["proposed", "verified", "rejected", "issued", "adjusted", "lifted"]
+
+
+class Operation(_Strict):
+    """An operating state an enterprise registers at ``at_s`` (开停车, 检修, GB 30871 特殊作业 such as 动火),
+    lasting ``duration_s`` from then; as through ``POST /api/v1/operations`` (docs/risk.md)."""
+
+    at_s: float = Field(ge=0)
+    site: str
+    unit: str | None = Field(default=None, description="a hazard unit of the site; none: the whole site")
+    kind: OperatingKind
+    duration_s: float = Field(gt=0)
+    by: str = "scenario"
+    permit: str | None = None
+    note: str | None = None
+
+
+class WarningAction(_Strict):
+    """A duty officer's step at ``at_s`` on the open (or, for lift and adjust, the newest) warning about
+    ``subject`` (a site, hazard unit or zone id), of ``category`` when given (研判, 发布, 调整, 解除).
+
+    ``verify``, ``reject``, ``adjust`` and ``lift`` need ``reason``; ``adjust`` needs ``level``.
+    """
+
+    at_s: float = Field(ge=0)
+    action: Literal["verify", "reject", "issue", "adjust", "lift"]
+    subject: str
+    category: str | None = None
+    by: str = "scenario"
+    reason: str | None = None
+    level: WarningLevel | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "WarningAction":
+        if self.action in ("verify", "reject", "adjust", "lift") and not (self.reason and self.reason.strip()):
+            raise ValueError(f"{self.action} needs reason")
+        if (self.action == "adjust") != (self.level is not None):
+            raise ValueError("adjust needs level (and only adjust takes one)")
+        return self
+
+
+class ExpectedWarning(_Strict):
+    """A warning step expected within [after_s, before_s]: about ``subject`` (of ``category`` when given),
+    ``event``; optionally at ``level`` (the warning's level after the step), proposing ``proposed_level``
+    (an in-force warning a higher grade wants raised), by ``by`` (e.g. ``risk:grading``)."""
+
+    subject: str
+    event: WarningEventName
+    category: str | None = None
+    level: WarningLevel | None = None
+    proposed_level: WarningLevel | None = None
+    by: str | None = None
+    after_s: float = Field(default=0, ge=0)
+    before_s: float = Field(gt=0)
+
+
+class WarningEndState(_Strict):
+    """Where the newest warning about ``subject`` ends the run: its state, and the CAP message types
+    published for it in order (``Alert``, ``Update``, ``Cancel``; empty: never published)."""
+
+    subject: str
+    category: str | None = None
+    state: WarningStateName | None = None
+    published: list[Literal["Alert", "Update", "Cancel"]] | None = None
+    warnings: int | None = Field(default=None, ge=0, description="how many warnings about the subject the run made")
+
+
 class Scenario(_Strict):
     """One scenario file."""
 
@@ -266,6 +336,10 @@ class Scenario(_Strict):
     expect_events: list[ExpectedEvent] = []
     end_state: list[EndState] = []
     forbid: list[Forbidden] = []
+    operations: list[Operation] = []
+    warning_actions: list[WarningAction] = []
+    expect_warnings: list[ExpectedWarning] = []
+    warning_end_state: list[WarningEndState] = []
 
     @property
     def start_ts(self) -> float:
@@ -277,9 +351,11 @@ class Scenario(_Strict):
             parse_time(self.start)
         except ValueError as err:
             raise ValueError(f"start: {err}") from None
-        for i, action in enumerate(self.actions):
-            if action.at_s > self.duration_s:
-                raise ValueError(f"actions[{i}].at_s {action.at_s:g} is after the end of the run ({self.duration_s:g} s)")
+        for what, items in (("actions", self.actions), ("operations", self.operations),
+                            ("warning_actions", self.warning_actions)):
+            for i, item in enumerate(items):
+                if item.at_s > self.duration_s:
+                    raise ValueError(f"{what}[{i}].at_s {item.at_s:g} is after the end of the run ({self.duration_s:g} s)")
         return self
 
 
@@ -292,6 +368,11 @@ def check_references(scenario: Scenario, fleet: Fleet) -> list[str]:
     sensors = [(f"incidents[{i}]", getattr(inc, name)) for i, inc in enumerate(scenario.incidents)
                for name in ("sensor", "temperature", "pressure", "at_sensor") if getattr(inc, name, None)]
     sensors += [(f"faults[{i}]", f.sensor) for i, f in enumerate(scenario.faults) if f.sensor]
+    for i, op in enumerate(scenario.operations):
+        if op.site not in scenario.sites:
+            problems.append(f"operations[{i}]: site {op.site!r} is not one of the scenario's sites")
+        elif op.unit is not None and op.site in fleet.sites and op.unit not in {u.id for u in fleet.sites[op.site].hazard_units}:
+            problems.append(f"operations[{i}]: {op.site} has no hazard unit {op.unit!r}")
     for where, sensor_id in sensors:
         sensor = fleet.sensors.get(sensor_id)
         if sensor is None:
