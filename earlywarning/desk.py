@@ -24,7 +24,7 @@ from alerting.db import AlertDB
 from earlywarning import states as table
 from earlywarning.cap import MSG_TYPES, cap_document, identifier_for
 from earlywarning.drafting import Drafter, Proposal, SubjectRef
-from earlywarning.model import EarlyWarning, Subject, WarningEvent, WarningState
+from earlywarning.model import EarlyWarning, Origin, Subject, WarningEvent, WarningState
 from earlywarning.notices import Notice, WarningRouter, notices_for
 from earlywarning.publish import Publish, messages
 from earlywarning.states import NotAllowed, WarningNotFound
@@ -74,6 +74,7 @@ class WarningDesk:
         self._clock = clock
         self._publish = publish
         self._notify = notify
+        self._unsent: dict[str, str] = {}  # warning id → why its latest MQTT message was not taken (retried)
         # the AlertDB's own re-entrant lock, not one of ours: a caller inside an alarm transaction (holding it)
         # may propose a warning while an API thread acts on one, and two locks taken in either order could deadlock
         self._lock = db.lock
@@ -125,6 +126,8 @@ class WarningDesk:
         self.drafter.check_level(proposal.category, proposal.level)
         with self._lock:
             current = self.store.open_for(subject.key, proposal.category)
+            if current is None and (held := self._held(subject.key, proposal, at)) is not None:
+                return held
             if current is None:
                 draft = self.drafter.draft(proposal, subject, at, self.store.count_for(subject.key, proposal.category))
                 return self._commit(draft, None, created=True)
@@ -135,6 +138,29 @@ class WarningDesk:
             if after is None:
                 return WarningChange(current, None)
             return self._commit(after, current)
+
+    def _held(self, subject_key: str, proposal: Proposal, at: float) -> WarningChange | None:
+        """A rule's or the grading's proposal within ``rejection_hold_s`` of a rejection of the same subject and
+        category, at no higher a level: not proposed again (audited, so the decision it follows is on record)."""
+        hold = self.settings.verification.rejection_hold_s
+        if proposal.origin is Origin.PERSON or hold <= 0:
+            return None
+        rejected = [w for w in self.store.query([WarningState.REJECTED], subject=subject_key,
+                                                category=proposal.category, limit=20)
+                    if w.category == proposal.category and w.rejected_at is not None and at - w.rejected_at < hold]
+        if not rejected:
+            return None
+        last = max(rejected, key=lambda w: w.rejected_at or 0.0)
+        if proposal.level.rank > last.level.rank:
+            return None
+        with self.db.transaction():
+            self.audit.append(at, proposal.by, "warning_proposal_held", None, last.site_id or subject_key,
+                              warning_id=last.id, subject_key=subject_key, category=proposal.category,
+                              level=proposal.level.value, reason=proposal.reason,
+                              hold_until=(last.rejected_at or at) + hold)
+        log.info("warning_proposal_held", warning_id=last.id, subject=subject_key, level=proposal.level.value,
+                 rejected_at=last.rejected_at)
+        return WarningChange(last, None)
 
     def verify(self, warning_id: str, by: str, reason: str | None, at: float | None = None) -> WarningChange:
         """研判/核实: the proposal is warranted; a reason is required."""
@@ -200,6 +226,24 @@ class WarningDesk:
                 count += 1
         return count
 
+    @property
+    def unsent(self) -> dict[str, str]:
+        """Warnings whose latest MQTT message the broker has not taken yet, with why (`retry_unsent` resends)."""
+        return dict(self._unsent)
+
+    def retry_unsent(self) -> int:
+        """Send again the latest message of every warning whose publish failed (the step itself is stored);
+        returns how many are still unsent. The ticker calls this, so a broker that was down hears every step."""
+        for warning_id in list(self._unsent):
+            warning = self.store.get(warning_id)
+            publications = self.store.publications(warning_id)
+            if warning is None or not publications:
+                self._unsent.pop(warning_id, None)
+                continue
+            last = next(h.event for h in reversed(warning.history) if h.event.publishes)
+            self._send(warning, last, publications[-1].document)
+        return len(self._unsent)
+
     # ------------------------------------------------------------------ internals
 
     def _act(self, warning_id: str, step: Callable[[EarlyWarning, float], EarlyWarning],
@@ -259,15 +303,20 @@ class WarningDesk:
         return warning, Publication(identifier, warning.id, warning.version, MSG_TYPES[entry.event], sent, document)
 
     def _send(self, warning: EarlyWarning, event: WarningEvent, document: dict) -> None:
+        """Publish a step's messages; one the broker does not take is kept in `unsent` and resent by
+        `retry_unsent` (the step is stored already: only its announcement waits)."""
         if self._publish is None:
             return
+        self._unsent.pop(warning.id, None)
         for message in messages(warning, event, document):
             try:
                 ok = self._publish(message.topic, message.payload, message.retain)
-            except Exception as err:  # the broker is gone: the step is stored; `republish` restores retained state
+            except Exception as err:  # the broker is gone: the step is stored, the message is retried
                 ok, error = False, f"{type(err).__name__}: {err}"
             else:
                 error = "broker did not take the message"
             if ok is False:
+                self._unsent[warning.id] = error
                 log.warning("warning_publish_failed", warning_id=warning.id, topic=message.topic,
                             retain=message.retain, error=error)
+                return  # the rest (a lift's clearing message) must not overtake the one that failed

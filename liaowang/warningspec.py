@@ -259,6 +259,13 @@ class Verification(_Strict):
         WarningLevel.I: 600.0, WarningLevel.II: 600.0, WarningLevel.III: 1800.0, WarningLevel.IV: 1800.0})
     source: Source = ("DOMAIN.md [C]: a county rule — phone the leader on duty within 10 min of a warning, forward to "
                       "the responsible section within 30 min; applied to verification by Liaowang (site choice)")
+    rejection_hold_s: float = Field(default=7200.0, ge=0, description=(
+        "after a duty officer rejects a proposal, rules and the risk grading do not propose the same subject and "
+        "category again at the same or a lower level for this long (a higher level proposes at once; a person may "
+        "always propose); 0: no hold"))
+    rejection_hold_source: Source = ("Liaowang calibration (site choice): a duty officer's 研判 stands for two hours "
+                                     "unless the situation worsens, so the desk is not asked the same question each "
+                                     "time a new alarm adds evidence")
 
     @model_validator(mode="after")
     def _every_level(self) -> "Verification":

@@ -31,18 +31,29 @@ class ModelWarning:
     level: str
     published: int = 0
     verified: bool = False
+    rejected_at: float | None = None
 
 
 @dataclass
 class Model:
+    hold_s: float = 7200.0  # warnings.yaml verification.rejection_hold_s
     warnings: list[ModelWarning] = field(default_factory=list)
+    held: int = 0
 
     def open_for(self, key: tuple[str, str]) -> ModelWarning | None:
         return next((w for w in self.warnings if w.key == key and w.state in OPEN), None)
 
-    def propose(self, key: tuple[str, str], level: str) -> tuple[str, ModelWarning]:
-        """``created`` with the new warning, or ``merged`` into the open one."""
+    def propose(self, key: tuple[str, str], level: str, now: float) -> tuple[str, ModelWarning]:
+        """``created`` with the new warning, ``merged`` into the open one, or ``held``: a rule's proposal within
+        the hold after a rejection of the same key, at no higher a level than the rejected one."""
         current = self.open_for(key)
+        rejected = [w for w in self.warnings if w.key == key and w.rejected_at is not None
+                    and now - w.rejected_at < self.hold_s]
+        if current is None and rejected:
+            last = max(rejected, key=lambda w: w.rejected_at or 0.0)
+            if RANK[level] <= RANK[last.level]:
+                self.held += 1
+                return "held", last
         if current is None:
             self.warnings.append(ModelWarning(key, "proposed", level))
             return "created", self.warnings[-1]
@@ -50,7 +61,8 @@ class Model:
             current.level = level  # raised before publication; in force, a person adjusts
         return "merged", current
 
-    def act(self, warning: ModelWarning, action: str, reason: bool, level: str | None = None) -> str:
+    def act(self, warning: ModelWarning, action: str, reason: bool, level: str | None = None,
+            now: float = 0.0) -> str:
         """``ok``, ``not_allowed`` (409) or ``invalid`` (422)."""
         if warning.state not in ALLOWED[action]:
             return "not_allowed"
@@ -61,6 +73,8 @@ class Model:
                 return "invalid"
             warning.level = level  # type: ignore[assignment]
         warning.state = AFTER[action]
+        if action == "reject":
+            warning.rejected_at = now
         warning.verified = warning.verified or action == "verify"
         warning.published += action in PUBLISHING
         return "ok"

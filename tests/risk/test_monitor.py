@@ -97,10 +97,15 @@ def test_a_rejected_proposal_is_not_proposed_again_even_after_a_restart(fleet, t
     again.alarms[:] = room.alarms
     assert again.monitor.tick().proposals == () and again.monitor.board.grade(f"enterprise:{SITE}") is \
         RiskGrade.SIGNIFICANT
-    again.alarms.append(alarm("A9", "LC-XFPVC-T103-TT", "high", again.clock.now))  # new evidence: a new warning
-    again.later(5)
+    again.alarms.append(alarm("A9", "LC-XFPVC-T103-TT", "high", again.clock.now))  # new evidence, same grade:
+    again.later(5)                                                                   # held by the rejection
+    [held] = again.monitor.tick().proposals
+    assert not held.created and held.event is None and held.warning.id == w.id
+    assert [r["actor"] for r in again.audit.records() if r["action"] == "warning_proposal_held"] == ["risk:grading"]
+    again.alarms.append(alarm("A10", "LC-XFPVC-T102-TT", "high", again.clock.now))
+    again.later(7200)  # past warnings.yaml verification.rejection_hold_s: new evidence proposes a new warning
     [fresh] = again.monitor.tick().proposals
-    assert fresh.created and fresh.warning.id != w.id and fresh.warning.evidence.alarm_ids[-1] == "A9"
+    assert fresh.created and fresh.warning.id != w.id and fresh.warning.evidence.alarm_ids[-1] == "A10"
 
 
 def test_a_grade_that_falls_below_the_threshold_and_rises_again_proposes_again(room: Room) -> None:
@@ -114,6 +119,13 @@ def test_a_grade_that_falls_below_the_threshold_and_rises_again_proposes_again(r
     room.monitor.tick()
     room.alarms[:] = kept
     room.later(5)
+    [held] = room.monitor.tick().proposals  # within the rejection hold, at the rejected level: not asked again
+    assert not held.created and held.warning.id == w.id
+    room.alarms.clear()
+    room.later(5)
+    room.monitor.tick()
+    room.alarms[:] = kept
+    room.later(7200)
     [again] = room.monitor.tick().proposals
     assert again.created and again.warning.id != w.id
 
