@@ -448,6 +448,7 @@ class Pipeline:
         at the proposal threshold proposes a warning), then proposals nobody verified in time escalate."""
         self.risk.tick(self.clock())
         self.warnings.tick(self.clock())
+        self.warnings.retry_unsent()
 
     def act(self, action: Callable[[], list[AlertChange]]) -> list[AlertChange]:
         """Run a person's action (or a timer's) and queue its notifications in one transaction, then publish.
@@ -566,7 +567,8 @@ class Pipeline:
         checks = {"broker": self.ingest.connected, "readings_store": self.readings.ping(),
                   "alerts_store": self.alert_store.ping(), "stages": not failing, "disk": not low,
                   "alerting": self._alerting_problem is None and not ingest_problems,
-                  "ticker": self._ticker_problem is None, "notifications": self.notifier.problem is None}
+                  "ticker": self._ticker_problem is None, "notifications": self.notifier.problem is None,
+                  "warnings_published": not self.warnings.unsent}
         problems = [f"stage {s.name} failed ({s.last_error}); restarting" for s in failing]
         problems += [f"disk space low: {d.describe()}" for d in low]
         problems += ingest_problems
@@ -576,6 +578,9 @@ class Pipeline:
             problems.append(f"status ticker: {self._ticker_problem}")
         if self.notifier.problem:
             problems.append(f"notification delivery failing, documents stay queued: {self.notifier.problem}")
+        if unsent := self.warnings.unsent:
+            problems.append(f"{len(unsent)} warning message(s) not taken by the broker, retrying: "
+                            + "; ".join(f"{w}: {why}" for w, why in list(unsent.items())[:5]))
         for name, ok in checks.items():
             if not ok and name in ("broker", "readings_store", "alerts_store"):
                 problems.append(f"{name} not available")

@@ -377,3 +377,25 @@ def test_a_person_may_propose_and_the_origin_is_kept(room: Room) -> None:
     assert w.origin is Origin.PERSON and w.proposed_by == "值班员张三"
     assert isinstance(EarlyWarning.from_record(w.to_record()), EarlyWarning)
     assert EarlyWarning.from_record(orjson.loads(orjson.dumps(w.to_record()))) == w
+
+
+def test_a_publish_the_broker_refused_is_kept_unsent_and_the_retry_sends_it(room: Room) -> None:
+    """The ticker's retry (`retry_unsent`): nothing a broker refused is forgotten, and a lift's clearing
+    message never overtakes the Cancel that failed."""
+    w = room.propose().warning
+    room.desk.verify(w.id, "张三", "属实")
+    room.publisher.fail = True
+    room.desk.issue(w.id, "张三")
+    assert set(room.desk.unsent) == {w.id} and room.publisher.messages == []
+    assert room.desk.retry_unsent() == 1  # the broker is still away
+    room.publisher.fail = False
+    assert room.desk.retry_unsent() == 0 and room.desk.unsent == {}
+    topic = WARNINGS_TOPIC.format(warning_id=w.id)
+    assert [orjson.loads(p)["event"] for t, p, _ in room.publisher.messages if t == topic] == ["issued"]
+    room.publisher.fail = True
+    room.desk.lift(w.id, "张三", "已处置")
+    assert room.publisher.retained[topic]  # the in-force message stays until the Cancel is through
+    room.publisher.fail = False
+    room.desk.retry_unsent()
+    assert topic not in room.publisher.retained
+    assert [orjson.loads(p)["event"] for t, p, _ in room.publisher.messages if t == topic and p] == ["issued", "lifted"]
