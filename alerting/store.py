@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import orjson
 
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state);
 CREATE INDEX IF NOT EXISTS alerts_site ON alerts (site_id);
 CREATE INDEX IF NOT EXISTS alerts_updated ON alerts (updated_at);
+CREATE INDEX IF NOT EXISTS alerts_raised ON alerts (raised_at);
 CREATE TABLE IF NOT EXISTS signal_horizon (
     rule_id TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -97,6 +99,28 @@ class AlertStore:
             args.append(since)
         sql += " ORDER BY updated_at DESC, id LIMIT ?"
         args.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [Alert.from_record(orjson.loads(r[0])) for r in rows]
+
+    def raised_between(self, start: float | None, end: float | None, sites: Iterable[str] | None = None, *,
+                       states: list[str] | None = None, tiers: list[int] | None = None,
+                       counties: list[str] | None = None) -> list[Alert]:
+        """Every alert raised in ``[start, end]`` (an open bound when None) of ``sites`` (every site when None)
+        matching the other filters, newest raised first: the history search and the statistics read this."""
+        sql, args = "SELECT record FROM alerts WHERE 1=1", []
+        if start is not None:
+            sql += " AND raised_at >= ?"
+            args.append(start)
+        if end is not None:
+            sql += " AND raised_at <= ?"
+            args.append(end)
+        for column, values in (("site_id", None if sites is None else sorted(sites)), ("state", states),
+                               ("tier", tiers), ("county", counties)):
+            if values is not None:  # an empty list matches nothing, as an empty scope must
+                sql += f" AND {column} IN ({','.join('?' * len(values))})" if values else " AND 0"
+                args += values
+        sql += " ORDER BY raised_at DESC, id"
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         return [Alert.from_record(orjson.loads(r[0])) for r in rows]

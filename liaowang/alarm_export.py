@@ -1,0 +1,156 @@
+"""The alarm history as a table people read: names not ids, words not codes, times in UTC+08:00.
+
+One column list (`COLUMNS`) feeds the CSV and the Excel export, so both files carry the same rows:
+the CSV as UTF-8 with a byte-order mark (Excel then opens the Chinese correctly), the .xlsx through
+openpyxl with real date-time cells (Beijing time, the offset named in the header).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from alerting.model import Alert, CloseCause
+from liaowang.config import Fleet
+from liaowang.domain import CST
+
+__all__ = ["COLUMNS", "Column", "header", "subject_name", "table", "to_csv", "to_xlsx"]
+
+FAMILY = {"hazard": ("重大危险源", "major hazard"), "gas": ("气体泄漏", "gas leak"), "forest": ("森林火灾", "forest fire"),
+          "system": ("系统", "system")}
+PRIORITY = {"urgent": ("紧急报警", "urgent"), "high": ("高报警", "high"), "medium": ("中报警", "medium"),
+            "low": ("低报警", "low")}
+STATE = {"active": ("未确认", "unacknowledged"), "acknowledged": ("已确认", "acknowledged"),
+         "resolved": ("已恢复待消警", "cleared, to close"), "closed": ("已消警", "closed"), "shelved": ("已搁置", "shelved")}
+TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+
+def subject_name(fleet: Fleet, subject: str) -> str:
+    """What people call an alarm's subject: a sensor's name, a site's name, else the subject itself.
+
+    >>> from pathlib import Path; import liaowang; from liaowang.config import load_config
+    >>> fleet = load_config(Path(liaowang.__file__).parent.parent / "config").fleet
+    >>> subject_name(fleet, "LC-LUXI-GD-01")
+    '可燃气体探测器01'
+    >>> subject_name(fleet, "site:LC-LUXI"), subject_name(fleet, "evaluation")
+    ('鲁西集团', 'evaluation')
+    """
+    sensor = fleet.sensors.get(subject)
+    if sensor is not None:
+        return sensor.name
+    site = fleet.sites.get(subject.removeprefix("site:"))
+    return site.name if site is not None else subject
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column: its Chinese and English header and the cell of an alarm (a datetime for times)."""
+
+    zh: str
+    en: str
+    cell: Callable[[Alert, Fleet, str], Any]
+
+
+def _time(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, CST).replace(microsecond=0)
+
+
+def _word(table: dict[str, tuple[str, str]], key: str | None, lang: str) -> str:
+    if key is None:
+        return ""
+    zh, en = table.get(key, (key, key))
+    return zh if lang == "zh" else en
+
+
+def _site(alert: Alert, fleet: Fleet) -> str:
+    site = fleet.sites.get(alert.site_id)
+    return site.name if site is not None else alert.site_id
+
+
+def _cause(alert: Alert, lang: str) -> str:
+    if alert.close_cause is None:
+        return ""
+    return CloseCause(alert.close_cause).zh if lang == "zh" else alert.close_cause.replace("_", " ")
+
+
+def _close_note(alert: Alert) -> str:
+    return next((h.note or "" for h in reversed(alert.history) if h.event == "closed"), "")
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("报警时间", "raised", lambda a, f, lang: _time(a.raised_at)),
+    Column("区县", "county", lambda a, f, lang: a.county),
+    Column("场所", "site", lambda a, f, lang: _site(a, f)),
+    Column("监测对象", "subject", lambda a, f, lang: subject_name(f, a.subject)),
+    Column("类别", "family", lambda a, f, lang: _word(FAMILY, a.family, lang)),
+    Column("优先级", "priority", lambda a, f, lang: _word(PRIORITY, (a.peak_tier or a.tier).priority, lang)),
+    Column("报警内容", "message", lambda a, f, lang: a.raise_message or a.message),
+    Column("峰值", "peak", lambda a, f, lang: a.peak_value),
+    Column("单位", "unit", lambda a, f, lang: a.unit),
+    Column("状态", "state", lambda a, f, lang: _word(STATE, a.state, lang)),
+    Column("确认时间", "acknowledged", lambda a, f, lang: _time(a.acknowledged_at)),
+    Column("确认人", "acknowledged by", lambda a, f, lang: a.acknowledged_by or ""),
+    Column("恢复时间", "cleared", lambda a, f, lang: _time(a.resolved_at)),
+    Column("消警时间", "closed", lambda a, f, lang: _time(a.closed_at)),
+    Column("消警人", "closed by", lambda a, f, lang: a.closed_by or ""),
+    Column("消警原因", "close cause", lambda a, f, lang: _cause(a, lang)),
+    Column("消警说明", "close note", lambda a, f, lang: _close_note(a)),
+    Column("报警编号", "alarm id", lambda a, f, lang: a.id),
+)
+
+
+def header(lang: str = "zh") -> list[str]:
+    """The header row; times are Beijing time, which the header says once."""
+    return [(c.zh if lang == "zh" else c.en) + (" (UTC+08:00)" if i == 0 else "") for i, c in enumerate(COLUMNS)]
+
+
+def table(alerts: Iterable[Alert], fleet: Fleet, lang: str = "zh") -> list[list[Any]]:
+    """The rows of ``alerts`` (cells as typed values: datetimes in CST, numbers, text)."""
+    return [[c.cell(a, fleet, lang) for c in COLUMNS] for a in alerts]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def to_csv(alerts: Iterable[Alert], fleet: Fleet, lang: str = "zh") -> bytes:
+    """The rows as CSV, UTF-8 with a byte-order mark (so Excel on Windows reads the Chinese), CRLF line ends."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header(lang))
+    writer.writerows([_text(v) for v in row] for row in table(alerts, fleet, lang))
+    return "\ufeff".encode() + out.getvalue().encode()
+
+
+def to_xlsx(alerts: Iterable[Alert], fleet: Fleet, lang: str = "zh") -> bytes:
+    """The rows as an Excel workbook: one sheet, bold frozen header, date-time cells in Beijing time."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "报警历史" if lang == "zh" else "alarm history"
+    sheet.append(header(lang))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in table(alerts, fleet, lang):
+        # Excel has no time zones: the cell holds the Beijing wall time the header names
+        sheet.append([v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in row])
+    for column in sheet.iter_cols(min_row=2):
+        for cell in column:
+            if isinstance(cell.value, datetime):
+                cell.number_format = TIME_FORMAT
+    widths = {0: 20, 2: 24, 3: 24, 6: 48, 10: 20, 12: 20, 13: 20, 16: 30, 17: 22}
+    for index, width in widths.items():
+        sheet.column_dimensions[chr(ord("A") + index)].width = width
+    sheet.freeze_panes = "A2"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
