@@ -31,7 +31,8 @@ def episode(site_id: str, subject: str, raised_at: float, tier: Tier = Tier.ORAN
     alert = Alert(id=Alert.make_id(rule_id, subject, raised_at), rule_id=rule_id, kind="threshold", subject=subject,
                   site_id=site_id, county=county, family=family, tier=tier, level="level1",
                   message=message or f"{subject} 可燃气体浓度 27.5 %LEL", value=27.5, threshold=25.0, unit="%LEL",
-                  raised_at=raised_at, updated_at=raised_at, peak_tier=peak or tier, chattering=chattering)
+                  raised_at=raised_at, updated_at=raised_at, peak_tier=peak or tier, peak_value=27.5, peak_at=raised_at,
+                  chattering=chattering)
     alert.history.append(HistoryEntry(raised_at, "raised", tier))
     if ack_after is not None:
         alert.acknowledged_at, alert.acknowledged_by = raised_at + ack_after, "值班员甲"
@@ -50,17 +51,17 @@ def episode(site_id: str, subject: str, raised_at: float, tier: Tier = Tier.ORAN
 CAUSES = ("false_alarm", "instrument_fault", "process_upset", "maintenance", "real_incident", None)
 
 
-def november() -> list[Alert]:
-    """60 episodes in November 2026: 20 per site, one every 7 h, priorities cycling low→urgent,
-    every third closed (causes cycling, one in six without a cause), every other acknowledged,
-    the last two of each site still open (unacknowledged)."""
+def november(start: float = T0) -> list[Alert]:
+    """60 episodes from 2026-11-02 08:00 (or ``start``) over 6 days: 20 per site, one every 7 h, priorities
+    cycling low→urgent, every third closed (causes cycling, one in six without a cause), every other
+    acknowledged, the last two of each site still open (unacknowledged)."""
     alerts = []
     for s, (site_id, (county, family, rule_id, pattern)) in enumerate(SITES.items()):
         for i in range(20):
             tier = Tier(1 + i % 4)
             closed = i % 3 == 0 and i < 18
             alerts.append(episode(
-                site_id, pattern.format(1 + i % 3), T0 + s * 600 + i * 7 * 3600, tier, family=family, county=county,
+                site_id, pattern.format(1 + i % 3), start + s * 600 + i * 7 * 3600, tier, family=family, county=county,
                 rule_id=rule_id, ack_after=120.0 * (1 + i % 5) if i % 2 == 0 else None,
                 close_after=3600.0 * (1 + i % 4) if closed else None, cause=CAUSES[(i // 3) % 6] if closed else None,
                 open_=i >= 18, chattering=i == 5))
