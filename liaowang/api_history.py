@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from alerting import STATES, AlertStore
 from alerting.model import CloseCause
-from alerting.search import UNSPECIFIED, AlarmQuery, search
+from alerting.search import UNSPECIFIED, AlarmQuery, Found, search
 from liaowang.alarm_export import subject_name, to_csv, to_xlsx
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.config import COUNTIES, Fleet
@@ -95,8 +95,8 @@ def history_router(store: AlertStore, auth: Authenticator, fleet: Fleet, clock: 
             priorities=tup([Tier.parse(p).priority for p in priorities] if priorities else None),
             states=tup(split_choices(state, STATES, "state")), causes=tup(causes), text=q.strip() or None if q else None)
 
-    def _found(principal: Principal, query: AlarmQuery):
-        return search(store, query, principal.scope, name_of, site_name)
+    def _found(principal: Principal, query: AlarmQuery, limit: int | None = None, offset: int = 0) -> Found:
+        return search(store, query, principal.scope, name_of, site_name, limit, offset)
 
     @router.get("/history/alarms")
     def history(since: str | None = None, until: str | None = None, site_id: str | None = None,
@@ -105,10 +105,10 @@ def history_router(store: AlertStore, auth: Authenticator, fleet: Fleet, clock: 
                 limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
                 principal: Principal = Depends(reader)) -> dict[str, Any]:
         """Alarms of the caller's sites raised in a period, filtered and paged, newest raised first, with a total."""
-        found = _found(principal, _query(since, until, site_id, county, family, priority, state, cause, q))
+        found = _found(principal, _query(since, until, site_id, county, family, priority, state, cause, q), limit, offset)
         items = [{**a.to_json(), "site_name": site_name(a.site_id), "subject_name": name_of(a.subject)}
-                 for a in found[offset:offset + limit]]
-        return {"total": len(found), "offset": offset, "limit": limit, "items": items}
+                 for a in found.alerts]
+        return {"total": found.total, "offset": offset, "limit": limit, "items": items}
 
     @router.get("/history/alarms/export")
     def export(format: str = Query("csv", pattern="^(csv|xlsx)$"), lang: str = Query("zh", pattern="^(zh|en)$"),
@@ -117,9 +117,10 @@ def history_router(store: AlertStore, auth: Authenticator, fleet: Fleet, clock: 
                state: str | None = None, cause: str | None = None, q: str | None = Query(None, max_length=200),
                principal: Principal = Depends(reader)) -> Response:
         """The same search as a CSV (UTF-8 with BOM) or Excel file: names, words, Beijing times."""
-        found = _found(principal, _query(since, until, site_id, county, family, priority, state, cause, q))
+        query = _query(since, until, site_id, county, family, priority, state, cause, q)
+        found = _found(principal, query, EXPORT_MAX + 1).alerts
         if len(found) > EXPORT_MAX:
-            raise HTTPException(422, f"{len(found)} alarms match; an export holds at most {EXPORT_MAX}: narrow the search")
+            raise HTTPException(422, f"more than {EXPORT_MAX} alarms match; an export holds at most that: narrow the search")
         stamp = datetime.fromtimestamp(clock(), CST).strftime("%Y%m%d-%H%M")
         if format == "csv":
             body, media = to_csv(found, fleet, lang), "text/csv; charset=utf-8"

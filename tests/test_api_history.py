@@ -190,3 +190,15 @@ def test_the_history_and_statistics_pages_are_served(stored):
     for path, title in (("/history", "报警历史"), ("/stats", "报警统计")):
         response = client.get(path)
         assert response.status_code == 200 and title in response.text, path
+
+
+def test_the_excel_sheet_is_ready_to_read(stored):
+    """Bold, frozen header; times are date-time cells (sortable in Excel) in Beijing wall time."""
+    client, alerts = stored
+    response = client.get("/api/v1/history/alarms/export", params={"format": "xlsx", "site_id": "LC-XFHG"}, headers=DUTY)
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    assert sheet.title == "报警历史" and sheet.freeze_panes == "A2" and sheet["A1"].font.b
+    first = alerts[sheet.cell(2, sheet.max_column).value]
+    assert sheet["A2"].is_date and sheet["A2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert sheet["A2"].value == datetime.fromtimestamp(first.raised_at, CST).replace(tzinfo=None)
+    assert sheet.max_row == 21
