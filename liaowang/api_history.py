@@ -22,6 +22,7 @@ import re
 from datetime import datetime
 from typing import Any, Callable
 
+import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from alerting import STATES, AlertStore
@@ -36,6 +37,7 @@ from liaowang.params import parse_time_param, split_choices
 __all__ = ["history_router"]
 
 API = "/api/v1"
+log = structlog.get_logger(__name__)
 EXPORT_MAX = 100_000
 """The most rows one export holds; a larger search is a 422 asking to narrow it (a month of a flood fits)."""
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
@@ -121,6 +123,7 @@ def history_router(store: AlertStore, auth: Authenticator, fleet: Fleet, clock: 
         found = _found(principal, query, EXPORT_MAX + 1).alerts
         if len(found) > EXPORT_MAX:
             raise HTTPException(422, f"more than {EXPORT_MAX} alarms match; an export holds at most that: narrow the search")
+        log.info("alarms_exported", format=format, rows=len(found), by=principal.name)
         stamp = datetime.fromtimestamp(clock(), CST).strftime("%Y%m%d-%H%M")
         if format == "csv":
             body, media = to_csv(found, fleet, lang), "text/csv; charset=utf-8"
