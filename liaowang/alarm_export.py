@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
@@ -33,20 +34,41 @@ TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
 def subject_name(fleet: Fleet, subject: str) -> str:
-    """What people call an alarm's subject: a sensor's name, a site's name, else the subject itself.
+    """What people call an alarm's subject: a sensor's name, a site's name, a station's (the part its
+    instruments' names share), else the subject itself.
 
     >>> from pathlib import Path; import liaowang; from liaowang.config import load_config
     >>> fleet = load_config(Path(liaowang.__file__).parent.parent / "config").fleet
     >>> subject_name(fleet, "LC-LUXI-GD-01")
     '可燃气体探测器01'
-    >>> subject_name(fleet, "site:LC-LUXI"), subject_name(fleet, "evaluation")
-    ('鲁西集团', 'evaluation')
+    >>> subject_name(fleet, "site:LC-LUXI"), subject_name(fleet, "LC-DEHH-WS1"), subject_name(fleet, "evaluation")
+    ('鲁西集团', '1号监测站', 'evaluation')
     """
     sensor = fleet.sensors.get(subject)
     if sensor is not None:
         return sensor.name
     site = fleet.sites.get(subject.removeprefix("site:"))
-    return site.name if site is not None else subject
+    if site is not None:
+        return site.name
+    return _station_names(fleet).get(subject, subject)
+
+
+_STATIONS: dict[int, tuple[Fleet, dict[str, str]]] = {}
+"""id(fleet) → (the fleet, kept so its id is never reused, its station names)."""
+
+
+def _station_names(fleet: Fleet) -> dict[str, str]:
+    """Station id (``LC-DEHH-WS1``) → the name its instruments share (``1号监测站``), computed once per fleet."""
+    cached = _STATIONS.get(id(fleet))
+    if cached is None or cached[0] is not fleet:
+        names: dict[str, list[str]] = {}
+        for sensor in fleet.sensors.values():
+            station, _, _ = sensor.id.rpartition("-")
+            if sensor.family.value == "forest" and station not in fleet.sensors:
+                names.setdefault(station, []).append(sensor.name)
+        cached = _STATIONS[id(fleet)] = (fleet, {station: shared for station, group in names.items()
+                                                 if len(group) > 1 and (shared := os.path.commonprefix(group).strip())})
+    return cached[1]
 
 
 @dataclass(frozen=True, slots=True)

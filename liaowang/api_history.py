@@ -101,7 +101,8 @@ def history_router(store: AlertStore, auth: Authenticator, fleet: Fleet, clock: 
         return search(store, query, principal.scope, name_of, site_name, limit, offset)
 
     @router.get("/history/alarms")
-    def history(since: str | None = None, until: str | None = None, site_id: str | None = None,
+    def history(since: str | None = None, until: str | None = None,
+                site_id: str | None = Query(None, max_length=4000),
                 county: str | None = None, family: str | None = None, priority: str | None = None,
                 state: str | None = None, cause: str | None = None, q: str | None = Query(None, max_length=200),
                 limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
@@ -114,7 +115,8 @@ def history_router(store: AlertStore, auth: Authenticator, fleet: Fleet, clock: 
 
     @router.get("/history/alarms/export")
     def export(format: str = Query("csv", pattern="^(csv|xlsx)$"), lang: str = Query("zh", pattern="^(zh|en)$"),
-               since: str | None = None, until: str | None = None, site_id: str | None = None,
+               since: str | None = None, until: str | None = None,
+               site_id: str | None = Query(None, max_length=4000),
                county: str | None = None, family: str | None = None, priority: str | None = None,
                state: str | None = None, cause: str | None = None, q: str | None = Query(None, max_length=200),
                principal: Principal = Depends(reader)) -> Response:

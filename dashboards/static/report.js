@@ -76,6 +76,7 @@
     };
     draw();
     setInterval(draw, 1000);
+    window.LW.lang.onChange(draw);
   }
 
   window.LW = window.LW || {};

@@ -24,7 +24,7 @@
           avg10: "Average per 10 min", max10: "Most in 10 min", floods: "Floods", floodShare: "Time in flood",
           stale: "Stale alarms", chattering: "Chattering", ackMedian: "Ack median", ackP90: "Ack p90",
           closeMedian: "Close median", closeP90: "Close p90", acked: "Acknowledged", closedN: "Closed",
-          median: "median", p90: "p90", ack: "acknowledge", close: "close", episodes: "episodes", where: "Source", county: "County",
+          median: "median", p90: "p90", ack: "acknowledge", close: "close", episodes: "Episodes", where: "Source", county: "County",
           site: "Site", raised: "Raised", open: "Open for", priority: "Priority", none: "none",
           period: (a, b) => `from ${a} to ${b}`, failed: "Statistics failed: ",
           avgHint: "EEMUA 191: ≤ 1 per 10 min per desk is acceptable", floodHint: "ISA-18.2: under 1 % of the time",
