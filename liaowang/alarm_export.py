@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
@@ -34,8 +35,8 @@ TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
 def subject_name(fleet: Fleet, subject: str) -> str:
-    """What people call an alarm's subject: a sensor's name, a site's name, a station's (the part its
-    instruments' names share), else the subject itself.
+    """What people call an alarm's subject: a sensor's name, a site's name, a station's or a confirmation
+    zone's (from the names their instruments share), else the subject itself.
 
     >>> from pathlib import Path; import liaowang; from liaowang.config import load_config
     >>> fleet = load_config(Path(liaowang.__file__).parent.parent / "config").fleet
@@ -43,6 +44,9 @@ def subject_name(fleet: Fleet, subject: str) -> str:
     '可燃气体探测器01'
     >>> subject_name(fleet, "site:LC-LUXI"), subject_name(fleet, "LC-DEHH-WS1"), subject_name(fleet, "evaluation")
     ('鲁西集团', '1号监测站', 'evaluation')
+    >>> subject_name(fleet, "LC-LUXI-combustible-gas-Z1")
+    '可燃气体探测器 Z1 区'
+
     """
     sensor = fleet.sensors.get(subject)
     if sensor is not None:
@@ -50,24 +54,43 @@ def subject_name(fleet: Fleet, subject: str) -> str:
     site = fleet.sites.get(subject.removeprefix("site:"))
     if site is not None:
         return site.name
-    return _station_names(fleet).get(subject, subject)
+    zone = _ZONE.fullmatch(subject)
+    if zone and zone["site"] in fleet.sites:
+        kind = _group_names(fleet).get(f'{zone["site"]}/{zone["quantity"].replace("-", "_")}')
+        if kind:
+            return f"{kind} {zone['zone']} 区"
+    return _group_names(fleet).get(subject, subject)
 
 
-_STATIONS: dict[int, tuple[Fleet, dict[str, str]]] = {}
-"""id(fleet) → (the fleet, kept so its id is never reused, its station names)."""
+_ZONE = re.compile(r"(?P<site>[A-Z0-9-]+?)-(?P<quantity>[a-z0-9-]+)-(?P<zone>Z\d+)")
+"""A confirmation zone's id (rules/confirm.py): ``LC-LUXI-combustible-gas-Z1``."""
 
 
-def _station_names(fleet: Fleet) -> dict[str, str]:
-    """Station id (``LC-DEHH-WS1``) → the name its instruments share (``1号监测站``), computed once per fleet."""
-    cached = _STATIONS.get(id(fleet))
+def _shared_name(names: list[str]) -> str:
+    """What a group of instruments' names share, without a trailing number: 可燃气体探测器01, 02 → 可燃气体探测器."""
+    return os.path.commonprefix(names).rstrip("0123456789 -号").strip() if len(names) > 1 else ""
+
+
+_GROUPS: dict[int, tuple[Fleet, dict[str, str]]] = {}
+"""id(fleet) → (the fleet, kept so its id is never reused, its group names)."""
+
+
+def _group_names(fleet: Fleet) -> dict[str, str]:
+    """Names of instrument groups, computed once per fleet: a station id (``LC-DEHH-WS1``) → ``1号监测站``,
+    and ``site/quantity`` (``LC-LUXI/combustible_gas``) → the kind of instrument (``可燃气体探测器``)."""
+    cached = _GROUPS.get(id(fleet))
     if cached is None or cached[0] is not fleet:
-        names: dict[str, list[str]] = {}
+        stations: dict[str, list[str]] = {}
+        kinds: dict[str, list[str]] = {}
         for sensor in fleet.sensors.values():
             station, _, _ = sensor.id.rpartition("-")
             if sensor.family.value == "forest" and station not in fleet.sensors:
-                names.setdefault(station, []).append(sensor.name)
-        cached = _STATIONS[id(fleet)] = (fleet, {station: shared for station, group in names.items()
-                                                 if len(group) > 1 and (shared := os.path.commonprefix(group).strip())})
+                stations.setdefault(station, []).append(sensor.name)
+            kinds.setdefault(f"{sensor.site_id}/{sensor.quantity}", []).append(sensor.name)
+        named = {key: shared for key, group in kinds.items() if (shared := _shared_name(group))}
+        named |= {key: shared for key, group in stations.items()
+                  if len(group) > 1 and (shared := os.path.commonprefix(group).strip())}
+        cached = _GROUPS[id(fleet)] = (fleet, named)
     return cached[1]
 
 
