@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerting import STATES, Alert, AlertNotFound, InvalidAction, LifecycleError, NotPermitted
 from alerting.audit import document as audit_document
-from alerting.statistics import alarm_kpis
 from alerting.model import CloseCause
+from alerting.statistics import alarm_kpis
 from alerting.suppress import Suppression
 from liaowang.alarm_export import subject_name
 from liaowang.api_history import history_router
