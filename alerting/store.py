@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
 import orjson
 
@@ -25,6 +28,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state);
 CREATE INDEX IF NOT EXISTS alerts_site ON alerts (site_id);
 CREATE INDEX IF NOT EXISTS alerts_updated ON alerts (updated_at);
+CREATE INDEX IF NOT EXISTS alerts_raised ON alerts (raised_at);
 CREATE TABLE IF NOT EXISTS signal_horizon (
     rule_id TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -43,6 +47,8 @@ class AlertStore:
         self._lock = self.db.lock
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            # the file behind the connection ('' in memory): long reads open their own connection to it
+            self._path = next((row[2] for row in self._conn.execute("PRAGMA database_list") if row[1] == "main"), "")
 
     def save(self, alert: Alert) -> None:
         """Insert or replace one alert."""
@@ -100,6 +106,67 @@ class AlertStore:
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         return [Alert.from_record(orjson.loads(r[0])) for r in rows]
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for long reads (history, exports, statistics) that never holds up the alarm writer.
+
+        On a database file it is a fresh read-only connection (WAL lets it read beside the writer);
+        on an in-memory database, the shared connection under the lock.
+        """
+        if not self._path:
+            with self._lock:
+                yield self._conn
+            return
+        conn = sqlite3.connect(f"{Path(self._path).as_uri()}?mode=ro", uri=True, timeout=30.0, check_same_thread=False)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def raised_between(self, start: float | None, end: float | None, sites: Iterable[str] | None = None) -> list[Alert]:
+        """Every alert raised in ``[start, end]`` (an open bound when None) of ``sites`` (every site when None),
+        newest raised first: the statistics read this."""
+        where, args = ["1=1"], []
+        if start is not None:
+            where.append("raised_at >= ?")
+            args.append(start)
+        if end is not None:
+            where.append("raised_at <= ?")
+            args.append(end)
+        if sites is not None:  # an empty scope matches nothing
+            names = sorted(sites)
+            where.append(f"site_id IN ({','.join('?' * len(names))})" if names else "0")
+            args += names
+        return self.select(" AND ".join(where), args)
+
+    def select(self, where: str, args: Sequence[object], limit: int | None = None, offset: int = 0) -> list[Alert]:
+        """The alerts matching an SQL condition over the ``alerts`` table (alias ``a``; ``CAST(a.record AS TEXT)``
+        is the stored JSON), newest raised first, ``limit`` of them from ``offset``: for `alerting.search`."""
+        sql = f"SELECT record FROM alerts a WHERE {where} ORDER BY raised_at DESC, id"
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            args = [*args, -1 if limit is None else limit, offset]  # SQLite: a negative limit is none
+        with self.reading() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [Alert.from_record(orjson.loads(r[0])) for r in rows]
+
+    def select_columns(self, columns: str, where: str, args: Sequence[object]) -> list[tuple]:
+        """``columns`` (SQL expressions) of the alerts matching ``where``, newest raised first."""
+        with self.reading() as conn:
+            return conn.execute(f"SELECT {columns} FROM alerts a WHERE {where} ORDER BY raised_at DESC, id",
+                                args).fetchall()
+
+    def by_ids(self, ids: Sequence[str]) -> list[Alert]:
+        """The alerts with these ids, in the order given (ids not stored are left out)."""
+        found: dict[str, Alert] = {}
+        with self.reading() as conn:
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk:chunk + 500]
+                rows = conn.execute(f"SELECT id, record FROM alerts WHERE id IN ({','.join('?' * len(part))})",
+                                    part).fetchall()
+                found.update((i, Alert.from_record(orjson.loads(r))) for i, r in rows)
+        return [found[i] for i in ids if i in found]
 
     def ping(self) -> bool:
         """Whether the store answers (for /healthz)."""

@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerting import STATES, Alert, AlertNotFound, InvalidAction, LifecycleError, NotPermitted
 from alerting.audit import document as audit_document
-from alerting.lifecycle import flood_onsets
 from alerting.model import CloseCause
+from alerting.statistics import alarm_kpis
 from alerting.suppress import Suppression
+from liaowang.alarm_export import subject_name
+from liaowang.api_history import history_router
 from liaowang.api_incidents import incidents_router
 from liaowang.api_risk import risk_router
 from liaowang.api_warnings import warnings_router
@@ -79,39 +81,15 @@ def _require_scope(principal: Principal, site_id: str | None, verb: str) -> None
         raise HTTPException(403, f"token {principal.name} may not {verb} site {site_id}")
 
 
-def alarm_kpis_for(pipeline: Pipeline, start: float, now: float, sites: frozenset[str] | None = None) -> dict[str, Any]:
-    """KPIs over [start, now] from the stored alerts (raised times are event times), of ``sites`` only unless None."""
-    settings = pipeline.config.alerting
-    alerts = [a for a in pipeline.alert_store.query(since=start, limit=1_000_000)
-              if a.raised_at >= start and (sites is None or a.site_id in sites)]
-    window = settings.flood.window_s
-    per_desk: dict[str, list[float]] = {}
-    for alert in alerts:
-        per_desk.setdefault(alert.county or "city", []).append(alert.raised_at)
-    desks = {}
-    for desk, times in per_desk.items():
-        times.sort()
-        buckets: dict[int, int] = {}
-        for t in times:
-            buckets[int((t - start) // 600)] = buckets.get(int((t - start) // 600), 0) + 1
-        floods = flood_onsets(times, settings.flood.alerts, window)
-        desks[desk] = {"alerts": len(times), "max_per_10_min": max(buckets.values()), "floods": floods}
-    counts: dict[tuple[str, str], int] = {}
-    for alert in alerts:
-        counts[(alert.rule_id, alert.subject)] = counts.get((alert.rule_id, alert.subject), 0) + 1
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-    stale = [a for a in pipeline.alerts.open_alerts()
-             if now - a.raised_at > settings.stale_alert_s and (sites is None or a.site_id in sites)]
-    by_cause = {c.value: 0 for c in CloseCause}
-    for alert in alerts:
-        if alert.closed_at is not None:
-            by_cause[alert.close_cause or "unspecified"] = by_cause.get(alert.close_cause or "unspecified", 0) + 1
-    return {"since": iso(start), "until": iso(now), "new_alerts": len(alerts), "desks": desks,
-            "closed_by_cause": by_cause, "closed_by_cause_zh": {c.zh: by_cause[c.value] for c in CloseCause},
-            "floods": sum(d["floods"] for d in desks.values()),
-            "chattering_alerts": sum(1 for a in alerts if a.chattering),
-            "stale_alerts": len(stale), "stale_alert_ids": [a.id for a in stale],
-            "top_sources": [{"rule_id": r, "subject": s, "alerts": n} for (r, s), n in top]}
+def alarm_kpis_for(pipeline: Pipeline, start: float, now: float, sites: frozenset[str] | None = None,
+                   end: float | None = None) -> dict[str, Any]:
+    """KPIs (`alerting.statistics.alarm_kpis`) of the episodes raised in [start, end or now], of ``sites`` only
+    unless None; stale alarms are those open at ``now``."""
+    end = now if end is None else end
+    alerts = pipeline.alert_store.raised_between(start, end, sites)
+    open_alerts = [a for a in pipeline.alerts.open_alerts() if sites is None or a.site_id in sites]
+    return alarm_kpis(alerts, open_alerts, pipeline.config.alerting, start, end, now,
+                      lambda subject: subject_name(pipeline.fleet, subject))
 
 
 def create_app(pipeline: Pipeline) -> FastAPI:
@@ -482,8 +460,18 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         _require_known(fleet.sites, site_id, "site")
         return FileResponse(str(static.joinpath("site.html")), media_type="text/html; charset=utf-8")
 
+    @app.get("/history", include_in_schema=False)
+    def history_page() -> FileResponse:
+        return FileResponse(str(static.joinpath("history.html")), media_type="text/html; charset=utf-8")
+
+    @app.get("/stats", include_in_schema=False)
+    def stats_page() -> FileResponse:
+        return FileResponse(str(static.joinpath("stats.html")), media_type="text/html; charset=utf-8")
+
     app.include_router(warnings_router(pipeline.warnings, auth, fleet, pipeline.clock))
     app.include_router(risk_router(pipeline.risk, auth, fleet, pipeline.clock))
     app.include_router(incidents_router(pipeline.incidents, auth, pipeline.clock))
+    app.include_router(history_router(pipeline.alert_store, auth, fleet, pipeline.clock, lambda start, end, sites:
+                                      alarm_kpis_for(pipeline, start, pipeline.clock(), sites, end)))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

@@ -101,7 +101,8 @@ def client(tmp_path, demo_config):
 @pytest.mark.parametrize("path, name", [
     ("/api/v1/alerts", "since"), ("/api/v1/sensors/LC-LUXI-GD-01/readings", "since"),
     ("/api/v1/sensors/LC-LUXI-GD-01/readings", "until"), ("/api/v1/audit", "since"), ("/api/v1/audit", "until"),
-    ("/api/v1/kpis", "since")])
+    ("/api/v1/kpis", "since"), ("/api/v1/history/alarms", "since"), ("/api/v1/history/alarms", "until"),
+    ("/api/v1/history/alarms/export", "since"), ("/api/v1/statistics", "since"), ("/api/v1/statistics", "until")])
 def test_no_time_parameter_value_gives_a_server_error(client, path, name):
     """The same property through HTTP, where the time goes on to SQLite, the KPI windows and iso()."""
 
