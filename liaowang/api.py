@@ -20,12 +20,14 @@ from alerting.lifecycle import flood_onsets
 from alerting.model import CloseCause
 from alerting.suppress import Suppression
 from liaowang.api_incidents import incidents_router
+from liaowang.api_people import people_router
 from liaowang.api_risk import risk_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.domain import Tier, iso
 from liaowang.params import body_time, parse_time_param, split_choices
 from liaowang.pipeline import AlertingUnavailable, Pipeline
+from liaowang.users import People
 
 API = "/api/v1"
 
@@ -123,9 +125,11 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     """
     app = FastAPI(title="Liaowang 瞭望", version="0.1.0", description="Real-time sensor monitoring and tiered early warning")
     app.router.route_class = AuthFirstRoute
+    people = People(pipeline.alert_db, pipeline.audit, pipeline.settings.auth, pipeline.clock)
+    people.seed(pipeline.settings.auth.users)  # the configured users that do not exist yet (docs/people.md)
     auth = Authenticator(pipeline.settings.auth, lambda principal, request: pipeline.audit.append(
         pipeline.clock(), principal.name, "token_used", None, None, role=principal.role,
-        request=f"{request.method} {request.url.path}"))
+        request=f"{request.method} {request.url.path}"), people=people)
     reader = auth.needs("viewer", read=True)  # anonymous too under auth.public_read
     any_token = auth.needs("viewer")
     operator = auth.needs("operator")
@@ -351,8 +355,9 @@ def create_app(pipeline: Pipeline) -> FastAPI:
 
     @app.get(f"{API}/whoami")
     def whoami(principal: Principal = Depends(any_token)) -> dict[str, Any]:
-        """The caller's token name, role and site scope (401 without a valid token)."""
-        return {"name": principal.name, "role": principal.role, "sites": list(principal.sites)}
+        """The caller's name, role and site scope, its display name and kind (user or token); 401 without one."""
+        return {"name": principal.name, "role": principal.role, "sites": list(principal.sites),
+                "display_name": principal.display_name or principal.name, "kind": principal.kind}
 
     # ------------------------------------------------------------------ sites, sensors, map
 
@@ -448,6 +453,8 @@ def create_app(pipeline: Pipeline) -> FastAPI:
                     try:
                         frame = await asyncio.wait_for(queue.get(), timeout=15)
                     except asyncio.TimeoutError:
+                        if not auth.still_signed_in(principal):
+                            return  # signed out or expired: the page's next request says so
                         yield b": keep-alive\n\n"
                         continue
                     if frame is None or await request.is_disconnected():
@@ -485,5 +492,6 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     app.include_router(warnings_router(pipeline.warnings, auth, fleet, pipeline.clock))
     app.include_router(risk_router(pipeline.risk, auth, fleet, pipeline.clock))
     app.include_router(incidents_router(pipeline.incidents, auth, pipeline.clock))
+    app.include_router(people_router(people, auth, fleet))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app
