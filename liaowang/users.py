@@ -288,8 +288,9 @@ class People:
         with self.db.transaction():
             if rehashed is not None:  # the hash used weaker parameters than today's: store the stronger one
                 self.db.conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (rehashed, name))
-            self.db.conn.execute("DELETE FROM sessions WHERE created_at <= ? OR last_seen <= ?",
-                                 (now - self.absolute_s, now - self.idle_s))  # ended ones: keep the table small
+            # ended ones go, to keep the table small (the same arithmetic as `session`, so no live one does)
+            self.db.conn.execute("DELETE FROM sessions WHERE created_at + ? <= ? OR last_seen + ? <= ?",
+                                 (self.absolute_s, now, self.idle_s, now))
             self.db.conn.execute("INSERT INTO sessions (id, user, created_at, last_seen, address) VALUES (?, ?, ?, ?, ?)",
                                  (session_id(secret), name, now, now, address))
             self._audit.append(now, name, "sign_in", None, name, address=address, role=user.role)
