@@ -132,7 +132,7 @@ class Authenticator:
         assert self.people is not None
         session = self.people.resolve(secret)
         if session is None:
-            headers = {"WWW-Authenticate": "Bearer"}
+            headers = {"WWW-Authenticate": "Bearer", "X-Liaowang-Session": "ended"}  # pages say "signed out"
             if cookie:  # an ended session's cookie is cleared, so the next request reads as anonymous
                 headers["Set-Cookie"] = f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"
             raise HTTPException(401, "the session has ended (signed out or expired): sign in again", headers=headers)
