@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any, AsyncIterator
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -449,16 +450,18 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         async def stream() -> AsyncIterator[bytes]:
             try:
                 yield b"retry: 2000\nevent: hello\ndata: {}\n\n"
+                checked = asyncio.get_running_loop().time()
                 while True:
                     try:
                         frame = await asyncio.wait_for(queue.get(), timeout=15)
                     except asyncio.TimeoutError:
-                        if not auth.still_signed_in(principal):
-                            return  # signed out or expired: the page's next request says so
-                        yield b": keep-alive\n\n"
-                        continue
+                        frame = b": keep-alive\n\n"
                     if frame is None or await request.is_disconnected():
                         return
+                    if principal.session is not None and asyncio.get_running_loop().time() - checked >= 15:
+                        checked = asyncio.get_running_loop().time()
+                        if not await run_in_threadpool(auth.still_signed_in, principal):
+                            return  # signed out or expired (a person's stream): the page's next request says so
                     yield frame
             finally:
                 pipeline.hub.unsubscribe(queue)

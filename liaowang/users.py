@@ -38,6 +38,7 @@ True
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -156,6 +157,7 @@ class People:
         lockout = settings.lockout
         self._names = Throttle(lockout.failures, lockout.window_s, lockout.lock_s)
         self._addresses = Throttle(lockout.address_failures, lockout.window_s, lockout.lock_s)
+        self._refused: OrderedDict[str, float] = OrderedDict()  # name|address → end of the lock last audited
         sessions = settings.sessions
         self.idle_s, self.absolute_s = sessions.idle_s, sessions.absolute_s
         self.touch_s = min(60.0, sessions.idle_s / 10)
@@ -263,8 +265,9 @@ class People:
         name_key, address_key = name.casefold(), f"address:{address or '?'}"
         wait = max(self._names.locked_for(name_key, now), self._addresses.locked_for(address_key, now))
         if wait:
-            self._audit.append(now, name, "sign_in_locked", None, name, address=address, retry_after_s=round(wait))
-            log.warning("sign_in_locked", user=name, address=address, retry_after_s=round(wait))
+            if self._first_refusal(f"{name_key}|{address_key}", round(now + wait, 3)):
+                self._audit.append(now, name, "sign_in_locked", None, name, address=address, retry_after_s=round(wait))
+                log.warning("sign_in_locked", user=name, address=address, retry_after_s=round(wait))
             raise SignInRefused("locked", wait)
         row = self._row(name)
         if row is None:
@@ -335,6 +338,16 @@ class People:
         return bool(ended)
 
     # ------------------------------------------------------------------ private
+
+    def _first_refusal(self, key: str, until: float) -> bool:
+        """Whether this is the first refused attempt of ``key`` during the lock ending at ``until``: a locked
+        attempt costs no password check, so auditing every one would let a script fill the append-only trail."""
+        if self._refused.get(key) == until:
+            return False
+        self._refused[key] = until
+        while len(self._refused) > 10_000:
+            self._refused.popitem(last=False)
+        return True
 
     def _session(self, sid: str, user: User, created: float, last_seen: float) -> Session:
         absolute = created + self.absolute_s
