@@ -16,6 +16,7 @@
 //   LW.session.signOut()         -> ends the session on the server too
 // Also: LW.session.login(name, password) (what the form does), LW.session.signIn(token) (a service token: tests,
 // machines' consoles), LW.session.check() (ask the server now whether the session lives; done every minute).
+// A signed-in person can change their own password from the widget (「改密码」).
 //
 // People sign in with name and password (POST /api/v1/session): the server answers with an HttpOnly SameSite=Strict
 // cookie, so no script of the page can read the secret. Every request carries X-Liaowang-Request (the CSRF guard
@@ -28,10 +29,14 @@
   const WORDS = {
     zh: { name: "用户名", password: "密码", signin: "登录", signout: "退出", token: "令牌", tokenTitle: "用服务令牌登录",
           user: "账号", wrong: "登录失败", ended: "登录已失效(超时或已退出),请重新登录", all: "全部场所",
+          password_btn: "改密码", current: "当前密码", fresh: "新密码", again: "再输一次", save: "保存",
+          differ: "两次输入的新密码不同", changed: "密码已修改(其他设备上的登录已退出)",
           roles: { viewer: "查看员", operator: "操作员", duty_officer: "值班员", admin: "管理员" } },
     en: { name: "User name", password: "Password", signin: "Sign in", signout: "Sign out", token: "Token",
           tokenTitle: "Sign in with a service token", user: "Account", wrong: "Sign-in failed",
           ended: "Your session has ended (timed out or signed out): sign in again", all: "all sites",
+          password_btn: "Password", current: "Current password", fresh: "New password", again: "New again",
+          save: "Save", differ: "The new passwords differ", changed: "Password changed (other devices signed out)",
           roles: { viewer: "Viewer", operator: "Operator", duty_officer: "Duty officer", admin: "Administrator" } },
   };
   const listeners = [];
@@ -41,6 +46,8 @@
   let notice = "";      // why the page is signed out ("" when nobody asked it to be)
   let useToken = false; // the form shows the token field instead of name + password
   let siteNames = {};
+  let changingPassword = false; // the signed-in widget shows the change-password form
+  let passwordNote = "";
   let timer = null;
 
   const lang = () => (window.LW && window.LW.lang ? window.LW.lang.current() : "zh");
@@ -67,6 +74,7 @@
   }
 
   function changed() {
+    changingPassword = false; passwordNote = "";
     clearInterval(timer);
     timer = user && user.kind === "user" ? setInterval(check, CHECK_MS) : null;
     draw();
@@ -175,7 +183,43 @@
                    el("span", { className: "lw-session-role", textContent: ` ${role} · ${sites}` }));
     const out = el("button", { type: "button", id: "signout-btn", textContent: w.signout });
     out.onclick = () => signOut();
-    return el("span", { className: "lw-session-in" }, who, out);
+    const box = el("span", { className: "lw-session-in" }, who);
+    if (user.kind === "user") {
+      const change = el("button", { type: "button", id: "password-btn", className: "lw-session-link",
+                                    textContent: w.password_btn });
+      change.onclick = () => { changingPassword = !changingPassword; passwordNote = ""; draw(); };
+      box.append(change);
+    }
+    box.append(out);
+    if (changingPassword && user.kind === "user") box.append(passwordForm(w));
+    else if (passwordNote) box.append(el("span", { id: "pw-msg", role: "status", textContent: passwordNote }));
+    return box;
+  }
+
+  function passwordForm(w) {  // one's own password: POST /api/v1/session/password (other sessions end)
+    const field = (id, label, complete) => el("input", { type: "password", id, placeholder: label, ariaLabel: label,
+                                                         autocomplete: complete });
+    const msg = el("span", { id: "pw-msg", className: "lw-session-error", role: "alert" });
+    const save = el("button", { type: "submit", id: "pw-save", textContent: w.save });
+    const form = el("form", { className: "lw-session-form lw-session-password" },
+                    field("pw-current", w.current, "current-password"), field("pw-new", w.fresh, "new-password"),
+                    field("pw-again", w.again, "new-password"), save, msg);
+    form.onsubmit = async event => {
+      event.preventDefault();
+      const value = id => form.querySelector("#" + id).value;
+      if (value("pw-new") !== value("pw-again")) { msg.textContent = w.differ; return; }
+      save.disabled = true;
+      try {
+        await request("/api/v1/session/password", { method: "POST", json: { current: value("pw-current"),
+                                                                            new: value("pw-new") } });
+        changingPassword = false; passwordNote = w.changed;
+        draw();
+      } catch (err) {
+        msg.textContent = err.message;
+        save.disabled = false;
+      }
+    };
+    return form;
   }
 
   function draw() {
@@ -195,6 +239,7 @@
       .lw-session-error { color:#ff6b6b; font-weight:600; flex-basis:100%; }
       .lw-session-error:empty { display:none; }
       .lw-session-role { opacity:.85; }
+      .lw-session-password { flex-basis:100%; }
       @media (max-width: 480px) { .lw-session-form input { width:calc(50% - .4rem); } }` }));
   }
 

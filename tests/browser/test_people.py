@@ -4,7 +4,8 @@ No page mounts session.js yet (the map's app.js has its own token field; the lea
 test loads the site page and adds lang.js and session.js with a mount point, as a page would.
 Checks: a wrong password is said in the form; 鲁西集团's operator signs in with name and password,
 sees their name, role and plant in words (中文 and EN), holds an HttpOnly cookie no script can read,
-and the page's EventSource — which cannot send headers — carries LC-LUXI's events only; sign-out
+and the page's EventSource — which cannot send headers — carries LC-LUXI's events only; they change
+their own password from the widget; sign-out
 ends the session on the server; a session ended elsewhere (the admin disables the user) signs the
 page out visibly; a service token still signs in. Screenshots at the three viewports.
 """
@@ -101,12 +102,26 @@ def test_a_plant_operator_signs_in_sees_only_their_plant_and_signs_out(server, b
     page.screenshot(path=str(ARTIFACTS / "people-signed-in-en.png"))
     page.evaluate("() => LW.lang.set('zh')")
 
+    # one's own password, from the widget: a mismatch is said, then the change is confirmed
+    page.click("#password-btn")
+    page.fill("#pw-current", "demo-luxi-pass")
+    page.fill("#pw-new", "luxi-new-password")
+    page.fill("#pw-again", "luxi-new-passwrod")
+    page.click("#pw-save")
+    assert "不同" in page.locator("#pw-msg").inner_text()
+    page.fill("#pw-again", "luxi-new-password")
+    page.click("#pw-save")
+    page.wait_for_function("() => (document.getElementById('pw-msg') || {}).textContent === '密码已修改(其他设备上的登录已退出)'")
+    assert ("luxi-operator", "password_changed") in [(r["actor"], r["action"]) for r in pipeline.audit.records()]
+
     # sign-out ends the session on the server: the form is back and the cookie is good for nothing
     page.click("#signout-btn")
     page.wait_for_selector("#signin-name")
     assert page.evaluate("() => fetch('/api/v1/session').then(r => r.status)") == 401
     assert ("luxi-operator", "sign_out") in [(r["actor"], r["action"]) for r in pipeline.audit.records()]
     page.screenshot(path=str(ARTIFACTS / "people-sign-in-form-1920x1080.png"))
+    sign_in(page, "luxi-operator", "luxi-new-password")  # the new password is the one that works
+    page.wait_for_selector("#whoami")
 
 
 def test_a_session_ended_elsewhere_signs_the_page_out_visibly_and_a_token_still_works(server, browser):
