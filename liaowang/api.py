@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any, AsyncIterator
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,12 +23,14 @@ from alerting.suppress import Suppression
 from liaowang.alarm_export import subject_name
 from liaowang.api_history import history_router
 from liaowang.api_incidents import incidents_router
+from liaowang.api_people import people_router
 from liaowang.api_risk import risk_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.domain import Tier, iso
 from liaowang.params import body_time, parse_time_param, split_choices
 from liaowang.pipeline import AlertingUnavailable, Pipeline
+from liaowang.users import People
 
 API = "/api/v1"
 
@@ -101,9 +104,11 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     """
     app = FastAPI(title="Liaowang 瞭望", version="0.1.0", description="Real-time sensor monitoring and tiered early warning")
     app.router.route_class = AuthFirstRoute
+    people = People(pipeline.alert_db, pipeline.audit, pipeline.settings.auth, pipeline.clock)
+    people.seed(pipeline.settings.auth.users)  # the configured users that do not exist yet (docs/people.md)
     auth = Authenticator(pipeline.settings.auth, lambda principal, request: pipeline.audit.append(
         pipeline.clock(), principal.name, "token_used", None, None, role=principal.role,
-        request=f"{request.method} {request.url.path}"))
+        request=f"{request.method} {request.url.path}"), people=people)
     reader = auth.needs("viewer", read=True)  # anonymous too under auth.public_read
     any_token = auth.needs("viewer")
     operator = auth.needs("operator")
@@ -329,8 +334,9 @@ def create_app(pipeline: Pipeline) -> FastAPI:
 
     @app.get(f"{API}/whoami")
     def whoami(principal: Principal = Depends(any_token)) -> dict[str, Any]:
-        """The caller's token name, role and site scope (401 without a valid token)."""
-        return {"name": principal.name, "role": principal.role, "sites": list(principal.sites)}
+        """The caller's name, role and site scope, its display name and kind (user or token); 401 without one."""
+        return {"name": principal.name, "role": principal.role, "sites": list(principal.sites),
+                "display_name": principal.display_name or principal.name, "kind": principal.kind}
 
     # ------------------------------------------------------------------ sites, sensors, map
 
@@ -422,14 +428,18 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         async def stream() -> AsyncIterator[bytes]:
             try:
                 yield b"retry: 2000\nevent: hello\ndata: {}\n\n"
+                checked = asyncio.get_running_loop().time()
                 while True:
                     try:
                         frame = await asyncio.wait_for(queue.get(), timeout=15)
                     except asyncio.TimeoutError:
-                        yield b": keep-alive\n\n"
-                        continue
+                        frame = b": keep-alive\n\n"
                     if frame is None or await request.is_disconnected():
                         return
+                    if principal.session is not None and asyncio.get_running_loop().time() - checked >= 15:
+                        checked = asyncio.get_running_loop().time()
+                        if not await run_in_threadpool(auth.still_signed_in, principal):
+                            return  # signed out or expired (a person's stream): the page's next request says so
                     yield frame
             finally:
                 pipeline.hub.unsubscribe(queue)
@@ -473,5 +483,6 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     app.include_router(incidents_router(pipeline.incidents, auth, pipeline.clock))
     app.include_router(history_router(pipeline.alert_store, auth, fleet, pipeline.clock, lambda start, end, sites:
                                       alarm_kpis_for(pipeline, start, pipeline.clock(), sites, end)))
+    app.include_router(people_router(people, auth, fleet))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

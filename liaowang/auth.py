@@ -1,4 +1,11 @@
-"""Bearer-token access control (CONTRACT §4): roles viewer < operator < duty_officer < admin.
+"""Access control (CONTRACT §4): roles viewer < operator < duty_officer < admin, for machines and people.
+
+Machines present a service token (``Authorization: Bearer <token>``, configured as its SHA-256).
+People sign in (liaowang.users) and present their session secret as ``Authorization: Bearer lws_…``
+or as the HttpOnly cookie ``liaowang_session`` (the map's EventSource cannot send headers). A
+request that changes something on the strength of the cookie alone must carry the header
+``X-Liaowang-Request`` (any value): a page of another site cannot add it without a CORS preflight
+Liaowang never grants, so a forged cross-site form or image cannot act for the signed-in person.
 
 A route states what it needs as a `Requirement` dependency (``principal = Depends(auth.needs("operator"))``);
 `AuthFirstRoute` checks it before FastAPI reads the request body, so a caller without the right
@@ -10,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from fastapi import HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -18,14 +25,31 @@ from fastapi.routing import APIRoute
 
 from liaowang.config import ROLES, AuthSettings, hash_token
 
+if TYPE_CHECKING:
+    from liaowang.users import People
+
+SESSION_COOKIE = "liaowang_session"
+CSRF_HEADER = "x-liaowang-request"
+"""The header a cookie-signed request must carry to change something (the CSRF guard)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the token's name, role and the sites it may see and act on (empty: all)."""
+    """Who is calling: a token's or a person's name, role and the sites it may see and act on (empty: all).
+
+    A signed-in person also has a ``display_name`` and the ``session`` id (None for a service token).
+    """
 
     name: str
     role: str
     sites: tuple[str, ...] = ()
+    display_name: str = ""
+    session: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """``user`` for a signed-in person, ``token`` for a service token (and the anonymous reader)."""
+        return "user" if self.session is not None else "token"
 
     def may(self, role: str) -> bool:
         """Whether this principal's role is ``role`` or above."""
@@ -68,22 +92,52 @@ class Requirement:
 
 
 class Authenticator:
-    """Resolves ``Authorization: Bearer`` headers against the configured token hashes."""
+    """Resolves ``Authorization: Bearer`` headers against the configured token hashes and people's sessions,
+    and the session cookie (`people`: the sessions; without it, service tokens only)."""
 
-    def __init__(self, settings: AuthSettings, on_use: Callable[[Principal, Request], None] | None = None) -> None:
+    def __init__(self, settings: AuthSettings, on_use: Callable[[Principal, Request], None] | None = None,
+                 people: "People | None" = None) -> None:
         self._settings = settings
         self._on_use = on_use
+        self.people = people
 
     def identify(self, request: Request) -> Principal | None:
-        """The caller, or None when no token was sent; 401 for a malformed or unknown token."""
+        """The caller, or None when nothing was presented; 401 for a malformed or unknown token, or a session
+        that ended (its cookie is cleared in the answer)."""
         token = self._bearer(request)
-        if token is None:
+        if token is not None:
+            if self.people is not None and token.startswith(_SESSION_PREFIX):
+                return self._session(token, cookie=False)
+            digest = hash_token(token)
+            for entry in self._settings.tokens:
+                if hmac.compare_digest(entry.sha256, digest):
+                    return Principal(entry.name, entry.role, tuple(entry.sites))
+            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie is None or self.people is None:
             return None
-        digest = hash_token(token)
-        for entry in self._settings.tokens:
-            if hmac.compare_digest(entry.sha256, digest):
-                return Principal(entry.name, entry.role, tuple(entry.sites))
-        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        principal = self._session(cookie, cookie=True)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and CSRF_HEADER not in request.headers:
+            raise HTTPException(403, f"a request signed by the session cookie must send the {CSRF_HEADER} header "
+                                     "to change something (CSRF guard)")
+        return principal
+
+    def still_signed_in(self, principal: Principal) -> bool:
+        """Whether ``principal``'s session is still live (always for a token): long streams ask now and then."""
+        if principal.session is None or self.people is None:
+            return True
+        return self.people.alive(principal.session)
+
+    def _session(self, secret: str, cookie: bool) -> Principal:
+        assert self.people is not None
+        session = self.people.resolve(secret)
+        if session is None:
+            headers = {"WWW-Authenticate": "Bearer", "X-Liaowang-Session": "ended"}  # pages say "signed out"
+            if cookie:  # an ended session's cookie is cleared, so the next request reads as anonymous
+                headers["Set-Cookie"] = f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"
+            raise HTTPException(401, "the session has ended (signed out or expired): sign in again", headers=headers)
+        user = session.user
+        return Principal(user.name, user.role, user.sites, user.display_name, session.id)
 
     def require(self, request: Request, role: str, *, read: bool = False) -> Principal:
         """The caller if it holds ``role``; reads may be anonymous when ``public_read`` is on."""
@@ -91,7 +145,7 @@ class Authenticator:
         if principal is None:
             if read and self._settings.public_read:
                 return ANONYMOUS
-            raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, "sign in, or send a bearer token", headers={"WWW-Authenticate": "Bearer"})
         if not principal.may(role):
             raise HTTPException(403, f"role {principal.role} may not do this; {role} or above is needed")
         if self._on_use is not None and request.method not in ("GET", "HEAD"):
@@ -131,6 +185,9 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token.strip():
             raise HTTPException(401, "expected 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
         return token.strip()
+
+
+_SESSION_PREFIX = "lws_"  # liaowang.users.SESSION_PREFIX (not imported: users imports alerting, auth stays light)
 
 
 class AuthFirstRoute(APIRoute):

@@ -12,6 +12,7 @@ import structlog
 
 from liaowang.config import Config, ConfigError, default_config_dir, hash_token, load_config
 from liaowang.broker import is_loopback
+from liaowang.cli_users import add_users_parser
 from liaowang.logs import configure_logging
 
 log = structlog.get_logger("cli")
@@ -74,6 +75,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.auth.holds_demo_tokens() and not is_loopback(settings.http.host):
         log.error("demo_tokens_off_loopback", host=settings.http.host,
                   hint="remove the demo tokens from liaowang.yaml before listening on another address")
+        return 2
+    if not is_loopback(settings.http.host) and settings.auth.holds_demo_users():
+        log.error("demo_passwords_off_loopback", host=settings.http.host,
+                  hint="remove the demo users from liaowang.yaml auth.users (or give them new password hashes)")
         return 2
     exposed = exposure_problem(mqtt)
     if exposed is not None:
@@ -296,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("hash-token", help="print the SHA-256 under which a bearer token is configured")
     token.add_argument("token")
     token.set_defaults(func=cmd_hash_token)
+    add_users_parser(sub)
     return parser
 
 

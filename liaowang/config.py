@@ -47,6 +47,9 @@ ROLES = ("viewer", "operator", "duty_officer", "admin")
 DEMO_TOKENS = {"demo-viewer": "viewer", "demo-operator": "operator", "demo-duty": "duty_officer", "demo-admin": "admin"}
 """The demo bearer tokens of CONTRACT §5; a server holding any of them listens on loopback only."""
 
+DEMO_PASSWORDS = {"duty": "demo-duty-pass", "admin": "demo-admin-pass", "luxi-operator": "demo-luxi-pass"}
+"""The demo users' passwords (README); a server where any still holds it listens on loopback only."""
+
 
 class ConfigError(Exception):
     """A configuration problem, naming the file, the key and the reason."""
@@ -499,9 +502,54 @@ class TokenEntry(_Strict):
     sites: list[str] = []
 
 
+class UserEntry(_Strict):
+    """A person seeded into the user store at start (created if absent; the store owns it afterwards).
+
+    Only the password's hash is configured (``liaowang users hash-password`` prints one), never the password.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
+    display_name: str = Field(min_length=1, max_length=64)
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    sites: list[str] = []
+    password_hash: str = Field(pattern=r"^\$argon2id?\$", description="an argon2 hash (pwdlib), never a clear password")
+
+
+class SessionSettings(_Strict):
+    """How long a person's sign-in lasts: idle (no request) and absolute (whatever the activity)."""
+
+    idle_s: float = Field(default=2 * 3600, gt=0, description=(
+        "a session not used for this long ends; open pages check their session every minute, so this ends "
+        "the sessions of closed pages and lost devices"))
+    absolute_s: float = Field(default=12 * 3600, gt=0, description="a session ends this long after sign-in: one shift")
+    cookie_secure: bool | None = Field(default=None, description=(
+        "mark the session cookie Secure; default: when the sign-in came over https"))
+
+    @model_validator(mode="after")
+    def _idle_within_absolute(self) -> "SessionSettings":
+        if self.idle_s > self.absolute_s:
+            raise ValueError(f"idle_s ({self.idle_s}) must not exceed absolute_s ({self.absolute_s})")
+        return self
+
+
+class LockoutSettings(_Strict):
+    """Failed sign-ins lock a user name, and an address, for a while (liaowang.users.Throttle)."""
+
+    failures: int = Field(default=5, ge=1, description="failed sign-ins of one user name within window_s that lock it")
+    address_failures: int = Field(default=20, ge=1, description=(
+        "failed sign-ins from one address within window_s that lock the address (behind a reverse proxy every "
+        "caller shares its address: raise this)"))
+    window_s: float = Field(default=300.0, gt=0)
+    lock_s: float = Field(default=300.0, gt=0, description="how long a locked name or address is refused")
+
+
 class AuthSettings(_Strict):
     public_read: bool = Field(default=False, description="reads without a token (the demo sets true)")
-    tokens: list[TokenEntry] = []
+    tokens: list[TokenEntry] = Field(default=[], description="service tokens, for machines (people sign in: users)")
+    users: list[UserEntry] = Field(default=[], description="people seeded into the user store (data dir alerts.db)")
+    sessions: SessionSettings = SessionSettings()
+    lockout: LockoutSettings = LockoutSettings()
+    min_password_length: int = Field(default=10, ge=8, le=128)
     metrics_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description=(
         "SHA-256 of a bearer token good for GET /metrics only (a Prometheus scraper); without public_read, "
         "/metrics otherwise needs a viewer-or-above token that is not scoped to sites"))
@@ -510,6 +558,20 @@ class AuthSettings(_Strict):
         """Whether any configured token is one of the public demo tokens."""
         demo = {hash_token(t) for t in DEMO_TOKENS}
         return any(t.sha256 in demo for t in self.tokens)
+
+    def holds_demo_users(self) -> bool:
+        """Whether any configured user still has its public demo password (README)."""
+        from liaowang.passwords import verify  # argon2: only when asked (at `liaowang run`), not at every load
+
+        return any(verify(DEMO_PASSWORDS[u.name], u.password_hash) for u in self.users if u.name in DEMO_PASSWORDS)
+
+    @model_validator(mode="after")
+    def _unique_user_names(self) -> "AuthSettings":
+        names = [u.name for u in self.users]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"users: name {twice[0]!r} given twice")
+        return self
 
 
 class Settings(_Strict):

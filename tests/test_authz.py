@@ -110,6 +110,17 @@ def endpoints(alert_id: str) -> list[tuple[str, str, dict | None, str | None]]:
         ("GET", "/api/v1/incidents", None, None),
         ("GET", "/api/v1/incidents/nonexistent", None, None),
         ("POST", "/api/v1/incidents/nonexistent/steps", {"step": "report"}, "duty_officer"),
+        ("POST", "/api/v1/session", {"name": "duty", "password": "demo-duty-pass", "bearer": True}, None),  # anyone
+        # (bearer: no cookie, so the rows after it still ask as the role under test)
+        ("GET", "/api/v1/session", None, "viewer"),
+        ("DELETE", "/api/v1/session", None, "viewer"),  # a service token: 400, it has no session
+        ("POST", "/api/v1/session/password", {"current": "x", "new": "a-new-password"}, "viewer"),  # token: 400
+        ("GET", "/api/v1/users", None, "admin"),
+        ("POST", "/api/v1/users", {"name": "matrix-user", "display_name": "矩阵", "role": "viewer",
+                                   "password": "matrix-password"}, "admin"),
+        ("GET", "/api/v1/users/luxi-operator", None, "admin"),
+        ("PATCH", "/api/v1/users/luxi-operator", {"display_name": "鲁西集团 操作员"}, "admin"),
+        ("POST", "/api/v1/users/luxi-operator/password", {"password": "luxi-new-password"}, "admin"),
     ]
 
 
@@ -120,6 +131,7 @@ def test_the_matrix_covers_every_api_route(setup):
         path = path.replace("warnings/nonexistent", "warnings/{warning_id}").replace("hazard-units/nonexistent",
                                                                                       "hazard-units/{unit_id}")
         path = path.replace("incidents/nonexistent", "incidents/{incident_id}")
+        path = path.replace("users/luxi-operator", "users/{name}")
         return path.replace("operating-states/nonexistent", "operating-states/{entry_id}").replace("nonexistent",
                                                                                                     "{window_id}")
 
