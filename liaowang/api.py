@@ -21,6 +21,7 @@ from alerting.model import CloseCause
 from alerting.suppress import Suppression
 from liaowang.api_incidents import incidents_router
 from liaowang.api_risk import risk_router
+from liaowang.api_ui import ui_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.domain import Tier, iso
@@ -485,5 +486,6 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     app.include_router(warnings_router(pipeline.warnings, auth, fleet, pipeline.clock))
     app.include_router(risk_router(pipeline.risk, auth, fleet, pipeline.clock))
     app.include_router(incidents_router(pipeline.incidents, auth, pipeline.clock))
+    app.include_router(ui_router(pipeline, auth))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

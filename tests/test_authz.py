@@ -107,6 +107,9 @@ def endpoints(alert_id: str) -> list[tuple[str, str, dict | None, str | None]]:
         ("GET", "/api/v1/incidents", None, None),
         ("GET", "/api/v1/incidents/nonexistent", None, None),
         ("POST", "/api/v1/incidents/nonexistent/steps", {"step": "report"}, "duty_officer"),
+        ("GET", "/api/v1/ui-settings", None, None),
+        ("GET", "/api/v1/liveness", None, None),
+        ("POST", "/api/v1/alerts/ack", {"ids": [alert_id], "note": "收到"}, "operator"),
     ]
 
 
