@@ -274,7 +274,6 @@ function applyLanguage() {
   states[0].text = t.ui.allStates; states[1].text = t.state.active; states[2].text = t.state.acknowledged;
   states[3].text = t.state.resolved;
   window.LW.mapLayer.legend($("legend"), $("f-view").value);
-  if (chart) chart.setOption({ geo: { label: { formatter: p => window.LW.mapText.county(p.name) } } });
 }
 
 function selectTab(tab) {

@@ -8,6 +8,7 @@
   "use strict";
   const COLOUR = { red: "#e02020", orange: "#ff8c00", yellow: "#f5c400", blue: "#1e6fff", normal: "#2fb344", offline: "#8a8f98" };
   let chart = null;
+  let counties = [];  // [{name, cp}] from the county outlines: their labels are a series so collisions are resolved
   let state = { sites: [], warnings: [], risk: [], view: "alarms" };
   const T = () => window.LW.mapText.t();
 
@@ -48,6 +49,12 @@
     const byRisk = state.view === "risk";
     chart.setOption({
       series: [
+        // county names yield to site labels where they collide (hideOverlap keeps the bigger symbol's label)
+        { id: "county-labels", type: "scatter", coordinateSystem: "geo", zlevel: 1, silent: true, symbolSize: 1,
+          itemStyle: { color: "rgba(0,0,0,0)" }, data: counties.map(c => ({ name: c.name, value: c.cp })),
+          label: { show: true, position: "inside", formatter: p => window.LW.mapText.county(p.name), color: "#b8cbe0",
+                   fontSize: 15, textBorderColor: "#0b1a2b", textBorderWidth: 2 },
+          labelLayout: { hideOverlap: true } },
         { id: "warning-areas", type: "custom", coordinateSystem: "geo", zlevel: 1, silent: false,
           data: areas.map(({ w, ring }) => ({ name: w.category, value: ring[0], warning: w, ring })),
           renderItem: (params, api) => {
@@ -90,14 +97,14 @@
 
   function init(element, geo, handlers) {
     echarts.registerMap("liaocheng", geo);
+    counties = geo.features.filter(f => f.properties.cp).map(f => ({ name: f.properties.name, cp: f.properties.cp }));
     chart = echarts.init(element);
     chart.setOption({
       backgroundColor: "#0b1a2b",
       tooltip: { trigger: "item", formatter: tooltip, textStyle: { fontSize: 15 } },
       geo: { map: "liaocheng", roam: true, zoom: 1.1,
-             label: { show: true, color: "#b8cbe0", fontSize: 15, formatter: p => window.LW.mapText.county(p.name) },
-             labelLayout: { hideOverlap: true },
-             itemStyle: { areaColor: "#13314f", borderColor: "#4a86c5" }, emphasis: { itemStyle: { areaColor: "#1d4f80" } } },
+             label: { show: false }, emphasis: { label: { show: false }, itemStyle: { areaColor: "#1d4f80" } },
+             itemStyle: { areaColor: "#13314f", borderColor: "#4a86c5" } },
       series: [],
     });
     chart.on("click", p => {
