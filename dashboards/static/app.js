@@ -219,19 +219,48 @@ function scheduleRefresh() {  // coalesce bursts of events into one refresh
   pending = setTimeout(() => { pending = null; refresh().catch(err => showProblem("refresh", err)); pollLiveness(); }, 250);
 }
 
-function connectEvents() {
-  // EventSource reconnects by itself after a drop (the server sends retry: 2000); a closed one is reopened here.
-  const source = new EventSource("/api/v1/events");
-  source.onopen = () => { live.sse = "open"; live.everOpen = true; renderLiveness(); };
-  source.addEventListener("alert", scheduleRefresh);
-  source.addEventListener("site", scheduleRefresh);
-  source.addEventListener("warning", scheduleRefresh);
-  source.addEventListener("hello", () => { scheduleRefresh(); pollLiveness(); pollHealth(); });
-  source.onerror = () => {
+// The event stream, read with fetch rather than EventSource: it carries the sign-in's credentials (an
+// EventSource cannot send a header), so a scoped operator gets only their sites' events and a server
+// without public reads answers at all. Reconnects 2 s after any end; a new sign-in reopens it.
+let streamAbort = null;
+const HANDLERS = { alert: scheduleRefresh, site: scheduleRefresh, warning: scheduleRefresh,
+                   hello: () => { scheduleRefresh(); pollLiveness(); pollHealth(); } };
+
+function dispatchFrame(frame) {
+  const event = (frame.match(/^event: ?(.*)$/m) || [])[1];
+  if (event && HANDLERS[event]) HANDLERS[event]();
+}
+
+async function readStream(signal) {
+  const response = await fetch("/api/v1/events", { headers: { Accept: "text/event-stream", ...window.LW.session.authHeader() },
+                                                   signal, cache: "no-store" });
+  if (!response.ok) throw new Error(`events: HTTP ${response.status}`);
+  live.sse = "open"; live.everOpen = true; renderLiveness();
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      dispatchFrame(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+    }
+  }
+}
+
+async function connectEvents() {
+  if (streamAbort) streamAbort.abort();
+  const abort = streamAbort = new AbortController();
+  while (!abort.signal.aborted) {
+    try { await readStream(abort.signal); }
+    catch (err) { if (!abort.signal.aborted) console.warn("event stream:", err.message); }
+    if (abort.signal.aborted) return;
     live.sse = "lost";
     renderLiveness();
-    if (source.readyState === EventSource.CLOSED) setTimeout(connectEvents, 2000);
-  };
+    await new Promise(resolve => setTimeout(resolve, 2000));
+  }
 }
 
 // ------------------------------------------------------------------ controls and language
@@ -308,7 +337,10 @@ async function boot() {
   window.LW.lang.button($("lang"));
   window.LW.lang.onChange(() => { applyLanguage(); renderAll(); renderLiveness(); });
   window.LW.session.mount($("signin"));
-  window.LW.session.onChange(() => { Promise.all([loadSensors(), refresh()]).catch(err => showProblem("refresh", err)); });
+  window.LW.session.onChange(() => {
+    Promise.all([loadSensors(), refresh()]).catch(err => showProblem("refresh", err));
+    if (streamAbort) connectEvents();  // the stream follows the sign-in's site scope
+  });
   applyLanguage();
   await window.LW.session.ready;
   const settings = await window.LW.session.fetch("/api/v1/ui-settings");
