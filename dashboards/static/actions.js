@@ -4,7 +4,8 @@
 //     opens a dialog (note; close: 消警 cause + note; shelve: duration within the configured maximum + reason),
 //     then acts on every alert and reports each failure in a dialog — nothing is dropped silently;
 //     many acknowledgements go in one request (POST /api/v1/alerts/ack, an outcome per id).
-//   LW.actions.configure({maxShelveS}) -> the shelving maximum (alerting.yaml shelving.max_s)
+//   LW.actions.configure({maxShelveS, ackNoteRequired}) -> the shelving maximum (alerting.yaml shelving.max_s; it is
+//     always one of the durations offered) and whether an acknowledgement needs a note (ack_note_required)
 (function () {
   "use strict";
   const CAUSES = [["false_alarm", "误报", "False alarm"], ["instrument_fault", "仪表故障", "Instrument fault"],
@@ -20,6 +21,7 @@
           cancel: "Cancel", count: n => `${n} alarm${n === 1 ? "" : "s"}`, min: "min", hour: "h", failed: "not done" },
   };
   let maxShelveS = 8 * 3600;
+  let ackNoteRequired = false;
   const t = () => TEXT[window.LW.lang.current()];
 
   function field(labelText, control) {
@@ -49,14 +51,14 @@
       }
       if (kind === "shelve") {
         const duration = Object.assign(document.createElement("select"), { name: "duration_s" });
-        DURATIONS.filter(s => s <= maxShelveS).forEach(s => duration.append(
-          new Option(s < 3600 ? `${s / 60} ${t().min}` : `${s / 3600} ${t().hour}`, String(s))));
+        DURATIONS.filter(s => s < maxShelveS).concat([maxShelveS]).forEach(s => duration.append(
+          new Option(s < 3600 ? `${Math.round(s / 60)} ${t().min}` : `${+(s / 3600).toFixed(1)} ${t().hour}`, String(s))));
         duration.value = String(Math.min(3600, maxShelveS));
         form.append(field(t().duration, duration));
         values.duration_s = duration;
       }
       if (kind !== "unshelve") {
-        const required = kind === "close" || kind === "shelve";
+        const required = kind === "close" || kind === "shelve" || (kind === "ack" && ackNoteRequired);
         const note = Object.assign(document.createElement("textarea"), { name: "note", rows: 3, required, maxLength: 2000 });
         form.append(field(kind === "shelve" ? t().reason : required ? t().noteRequired : t().note, note));
         values.note = note;
@@ -127,5 +129,8 @@
   }
 
   window.LW = window.LW || {};
-  window.LW.actions = { run, configure: opts => { if (opts.maxShelveS) maxShelveS = opts.maxShelveS; } };
+  window.LW.actions = { run, configure: opts => {
+    if (opts.maxShelveS) maxShelveS = opts.maxShelveS;
+    if (opts.ackNoteRequired !== undefined) ackNoteRequired = !!opts.ackNoteRequired;
+  } };
 })();

@@ -2,6 +2,7 @@
 //   LW.alertList.init({list, pager, toolbar, onActed})  elements: #alerts, #pager; onActed() refreshes the data
 //   LW.alertList.render(alerts, filters)  filters: {family, county, tier, state, text, tab: "open" | "shelved"}
 //   LW.alertList.selected()               -> ids of the selected alarms
+//   LW.alertList.configure({protectedTiers, protectedRole}) -> priorities only that role may shelve (shelving settings)
 // Grouped by site (collapsible, worst priority first), 50 alarms a page, checkboxes for bulk acknowledge.
 // Each alarm: <li class="alert {tier}" data-alert-id data-state>, its actions in .actions (buttons .act-ack …).
 (function () {
@@ -16,6 +17,7 @@
   let shown = [];      // the alarms of the current page, in order
   let matching = [];   // every alarm the filters keep
   let lastArgs = null;
+  let shelving = { protectedTiers: ["red"], protectedRole: "admin" };
 
   const ackable = a => a.state === "active" || (a.state === "resolved" && !a.acknowledged_at);
   const mayAct = (a, role) => window.LW.session.may(role) && window.LW.session.covers(a.site_id);
@@ -110,7 +112,10 @@
     const actions = li.querySelector(".actions");
     if (ackable(a) && mayAct(a, "operator")) actions.append(button(t.ui.ack, "ack", a));
     if (a.state === "resolved" && mayAct(a, "duty_officer")) actions.append(button(t.ui.close, "close", a));
-    if ((a.state === "active" || a.state === "acknowledged") && mayAct(a, "duty_officer")) actions.append(button(t.ui.shelve, "shelve", a));
+    const shelfRole = shelving.protectedTiers.includes(a.tier) ? shelving.protectedRole : "duty_officer";
+    if ((a.state === "active" || a.state === "acknowledged") && mayAct(a, "duty_officer") && mayAct(a, shelfRole)) {
+      actions.append(button(t.ui.shelve, "shelve", a));
+    }
     if (a.state === "shelved" && mayAct(a, "duty_officer")) actions.append(button(t.ui.unshelve, "unshelve", a));
     const see = () => { window.LW.annunciator.seen(a); li.classList.remove("flash"); };
     li.addEventListener("mouseenter", see);
@@ -208,5 +213,5 @@
   }
 
   window.LW = window.LW || {};
-  window.LW.alertList = { init, render, redraw, selected: () => [...selected], resetPage: () => { page = 0; } };
+  window.LW.alertList = { init, render, redraw, configure: opts => { shelving = { ...shelving, ...opts }; }, selected: () => [...selected], resetPage: () => { page = 0; } };
 })();

@@ -344,7 +344,8 @@ async function boot() {
   applyLanguage();
   await window.LW.session.ready;
   const settings = await window.LW.session.fetch("/api/v1/ui-settings");
-  window.LW.actions.configure({ maxShelveS: settings.shelving.max_s });
+  window.LW.actions.configure({ maxShelveS: settings.shelving.max_s, ackNoteRequired: settings.ack_note_required });
+  window.LW.alertList.configure({ protectedTiers: settings.shelving.protected_tiers, protectedRole: settings.shelving.protected_role });
   await loadSensors();
   await refresh();
   connectEvents();

@@ -109,8 +109,16 @@ def flood(desk) -> int:
     return sum(len(v) for v in by_site.values())
 
 
-def open_map(browser, base: str, prompts: list[str] | None = None):
+NOTIFICATIONS = """window.shown = [];
+    window.Notification = class { constructor(title, options) { window.shown.push({title, ...options}); } };
+    window.Notification.permission = 'granted';"""
+"""A browser where notifications are permitted, recording what the page shows."""
+
+
+def open_map(browser, base: str, prompts: list[str] | None = None, init_script: str | None = None):
     page = browser.new_page()
+    if init_script:
+        page.add_init_script(init_script)
     if prompts is not None:  # a prompt() anywhere fails the test: every action has its dialog
         page.on("dialog", lambda dialog: (prompts.append(dialog.type), dialog.dismiss()))
     page.goto(base + "/")
@@ -136,8 +144,9 @@ def confirmed_leak(desk, site: str) -> None:
 
 def test_a_new_urgent_alarm_sounds_and_flashes_until_silenced_or_acknowledged(desk, loud_browser):
     prompts: list[str] = []
-    page = open_map(loud_browser, desk["base"], prompts)
+    page = open_map(loud_browser, desk["base"], prompts, NOTIFICATIONS)
     sign_in(page, "demo-duty")
+    heartbeat(desk)
     assert audio(page, "red")["paused"]
 
     confirmed_leak(desk, "LC-LUXI")
@@ -149,6 +158,8 @@ def test_a_new_urgent_alarm_sounds_and_flashes_until_silenced_or_acknowledged(de
     assert "flash" in red.get_attribute("class")
     assert "flash" in page.locator("#n-red").evaluate("el => el.parentElement.className")
     page.screenshot(path=str(ARTIFACTS / "duty-urgent-sounding-1920x1080.png"))
+    shown = page.evaluate("() => window.shown")
+    assert any(n["tag"] == red.get_attribute("data-alert-id") and n["title"].startswith("紧急") for n in shown), shown
     red.hover()  # seen: it stops flashing
     page.wait_for_function("() => !document.querySelector('#alerts li.alert.red').classList.contains('flash')")
 
@@ -382,6 +393,7 @@ def test_every_viewport_fits_and_text_is_readable_on_the_big_screen(desk, browse
 
 def test_an_issued_warning_is_an_area_on_the_map_with_its_details(desk, browser):
     base = desk["base"]
+    heartbeat(desk)
     page = open_map(browser, base)
     duty = {"Authorization": "Bearer demo-duty"}
     with httpx.Client(base_url=base, headers=duty, timeout=10) as api:
