@@ -71,7 +71,7 @@
           itemStyle: { borderColor: "#07121f", borderWidth: 2 } },
         { id: "red-sites", type: "effectScatter", coordinateSystem: "geo", symbolSize: 20, zlevel: 3,
           rippleEffect: { scale: 4, brushType: "stroke" }, data: byRisk ? [] : sites.filter(s => s.status === "red").map(point),
-          label: label({ fontWeight: "bold", fontSize: 16 }), labelLayout: { moveOverlap: "shiftY" } },
+          label: label({ fontWeight: "bold", fontSize: 16 }), labelLayout: { hideOverlap: true } },  // the biggest symbol: its label wins
         { id: "warned-sites", type: "scatter", coordinateSystem: "geo", symbol: "emptyCircle", symbolSize: 38, zlevel: 4,
           data: sites.filter(s => warnedSites.has(s.id)).map(s => {
             const w = state.warnings.find(x => x.site_id === s.id);
