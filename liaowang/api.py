@@ -25,6 +25,7 @@ from liaowang.api_history import history_router
 from liaowang.api_incidents import incidents_router
 from liaowang.api_people import people_router
 from liaowang.api_risk import risk_router
+from liaowang.api_ui import ui_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.domain import Tier, iso
@@ -484,5 +485,6 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     app.include_router(history_router(pipeline.alert_store, auth, fleet, pipeline.clock, lambda start, end, sites:
                                       alarm_kpis_for(pipeline, start, pipeline.clock(), sites, end)))
     app.include_router(people_router(people, auth, fleet))
+    app.include_router(ui_router(pipeline, auth))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

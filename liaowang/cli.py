@@ -65,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from liaowang.api import create_app
     from liaowang.broker import BrokerRefused, exposure_problem, port_free, start_broker
     from liaowang.broker_auth import own_credentials
+    from liaowang.httpserver import GRACEFUL_SHUTDOWN_S, HttpServer
     from liaowang.pipeline import Pipeline
     from simulators import run_simulator
 
@@ -125,8 +126,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             sim_thread = threading.Thread(target=run_simulator, args=(config.fleet, mqtt),
                                           kwargs={"stop": stop_sim}, name="simulators", daemon=True)
             sim_thread.start()
-        server = uvicorn.Server(uvicorn.Config(create_app(pipeline), host=settings.http.host, port=http_port,
-                                               log_level="warning", lifespan="off"))
+        server = HttpServer(uvicorn.Config(create_app(pipeline), host=settings.http.host, port=http_port,
+                                           log_level="warning", lifespan="off",
+                                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S), pipeline.hub)
         log.info("liaowang_ready", map=f"http://{settings.http.host}:{http_port}/", mqtt=f"{mqtt.host}:{mqtt.port}",
                  broker=broker.kind if broker else "external", data_dir=str(data_dir))
         # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal after it stops:

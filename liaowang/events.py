@@ -28,6 +28,7 @@ class EventHub:
         self._lock = threading.Lock()
         self._clients: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[bytes | None], frozenset[str] | None]] = []
         self._max_backlog = max_backlog
+        self._closed = False
 
     def subscribe(self, sites: Collection[str] | None = None) -> asyncio.Queue[bytes | None]:
         """Register the calling coroutine's client; returns its queue (None means: close).
@@ -36,6 +37,9 @@ class EventHub:
         """
         q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=self._max_backlog)
         with self._lock:
+            if self._closed:  # shutting down: a browser reconnecting now is told to go at once
+                q.put_nowait(None)
+                return q
             self._clients.append((asyncio.get_running_loop(), q, None if sites is None else frozenset(sites)))
         return q
 
@@ -70,11 +74,20 @@ class EventHub:
             q.put_nowait(None)
 
     def close_all(self) -> None:
-        """Ask every client stream to end (at shutdown)."""
+        """Ask every client stream to end, and every later one at once (at shutdown: an open SSE stream
+        would otherwise keep the HTTP server waiting for its connection to finish)."""
         with self._lock:
-            clients = list(self._clients)
+            self._closed = True
+            clients, self._clients = list(self._clients), []
         for loop, q, _ in clients:
             try:
-                loop.call_soon_threadsafe(q.put_nowait, None)
-            except RuntimeError:
+                loop.call_soon_threadsafe(self._end, q)
+            except RuntimeError:  # the client's loop is already closed: its stream is gone with it
                 pass
+
+    @staticmethod
+    def _end(q: asyncio.Queue[bytes | None]) -> None:
+        """Put the end marker on a client's queue, making room for it if the client is behind."""
+        while q.full():
+            q.get_nowait()
+        q.put_nowait(None)

@@ -121,6 +121,9 @@ def endpoints(alert_id: str) -> list[tuple[str, str, dict | None, str | None]]:
         ("GET", "/api/v1/users/luxi-operator", None, "admin"),
         ("PATCH", "/api/v1/users/luxi-operator", {"display_name": "鲁西集团 操作员"}, "admin"),
         ("POST", "/api/v1/users/luxi-operator/password", {"password": "luxi-new-password"}, "admin"),
+        ("GET", "/api/v1/ui-settings", None, None),
+        ("GET", "/api/v1/liveness", None, None),
+        ("POST", "/api/v1/alerts/ack", {"ids": [alert_id], "note": "收到"}, "operator"),
     ]
 
 

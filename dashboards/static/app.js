@@ -1,287 +1,361 @@
-// The one map (应急管理一张图): county boundaries, sites coloured by status, active alerts, live over SSE.
+// The one map (应急管理一张图): counties, sites coloured by status or risk, warnings as areas, the alarm list,
+// annunciation and liveness — live over SSE. The pieces: maptext.js (words), maplayer.js (ECharts),
+// alertlist.js (the list), annunciator.js (sound, flash, notifications), actions.js (dialogs),
+// session.js (sign-in) and lang.js (中文/EN).
 "use strict";
-const TIER_COLOUR = { red: "#e02020", orange: "#ff8c00", yellow: "#f5c400", blue: "#1e6fff", normal: "#2fb344", offline: "#8a8f98" };
-// Chinese by default; English with the 中/EN button (remembered in localStorage).
-const I18N = {
-  // Alarm priorities (报警), not the legal warning levels 预警 Ⅰ–Ⅳ (docs/alarms.md); colours stay for the screen.
-  zh: { tier: { red: "紧急", orange: "高", yellow: "中", blue: "低", normal: "正常", offline: "离线" },
-        state: { active: "未确认", acknowledged: "已确认", resolved: "已恢复", closed: "已消警", shelved: "已搁置",
-                 resolvedUnacked: "已恢复·未确认", latched: "已恢复·锁存待确认" },
-        family: { hazard: "重大危险源", gas: "气体泄漏", forest: "森林火灾" },
-        flag: { chattering: "频繁报警", suppressed: "检修抑制", source_lost: "信号丢失", first_out: "首发" },
-        risk: { major: "重大风险", significant: "较大风险", general: "一般风险", low: "低风险" },
-        ui: { title: "聊城市应急管理一张图", alerts: "当前报警", warnings: "发布中的预警", byAlarms: "按报警着色",
-              byRisk: "按风险等级着色", noWarnings: "无", lasting: "持续", ack: "确认", close: "消警", shelve: "搁置",
-              signin: "登录", link: "链路", ok: "正常", bad: "异常", down: "断开", reconnect: "重连中",
-              allFamilies: "全部类别", allCounties: "全部区县", allTiers: "全部优先级" },
-        age: ["秒", "分钟", "小时"] },
-  en: { tier: { red: "Urgent", orange: "High", yellow: "Medium", blue: "Low", normal: "Normal", offline: "Offline" },
-        state: { active: "unacknowledged", acknowledged: "acknowledged", resolved: "resolved", closed: "closed",
-                 shelved: "shelved", resolvedUnacked: "resolved, unacknowledged", latched: "cleared, latched until acknowledged" },
-        family: { hazard: "major hazard", gas: "gas leak", forest: "forest fire" },
-        flag: { chattering: "chattering", suppressed: "suppressed (maintenance)", source_lost: "source lost", first_out: "first out" },
-        risk: { major: "major risk", significant: "significant risk", general: "general risk", low: "low risk" },
-        ui: { title: "Liaocheng Emergency One Map", alerts: "Active alarms", warnings: "Warnings in force",
-              byAlarms: "Colour by alarms", byRisk: "Colour by risk grade", noWarnings: "none", lasting: "for", ack: "Ack", close: "Close",
-              shelve: "Shelve", signin: "Sign in", link: "Link", ok: "OK", bad: "degraded", down: "down",
-              reconnect: "reconnecting", allFamilies: "All families", allCounties: "All counties", allTiers: "All priorities" },
-        age: [" s", " min", " h"] },
-};
-let LANG = localStorage.getItem("liaowang-lang") === "en" ? "en" : "zh";
-const T = () => I18N[LANG];
-const TIER_RANK = { red: 4, orange: 3, yellow: 2, blue: 1 };
-const ROLE_RANK = { viewer: 0, operator: 1, duty_officer: 2, admin: 3 };
-const state = { sites: [], alerts: [], risk: [], warnings: [], token: sessionStorage.getItem("liaowang-token") || "",
-                role: null };
-const chart = echarts.init(document.getElementById("map"));
+const LIVENESS_POLL_MS = 5000;   // how often the newest data's age is asked (also tells that the server answers)
+const HEALTH_POLL_MS = 15000;
+const SSE_GRACE_MS = 5000;       // a page just opened is "connecting", not "lost", for this long
+const T = () => window.LW.mapText.t();
+const $ = id => document.getElementById(id);
+const state = { sites: [], alerts: [], risk: [], warnings: [], sensors: new Map(), tab: "open", shownWarning: null };
+const live = { sse: "connecting", everOpen: false, bootAt: Date.now(), liveness: null, fetchedAt: 0, failed: false, healthOk: true };
+let chart = null;
 
-function headers(json) {
-  const h = {};
-  if (state.token) h["Authorization"] = "Bearer " + state.token;
-  if (json) h["Content-Type"] = "application/json";
-  return h;
-}
-async function api(path, options = {}) {
-  const response = await fetch(path, { ...options, headers: headers(options.body) });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || response.statusText);
-  return body;
-}
+// ------------------------------------------------------------------ data
 
-function age(iso) {
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  const [sec, min, hour] = T().age;
-  if (s < 60) return Math.floor(s) + sec;
-  if (s < 3600) return Math.floor(s / 60) + min;
-  return Math.floor(s / 3600) + hour;
-}
-
-function filtered() {
-  const fam = document.getElementById("f-family").value;
-  const county = document.getElementById("f-county").value;
-  const tier = document.getElementById("f-tier").value;
-  const minRank = tier ? TIER_RANK[tier] : 0;
-  return {
-    sites: state.sites.filter(s => (!county || s.county === county)),
-    alerts: state.alerts.filter(a => (!fam || a.family === fam) && (!county || a.county === county) && TIER_RANK[a.tier] >= minRank),
-  };
-}
-
-// The colour a site is drawn in: its alarm status, or (view "risk") its enterprise's risk grade (重大/较大/一般/低).
-function siteColour(s) {
-  if (document.getElementById("f-view").value !== "risk") return TIER_COLOUR[s.status];
-  const risk = state.risk.find(r => r.site_id === s.id);
-  return risk ? TIER_COLOUR[risk.colour] : TIER_COLOUR.offline;
-}
-
-function renderMap() {
-  const { sites } = filtered();
-  const point = s => ({ name: s.name, value: [s.lon, s.lat], site: s, itemStyle: { color: siteColour(s) } });
-  const warned = new Set(state.warnings.map(w => w.site_id).filter(Boolean));
-  chart.setOption({
-    series: [
-      { id: "sites", type: "scatter", coordinateSystem: "geo", symbolSize: 14, zlevel: 2,
-        data: sites.filter(s => s.status !== "red").map(point),
-        label: { show: true, formatter: p => p.name, position: "right", color: "#e6eef7", fontSize: 11 } },
-      { id: "red-sites", type: "effectScatter", coordinateSystem: "geo", symbolSize: 18, zlevel: 3,
-        rippleEffect: { scale: 4, brushType: "stroke" }, data: sites.filter(s => s.status === "red").map(point),
-        label: { show: true, formatter: p => p.name, position: "right", color: "#fff", fontWeight: "bold" } },
-      { id: "warned-sites", type: "scatter", coordinateSystem: "geo", symbol: "emptyCircle", symbolSize: 36, zlevel: 4,
-        data: sites.filter(s => warned.has(s.id)).map(s => {
-          const w = state.warnings.find(x => x.site_id === s.id);
-          return { name: s.name, value: [s.lon, s.lat], warning: w,
-                   itemStyle: { color: TIER_COLOUR[w.colour], borderColor: TIER_COLOUR[w.colour], borderWidth: 4 } };
-        }) },
-    ],
-  });
-}
-
-function renderWarnings() {
-  const list = document.getElementById("warnings");
+function decorate(a) {
   const t = T();
-  document.getElementById("warning-total").textContent = "(" + state.warnings.length + ")";
-  if (!state.warnings.length) {
-    const li = document.createElement("li");
-    li.className = "none";
-    li.textContent = t.ui.noWarnings;
-    list.replaceChildren(li);
-    return;
+  const site = state.sites.find(s => s.id === a.site_id);
+  const sensor = state.sensors.get(a.subject);
+  a.siteName = a.site_id === "_system" ? t.family.system : site ? site.name : a.site_id;
+  a.sensorName = sensor ? sensor.name : a.subject;
+  a.displayTitle = window.LW.lang.pick(a.title) || `${a.siteName} ${a.sensorName}`;
+  a.displayText = window.LW.lang.pick(a.text) || a.message;
+  return a;
+}
+
+async function loadSensors() {
+  const sensors = await window.LW.session.fetch("/api/v1/sensors");
+  state.sensors = new Map(sensors.map(s => [s.id, s]));
+}
+
+async function refresh() {
+  const get = path => window.LW.session.fetch(path);
+  const [sites, alerts, risk, warnings] = await Promise.all([
+    get("/api/v1/sites"), get("/api/v1/alerts?state=active,acknowledged,resolved,shelved&limit=2000"),
+    get("/api/v1/risk").catch(err => { showProblem("risk", err); return []; }),
+    get("/api/v1/warnings?state=issued,adjusted").catch(err => { showProblem("warnings", err); return []; })]);
+  Object.assign(state, { sites, alerts, risk, warnings });
+  renderAll();
+}
+
+function showProblem(what, err) {  // nothing silent: a part that failed to load says so on the page
+  console.error(what, err);
+  document.body.dataset.error = `${what}: ${err.message}`;
+}
+
+// ------------------------------------------------------------------ drawing
+
+function filters() {
+  return { family: $("f-family").value, county: $("f-county").value, tier: $("f-tier").value, state: $("f-state").value,
+           text: $("search").value.trim(), tab: state.tab };
+}
+
+function renderAll() {
+  state.alerts.forEach(decorate);
+  const f = filters();
+  const sites = state.sites.filter(s => !f.county || s.county === f.county);
+  window.LW.mapLayer.render({ sites, warnings: state.warnings, risk: state.risk, view: $("f-view").value });
+  const shown = window.LW.alertList.render(state.alerts, f);
+  $("alert-total").textContent = `(${shown})`;
+  const shelved = state.alerts.filter(a => a.state === "shelved").length;
+  $("tab-shelved").textContent = `${T().ui.shelved} (${shelved})`;
+  renderCounts();
+  renderWarnings();
+  window.LW.annunciator.update(state.alerts);
+  drawSoundControls(window.LW.annunciator.status());
+  if (state.shownWarning) {
+    const again = state.warnings.find(w => w.id === state.shownWarning);
+    if (again) showWarning(again); else hideWarning();
   }
-  list.replaceChildren(...state.warnings.map(w => {
-    const li = document.createElement("li");
-    li.className = "warning " + w.colour;
-    li.dataset.warningId = w.id;
-    const subject = (w.subject && (w.subject.name || w.subject.id)) || w.site_id || "";
-    li.innerHTML = `<div><b>${w.label_zh || w.level}</b> ${subject} · ${w.category || ""}</div>
-      <div class="meta"><span>${w.state_zh || w.state}</span><span>${w.issuer && w.issuer.name ? w.issuer.name : ""}</span>
-      <span>${w.issued_at ? age(w.issued_at) : ""}</span></div>`;
-    return li;
-  }));
-}
-
-function renderAlerts() {
-  const { alerts } = filtered();
-  const list = document.getElementById("alerts");
-  const canAck = state.role && ROLE_RANK[state.role] >= ROLE_RANK.operator;
-  const canClose = state.role && ROLE_RANK[state.role] >= ROLE_RANK.duty_officer;
-  alerts.sort((a, b) => TIER_RANK[b.tier] - TIER_RANK[a.tier] || Date.parse(b.raised_at) - Date.parse(a.raised_at));
-  document.getElementById("alert-total").textContent = "(" + alerts.length + ")";
-  list.replaceChildren(...alerts.map(a => {
-    const li = document.createElement("li");
-    li.className = a.tier + (a.kind === "stale" || a.kind === "fault" ? " fault" : "");
-    li.dataset.alertId = a.id;
-    li.dataset.state = a.state;
-    const t = T();
-    const stateText = a.latched ? t.state.latched
-      : a.state === "resolved" && !a.acknowledged_at ? t.state.resolvedUnacked : t.state[a.state];
-    const flags = ["chattering", "suppressed", "source_lost", "first_out"].filter(f => a[f])
-      .map(f => `<span class="flag ${f}">${t.flag[f]}</span>`).join("");
-    const site = state.sites.find(s => s.id === a.site_id);
-    li.innerHTML = `<div><b>${t.tier[a.tier]}</b> ${site ? site.name : a.site_id} · ${a.message}</div>
-      <div class="meta"><span class="state">${stateText}</span>${flags}<span>${t.family[a.family] || a.family}</span>
-      <span>${a.county}</span><span>${t.ui.lasting} ${age(a.raised_at)}</span><span>${a.rule_id}</span></div>
-      <div class="actions"></div>`;
-    const actions = li.querySelector(".actions");
-    if (canAck && (a.state === "active" || (a.state === "resolved" && !a.acknowledged_at))) actions.append(button(t.ui.ack, "ack", a));
-    if (canClose && a.state === "resolved") actions.append(button(t.ui.close, "close", a));
-    if (canClose && (a.state === "active" || a.state === "acknowledged")) actions.append(button(t.ui.shelve, "shelve", a));
-    return li;
-  }));
-}
-
-function button(label, action, alert) {
-  const b = document.createElement("button");
-  b.textContent = label;
-  b.className = "act-" + action;
-  b.onclick = async () => {
-    try {
-      if (action === "ack") await api(`/api/v1/alerts/${alert.id}/ack`, { method: "POST", body: JSON.stringify({}) });
-      if (action === "close") {
-        const note = prompt("消警说明 (必填)");
-        if (!note) return;
-        const cause = prompt("消警原因 (必填): 误报 / 仪表故障 / 工艺波动 / 检修作业 / 真实险情", "误报");
-        if (!cause) return;
-        await api(`/api/v1/alerts/${alert.id}/close`, { method: "POST", body: JSON.stringify({ note, cause: cause.trim() }) });
-      }
-      if (action === "shelve") {
-        const reason = prompt("搁置原因 (必填)");
-        if (!reason) return;
-        const until = new Date(Date.now() + 3600e3).toISOString();
-        await api(`/api/v1/alerts/${alert.id}/shelve`, { method: "POST", body: JSON.stringify({ until, reason }) });
-      }
-      await refresh();
-    } catch (err) { window.alert(err.message); }
-  };
-  return b;
 }
 
 function renderCounts() {
   const counts = { red: 0, orange: 0, yellow: 0, blue: 0 };
-  state.alerts.filter(a => a.state === "active" || a.state === "acknowledged").forEach(a => counts[a.tier]++);
-  for (const t in counts) document.getElementById("n-" + t).textContent = counts[t];
+  const fresh = new Set();
+  state.alerts.filter(a => a.state === "active" || a.state === "acknowledged").forEach(a => {
+    counts[a.tier]++;
+    if (window.LW.annunciator.flashing(a)) fresh.add(a.tier);
+  });
+  for (const tier in counts) {
+    $("n-" + tier).textContent = counts[tier];
+    $("n-" + tier).parentElement.classList.toggle("flash", fresh.has(tier));
+  }
 }
 
-async function refresh() {
-  const [sites, alerts, risk, warnings] = await Promise.all([
-    api("/api/v1/sites"), api("/api/v1/alerts?state=active,acknowledged,resolved,shelved&limit=500"),
-    api("/api/v1/risk").catch(() => []), api("/api/v1/warnings?state=issued,adjusted").catch(() => [])]);
-  state.sites = sites;
-  state.alerts = alerts;
-  state.risk = risk;
-  state.warnings = warnings;
-  renderMap(); renderAlerts(); renderCounts(); renderWarnings();
+function warningSubject(w) { return (w.subject && (w.subject.name || w.subject.id)) || w.site_id || ""; }
+
+function renderWarnings() {
+  const t = T();
+  const list = $("warnings");
+  $("warning-total").textContent = `(${state.warnings.length})`;
+  if (!state.warnings.length) {
+    list.replaceChildren(Object.assign(document.createElement("li"), { className: "none", textContent: t.ui.noWarnings }));
+    return;
+  }
+  list.replaceChildren(...state.warnings.map(w => {
+    const li = Object.assign(document.createElement("li"), { className: "warning " + w.colour, tabIndex: 0 });
+    li.dataset.warningId = w.id;
+    const level = window.LW.lang.current() === "en" ? `${t.ui.warning} ${w.level_roman} (${t.colour[w.colour]})` : w.label_zh;
+    li.innerHTML = `<div><b class="level"></b> <span class="subject"></span> · <span class="category"></span></div>
+      <div class="meta"><span class="wstate"></span><span class="issuer"></span><span class="when"></span></div>`;
+    li.querySelector(".level").textContent = level || w.level;
+    li.querySelector(".subject").textContent = warningSubject(w);
+    li.querySelector(".category").textContent = w.category || "";
+    li.querySelector(".wstate").textContent = window.LW.lang.current() === "en" ? w.state : w.state_zh || w.state;
+    li.querySelector(".issuer").textContent = (w.issuer && w.issuer.name) || "";
+    li.querySelector(".when").textContent = w.issued_at ? formatTime(w.issued_at) : "";
+    li.onclick = () => showWarning(w);
+    li.onkeydown = e => { if (e.key === "Enter") showWarning(w); };
+    return li;
+  }));
 }
 
-async function refreshHealth() {
-  const el = document.getElementById("health-state");
+// The warning's art. 64 particulars (突发事件应对法 第六十四条): category, level, start, area, what to watch,
+// measures, issuer and time issued.
+function showWarning(w) {
+  const t = T();
+  state.shownWarning = w.id;
+  const box = $("warning-detail");
+  box.hidden = false;
+  box.className = "warning-detail " + w.colour;
+  box.dataset.warningId = w.id;
+  const level = window.LW.lang.current() === "en" ? `${w.level_roman} · ${t.colour[w.colour]}` : `${w.level_roman} · ${w.label_zh}`;
+  const rows = [[t.ui.category, w.category], [t.ui.level, level], [t.ui.state, window.LW.lang.current() === "en" ? w.state : w.state_zh],
+                [t.ui.start, w.onset && formatTime(w.onset)], [t.ui.expires, w.expires && formatTime(w.expires)],
+                [t.ui.area, w.area && w.area.desc], [t.ui.issuer, w.issuer && w.issuer.name],
+                [t.ui.issuedAt, w.issued_at && formatTime(w.issued_at)]];
+  const h = Object.assign(document.createElement("h3"), { textContent: `${t.ui.warning} · ${warningSubject(w)}` });
+  const close = Object.assign(document.createElement("button"), { type: "button", className: "close-detail", textContent: t.ui.closeDetail });
+  close.onclick = hideWarning;
+  const dl = document.createElement("dl");
+  rows.filter(([, v]) => v).forEach(([k, v]) => {
+    dl.append(Object.assign(document.createElement("dt"), { textContent: k }), Object.assign(document.createElement("dd"), { textContent: v }));
+  });
+  const items = (title, measures, cls) => {
+    const section = Object.assign(document.createElement("section"), { className: cls });
+    section.append(Object.assign(document.createElement("h4"), { textContent: title }));
+    const ul = document.createElement("ul");
+    (measures || []).forEach(m => ul.append(Object.assign(document.createElement("li"), { textContent: m.text || m })));
+    section.append(ul);
+    return section;
+  };
+  box.replaceChildren(h, close, dl, items(t.ui.watch, w.watch, "watch"), items(t.ui.measures, w.measures, "measures"));
+}
+
+function hideWarning() { state.shownWarning = null; $("warning-detail").hidden = true; }
+
+// ------------------------------------------------------------------ time, liveness
+
+const clockFormat = () => new Intl.DateTimeFormat(window.LW.lang.current() === "en" ? "en-GB" : "zh-CN", {
+  timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  second: "2-digit", hour12: false });
+function formatTime(iso) { return clockFormat().format(new Date(iso)); }
+
+function ageText(seconds) {
+  const [sec, min, hour, day] = T().age;
+  if (seconds < 60) return Math.floor(seconds) + sec;
+  if (seconds < 3600) return Math.floor(seconds / 60) + min;
+  if (seconds < 86400) return Math.floor(seconds / 3600) + hour;
+  return Math.floor(seconds / 86400) + day;
+}
+
+function dataAge() {
+  if (!live.liveness || live.liveness.age_s === null) return null;
+  return live.liveness.age_s + (Date.now() - live.fetchedAt) / 1000;
+}
+
+function linkLost() {
+  const sseLost = live.sse !== "open" && (live.everOpen || Date.now() - live.bootAt > SSE_GRACE_MS);
+  return sseLost || live.failed;
+}
+
+function dataStale() {
+  if (!live.liveness) return false;  // not asked yet
+  const age = dataAge();
+  return age === null || age > live.liveness.stale_after_s;
+}
+
+// Never green unless the stream is open and the data fresh: lost or stale is a red banner and greyed values.
+function renderLiveness() {
+  const t = T();
+  $("clock").textContent = clockFormat().format(new Date());
+  const lost = linkLost(), stale = dataStale(), age = dataAge();
+  $("data-age").textContent = age === null ? "" : t.ui.dataAge(ageText(age));
+  const el = $("health-state");
+  if (lost) { el.textContent = live.sse === "open" ? t.ui.down : t.ui.reconnect; el.className = "bad"; }
+  else if (stale) { el.textContent = t.ui.stale; el.className = "bad"; }
+  else if (live.sse !== "open") { el.textContent = "…"; el.className = "pending"; }
+  else if (!live.healthOk) { el.textContent = t.ui.bad; el.className = "warn"; }
+  else { el.textContent = t.ui.ok; el.className = "ok"; }
+  const banner = $("banner");
+  const message = lost ? t.ui.lost : stale ? (age === null ? t.ui.noData : t.ui.staleData(ageText(age))) : "";
+  banner.hidden = !message;
+  banner.textContent = message;
+  document.body.classList.toggle("degraded", !!message);
+  document.body.dataset.link = lost ? "lost" : stale ? "stale" : live.sse === "open" ? "ok" : "connecting";
+}
+
+async function pollLiveness() {
   try {
-    const r = await fetch("/healthz");
-    const h = await r.json();
-    el.textContent = h.ok ? T().ui.ok : T().ui.bad; el.className = h.ok ? "ok" : "bad";
-  } catch { el.textContent = T().ui.down; el.className = "bad"; }
+    live.liveness = await window.LW.session.fetch("/api/v1/liveness");
+    live.fetchedAt = Date.now();
+    live.failed = false;
+  } catch (err) {
+    live.failed = true;
+    console.warn("liveness:", err.message);
+  }
+  renderLiveness();
+}
+
+async function pollHealth() {
+  try { live.healthOk = (await fetch("/healthz")).ok; } catch { live.healthOk = false; }
 }
 
 let pending = null;
 function scheduleRefresh() {  // coalesce bursts of events into one refresh
   if (pending) return;
-  pending = setTimeout(() => { pending = null; refresh().catch(console.error); }, 250);
+  pending = setTimeout(() => { pending = null; refresh().catch(err => showProblem("refresh", err)); pollLiveness(); }, 250);
 }
 
-function connectEvents() {
-  // EventSource reconnects by itself after a drop (server sends retry: 2000).
-  const source = new EventSource("/api/v1/events");
-  source.addEventListener("alert", scheduleRefresh);
-  source.addEventListener("site", scheduleRefresh);
-  source.addEventListener("warning", scheduleRefresh);
-  source.addEventListener("hello", () => { scheduleRefresh(); refreshHealth(); });
-  source.onerror = () => { document.getElementById("health-state").textContent = T().ui.reconnect; };
+// The event stream, read with fetch rather than EventSource: it carries the sign-in's credentials (an
+// EventSource cannot send a header), so a scoped operator gets only their sites' events and a server
+// without public reads answers at all. Reconnects 2 s after any end; a new sign-in reopens it.
+let streamAbort = null;
+const HANDLERS = { alert: scheduleRefresh, site: scheduleRefresh, warning: scheduleRefresh,
+                   hello: () => { scheduleRefresh(); pollLiveness(); pollHealth(); } };
+
+function dispatchFrame(frame) {
+  const event = (frame.match(/^event: ?(.*)$/m) || [])[1];
+  if (event && HANDLERS[event]) HANDLERS[event]();
 }
 
-async function signIn(token) {
-  state.token = token;
-  state.role = null;
-  document.getElementById("whoami").textContent = "";
-  if (!token) { sessionStorage.removeItem("liaowang-token"); renderAlerts(); return; }
-  const r = await fetch("/api/v1/whoami", { headers: headers(false) });
-  if (!r.ok) { window.alert("令牌无效"); state.token = ""; sessionStorage.removeItem("liaowang-token"); return; }
-  state.role = (await r.json()).role;
-  sessionStorage.setItem("liaowang-token", token);
-  document.getElementById("whoami").textContent = { duty_officer: "值班员", operator: "操作员", viewer: "只读" }[state.role] || "";
-  renderAlerts();
+async function readStream(signal) {
+  const response = await fetch("/api/v1/events", { headers: { Accept: "text/event-stream", ...window.LW.session.authHeader() },
+                                                   signal, cache: "no-store" });
+  if (!response.ok) throw new Error(`events: HTTP ${response.status}`);
+  live.sse = "open"; live.everOpen = true; renderLiveness();
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      dispatchFrame(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+    }
+  }
+}
+
+async function connectEvents() {
+  if (streamAbort) streamAbort.abort();
+  const abort = streamAbort = new AbortController();
+  while (!abort.signal.aborted) {
+    try { await readStream(abort.signal); }
+    catch (err) { if (!abort.signal.aborted) console.warn("event stream:", err.message); }
+    if (abort.signal.aborted) return;
+    live.sse = "lost";
+    renderLiveness();
+    await new Promise(resolve => setTimeout(resolve, 2000));
+  }
+}
+
+// ------------------------------------------------------------------ controls and language
+
+function drawSoundControls(status) {
+  const t = T();
+  $("silence").textContent = t.ui.silence;
+  $("silence").disabled = !status.sounding;
+  $("silence").classList.toggle("sounding", !!status.sounding);
+  $("mute").textContent = status.muted ? t.ui.unmute : t.ui.mute;
+  $("mute").setAttribute("aria-pressed", String(status.muted));
+  $("enable-sound").textContent = t.ui.enableSound;
+  $("enable-sound").hidden = !status.blocked;
+  $("notify").textContent = t.ui.notify;
+  $("notify").hidden = !("Notification" in window) || Notification.permission !== "default";
 }
 
 function applyLanguage() {
   const t = T();
-  document.documentElement.lang = LANG === "en" ? "en" : "zh-CN";
-  document.getElementById("title").textContent = t.ui.title;
-  document.getElementById("alerts-title").textContent = t.ui.alerts;
-  document.getElementById("warnings-title").textContent = t.ui.warnings;
-  const view = document.getElementById("f-view").options;
+  document.title = `${t.ui.title} · 瞭望`;
+  $("title").textContent = t.ui.title;
+  $("brand").textContent = window.LW.lang.current() === "en" ? "Liaowang" : "瞭望 Liaowang";
+  $("alerts-title").textContent = t.ui.alerts;
+  $("warnings-title").textContent = t.ui.warnings;
+  $("clock-label").textContent = t.ui.clock;
+  $("link-label").textContent = t.ui.link;
+  $("tab-open").textContent = t.ui.open;
+  $("search").placeholder = t.ui.search;
+  const view = $("f-view").options;
   view[0].text = t.ui.byAlarms; view[1].text = t.ui.byRisk;
-  document.getElementById("signin-btn").textContent = t.ui.signin;
-  document.getElementById("link-label").textContent = t.ui.link;
-  document.getElementById("lang").textContent = LANG === "en" ? "中文" : "EN";
-  for (const tier of ["red", "orange", "yellow", "blue"]) document.getElementById("label-" + tier).textContent = t.tier[tier];
-  const fam = document.getElementById("f-family").options;
-  fam[0].text = t.ui.allFamilies; ["hazard", "gas", "forest"].forEach((f, i) => { fam[i + 1].text = t.family[f]; });
-  document.getElementById("f-county").options[0].text = t.ui.allCounties;
-  document.getElementById("f-tier").options[0].text = t.ui.allTiers;
+  for (const tier of ["red", "orange", "yellow", "blue"]) $("label-" + tier).textContent = t.tier[tier];
+  const fam = $("f-family").options;
+  fam[0].text = t.ui.allFamilies; ["hazard", "gas", "forest", "system"].forEach((f, i) => { fam[i + 1].text = t.family[f]; });
+  const county = $("f-county").options;
+  county[0].text = t.ui.allCounties;
+  for (let i = 1; i < county.length; i++) county[i].text = window.LW.mapText.county(county[i].value);
+  const tiers = $("f-tier").options;
+  tiers[0].text = t.ui.allTiers; ["red", "orange", "yellow", "blue"].forEach((x, i) => { tiers[i + 1].text = t.tier[x]; });
+  const states = $("f-state").options;
+  states[0].text = t.ui.allStates; states[1].text = t.state.active; states[2].text = t.state.acknowledged;
+  states[3].text = t.state.resolved;
+  window.LW.mapLayer.legend($("legend"), $("f-view").value);
+}
+
+function selectTab(tab) {
+  state.tab = tab;
+  $("tab-open").setAttribute("aria-selected", String(tab === "open"));
+  $("tab-shelved").setAttribute("aria-selected", String(tab === "shelved"));
+  window.LW.alertList.resetPage();
+  renderAll();
 }
 
 async function boot() {
   const geo = await (await fetch("/static/data/liaocheng.geojson")).json();
-  echarts.registerMap("liaocheng", geo);
-  chart.setOption({
-    backgroundColor: "#0b1a2b",
-    tooltip: { trigger: "item", formatter: p => {
-      if (p.data && p.data.warning) return `${p.data.warning.label_zh} · ${p.data.warning.category}<br>${p.data.warning.headline || ""}`;
-      if (!(p.data && p.data.site)) return p.name;
-      const risk = state.risk.find(r => r.site_id === p.data.site.id);
-      return `${p.data.site.name}<br>${p.data.site.county} · ${T().tier[p.data.site.status]}`
-        + (risk ? `<br>${T().risk[risk.grade] || risk.grade_zh}` : "");
-    } },
-    geo: { map: "liaocheng", roam: true, label: { show: true, color: "#9fb3c8" },
-           itemStyle: { areaColor: "#13314f", borderColor: "#4a86c5" }, emphasis: { itemStyle: { areaColor: "#1d4f80" } } },
-    series: [],
+  chart = window.LW.mapLayer.init($("map"), geo, {
+    onSite: site => { location.href = "/sites/" + encodeURIComponent(site.id); },
+    onWarning: showWarning,
   });
-  chart.on("click", p => { if (p.data && p.data.site) location.href = "/sites/" + encodeURIComponent(p.data.site.id); });
-  window.addEventListener("resize", () => chart.resize());
-  const countySelect = document.getElementById("f-county");
-  geo.features.forEach(f => countySelect.append(new Option(f.properties.name, f.properties.name)));
-  ["f-family", "f-county", "f-tier", "f-view"].forEach(id => document.getElementById(id).onchange = () => { renderMap(); renderAlerts(); });
-  document.getElementById("signin-btn").onclick = () => signIn(document.getElementById("token").value.trim());
-  document.getElementById("lang").onclick = () => {
-    LANG = LANG === "zh" ? "en" : "zh";
-    localStorage.setItem("liaowang-lang", LANG);
-    applyLanguage(); renderAlerts(); refreshHealth();
-  };
+  geo.features.forEach(f => $("f-county").append(new Option(f.properties.name, f.properties.name)));
+  window.LW.alertList.init({ list: $("alerts"), pager: $("pager"), toolbar: $("toolbar"), onActed: refresh });
+  ["f-family", "f-county", "f-tier", "f-state", "f-view"].forEach(id => $(id).onchange = () => {
+    window.LW.alertList.resetPage();
+    if (id === "f-view") window.LW.mapLayer.legend($("legend"), $("f-view").value);
+    renderAll();
+  });
+  $("search").oninput = () => { window.LW.alertList.resetPage(); renderAll(); };
+  $("tab-open").onclick = () => selectTab("open");
+  $("tab-shelved").onclick = () => selectTab("shelved");
+  $("silence").onclick = () => window.LW.annunciator.silence();
+  $("mute").onclick = () => window.LW.annunciator.setMuted(!window.LW.annunciator.muted());
+  $("enable-sound").onclick = () => window.LW.annunciator.enable();
+  $("notify").onclick = () => Notification.requestPermission().then(() => drawSoundControls(window.LW.annunciator.status()));
+  window.LW.annunciator.onChange(drawSoundControls);
+  window.LW.lang.button($("lang"));
+  window.LW.lang.onChange(() => { applyLanguage(); renderAll(); renderLiveness(); });
+  window.LW.session.mount($("signin"));
+  window.LW.session.onChange(() => {
+    Promise.all([loadSensors(), refresh()]).catch(err => showProblem("refresh", err));
+    if (streamAbort) connectEvents();  // the stream follows the sign-in's site scope
+  });
   applyLanguage();
-  if (state.token) await signIn(state.token);
+  await window.LW.session.ready;
+  const settings = await window.LW.session.fetch("/api/v1/ui-settings");
+  window.LW.actions.configure({ maxShelveS: settings.shelving.max_s, ackNoteRequired: settings.ack_note_required });
+  window.LW.alertList.configure({ protectedTiers: settings.shelving.protected_tiers, protectedRole: settings.shelving.protected_role });
+  await loadSensors();
   await refresh();
-  refreshHealth();
   connectEvents();
-  setInterval(renderAlerts, 30000);  // ages only; data arrives over SSE
-  window.liaowang = { state, chart };  // for the browser tests and the curious
+  pollLiveness();
+  pollHealth();
+  setInterval(pollLiveness, LIVENESS_POLL_MS);
+  setInterval(pollHealth, HEALTH_POLL_MS);
+  setInterval(renderLiveness, 1000);
+  setInterval(() => window.LW.alertList.redraw(), 30000);  // ages only; data arrive over SSE
+  window.liaowang = { state, chart, live };  // for the browser tests and the curious
   window.liaowangReady = true;
 }
 boot().catch(err => { console.error(err); document.body.dataset.error = err.message; });

@@ -45,7 +45,7 @@ def test_the_one_map_live_in_a_real_browser(server, browser):
     counties = page.evaluate("() => echarts.getMap('liaocheng').geoJSON.features.map(f => f.properties.name)")
     assert len(counties) == 8 and "茌平区" in counties
     shown = page.evaluate("""() => window.liaowang.chart.getOption().series
-        .flatMap(s => s.data.map(d => d.site.id))""")
+        .filter(s => s.id === 'sites' || s.id === 'red-sites').flatMap(s => s.data.map(d => d.site.id))""")
     assert sorted(shown) == sorted(pipeline.fleet.sites)
     page.screenshot(path=str(ARTIFACTS / "map-1920x1080.png"))
 
@@ -71,6 +71,7 @@ def test_the_one_map_live_in_a_real_browser(server, browser):
     red_item = page.locator("#alerts li.red").first
     alert_id = red_item.get_attribute("data-alert-id")
     red_item.locator("button.act-ack").click()
+    page.locator("dialog.lw-dialog[data-kind=ack] button.lw-ok").click()  # the dialog with a note, not prompt()
     page.wait_for_selector(f'#alerts li[data-alert-id="{alert_id}"][data-state="acknowledged"]', timeout=5_000)
     assert pipeline.alert_store.get(alert_id).acknowledged_by == "demo-operator"
 
@@ -83,7 +84,7 @@ def test_the_one_map_live_in_a_real_browser(server, browser):
     viewer.evaluate("() => sessionStorage.clear()")
     viewer.fill("#token", "demo-viewer")
     viewer.click("#signin-btn")
-    viewer.wait_for_function("() => document.getElementById('whoami').textContent === '只读'")
+    viewer.wait_for_function("() => (window.LW.session.user() || {}).role === 'viewer'")
     assert viewer.locator("#alerts li").count() >= 1
     assert viewer.locator("#alerts li .actions button").count() == 0
     viewer.screenshot(path=str(ARTIFACTS / "map-viewer.png"))
