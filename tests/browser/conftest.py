@@ -55,3 +55,25 @@ def browser(tmp_path):
             viewport={"width": 1920, "height": 1080}, locale="zh-CN", timezone_id="Asia/Shanghai")
         yield browser
         browser.close()
+
+
+def sign_in(page, name: str, password: str) -> None:
+    """Sign in as a person through the page's sign-in form (session.js), and wait until it took."""
+    page.fill("#signin-name", name)
+    page.fill("#signin-password", password)
+    page.click("#signin-btn")
+    page.wait_for_function("() => !!(window.LW.session.user() && window.LW.session.user().kind === 'user')",
+                           timeout=10_000)
+
+
+def sign_in_token(page, token: str) -> None:
+    """Sign in with a service token through the form's token option (machines, and the demo's viewer)."""
+    page.click("#signin-token-toggle")
+    page.fill("#token", token)
+    page.click("#signin-btn")
+    page.wait_for_function("() => !!window.LW.session.user()", timeout=10_000)
+
+
+PEOPLE = {"duty_officer": ("duty", "demo-duty-pass"), "admin": ("admin", "demo-admin-pass"),
+          "luxi_operator": ("luxi-operator", "demo-luxi-pass")}
+"""The demo's people (config/liaowang.yaml auth.users; passwords in the README)."""

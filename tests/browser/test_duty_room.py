@@ -27,7 +27,9 @@ import uvicorn
 from liaowang.api import create_app
 from liaowang.httpserver import GRACEFUL_SHUTDOWN_S, HttpServer
 from liaowang.pipeline import Pipeline
-from tests.browser.conftest import ARGS, ARTIFACTS, CHROMIUM, VIEWPORTS, sync_api
+from tests.browser.conftest import ARGS, ARTIFACTS, CHROMIUM, PEOPLE, VIEWPORTS, sync_api
+from tests.browser.conftest import sign_in as sign_in_person
+from tests.browser.conftest import sign_in_token
 from tests.conftest import CONFIG_DIR, config_for, free_port, publisher, wait_until
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -127,9 +129,11 @@ def open_map(browser, base: str, prompts: list[str] | None = None, init_script: 
 
 
 def sign_in(page, token: str) -> None:
-    page.fill("#token", token)
-    page.click("#signin-btn")
-    page.wait_for_function("() => !!window.LW.session.user()", timeout=5_000)
+    """The duty officer signs in as a person; an operator of every plant exists only as a service token."""
+    if token == "demo-duty":
+        sign_in_person(page, *PEOPLE["duty_officer"])
+    else:
+        sign_in_token(page, token)
 
 
 def audio(page, tier: str) -> dict:

@@ -18,7 +18,7 @@ import openpyxl
 
 from liaowang.domain import CST
 from tests.alerting.episodes import november
-from tests.browser.conftest import ARTIFACTS, VIEWPORTS
+from tests.browser.conftest import ARTIFACTS, PEOPLE, VIEWPORTS, sign_in
 
 OCTOBER = datetime(2025, 10, 2, 8, 0, tzinfo=CST).timestamp()
 
@@ -67,9 +67,7 @@ def test_search_page_and_export_in_a_real_browser(server, browser):
     page.on("request", lambda request: requests.append(request.url))
     page.goto(base + "/history")
     page.wait_for_function("() => window.liaowangHistory.loads >= 1", timeout=15_000)
-    page.fill("#token", "demo-duty")
-    page.click("#signin-btn")
-    page.wait_for_function("() => document.getElementById('whoami').textContent !== ''")
+    sign_in(page, *PEOPLE["duty_officer"])
 
     # October 2025 only: the live pipeline may raise its own alarms meanwhile, all of them today
     search(page, since="2025-10-01T00:00", until="2025-10-31T23:59", priority="urgent")

@@ -12,7 +12,7 @@ import time
 
 import orjson
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, PEOPLE, sign_in, sign_in_token
 from tests.conftest import publisher, wait_until
 
 
@@ -65,15 +65,13 @@ def test_the_one_map_live_in_a_real_browser(server, browser):
     page.screenshot(path=str(ARTIFACTS / "map-red-site.png"))
 
     # sign in as the operator and acknowledge the red alert from the panel
-    page.fill("#token", "demo-operator")
-    page.click("#signin-btn")
-    page.wait_for_function("() => document.getElementById('whoami').textContent !== ''")
+    sign_in(page, *PEOPLE["luxi_operator"])
     red_item = page.locator("#alerts li.red").first
     alert_id = red_item.get_attribute("data-alert-id")
     red_item.locator("button.act-ack").click()
     page.locator("dialog.lw-dialog[data-kind=ack] button.lw-ok").click()  # the dialog with a note, not prompt()
     page.wait_for_selector(f'#alerts li[data-alert-id="{alert_id}"][data-state="acknowledged"]', timeout=5_000)
-    assert pipeline.alert_store.get(alert_id).acknowledged_by == "demo-operator"
+    assert pipeline.alert_store.get(alert_id).acknowledged_by == "luxi-operator"  # the person, by name
 
     # at laptop size the panel still shows the alerts
     page.set_viewport_size({"width": 1366, "height": 768})
@@ -81,9 +79,8 @@ def test_the_one_map_live_in_a_real_browser(server, browser):
 
     # a viewer sees the alerts and no action button
     viewer = open_map(browser, base, requests)
-    viewer.evaluate("() => sessionStorage.clear()")
-    viewer.fill("#token", "demo-viewer")
-    viewer.click("#signin-btn")
+    viewer.evaluate("async () => { await LW.session.ready; await LW.session.signOut(); }")  # the browser's cookie
+    sign_in_token(viewer, "demo-viewer")
     viewer.wait_for_function("() => (window.LW.session.user() || {}).role === 'viewer'")
     assert viewer.locator("#alerts li").count() >= 1
     assert viewer.locator("#alerts li .actions button").count() == 0
