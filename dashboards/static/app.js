@@ -286,6 +286,8 @@ function applyLanguage() {
   $("alerts-title").textContent = t.ui.alerts;
   $("warnings-title").textContent = t.ui.warnings;
   $("clock-label").textContent = t.ui.clock;
+  $("nav-history").textContent = t.ui.navHistory;
+  $("nav-stats").textContent = t.ui.navStats;
   $("link-label").textContent = t.ui.link;
   $("tab-open").textContent = t.ui.open;
   $("search").placeholder = t.ui.search;
