@@ -201,6 +201,12 @@ class _Driver:
             self.count += len(readings)
         self.pipeline.flush_rules()
 
+    def _to(self, at: float) -> float:
+        """Move the clock to a person's moment, with the ticker's flushes on the way; return ``at``."""
+        self.tick_until(at)
+        self.clock.now = max(self.clock.now, at)
+        return at
+
     def step_end(self) -> None:
         """The time-driven checks at a step's end (stale sensors, shelves, escalation, risk grades and
         warning proposals, overdue verification)."""
@@ -210,9 +216,7 @@ class _Driver:
 
     def register(self, operation: Operation, start: float) -> str | None:
         """An enterprise registers an operating state (动火作业 …) at its time; why it was refused, or None."""
-        at = start + operation.at_s
-        self.tick_until(at)
-        self.clock.now = max(self.clock.now, at)
+        at = self._to(start + operation.at_s)
         try:
             self.pipeline.risk.states.register(operation.site, operation.kind, at, at + operation.duration_s,
                                                operation.by, at, unit_id=operation.unit, note=operation.note,
@@ -223,9 +227,7 @@ class _Driver:
 
     def decide(self, action: WarningAction, start: float) -> str | None:
         """A duty officer's step on a warning at its time; why it could not be done, or None."""
-        at = start + action.at_s
-        self.tick_until(at)
-        self.clock.now = max(self.clock.now, at)
+        at = self._to(start + action.at_s)
         self.pipeline.check_warning_timers()  # what the desk shows at that moment: proposals made up to now
         desk = self.pipeline.warnings
         wanted = {"verify": ("proposed",), "reject": ("proposed",), "issue": ("verified",),
@@ -251,9 +253,7 @@ class _Driver:
 
     def act(self, action: Action, start: float) -> str | None:
         """A person's action at its time; returns why it could not be done, or None."""
-        at = start + action.at_s
-        self.tick_until(at)
-        self.clock.now = max(self.clock.now, at)
+        at = self._to(start + action.at_s)
         alerts = self.pipeline.alerts
         mine = [a for a in self.pipeline.alert_store.query(limit=1_000_000)
                 if a.rule_id == action.rule and a.subject == action.subject]

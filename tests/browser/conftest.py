@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 
 from liaowang.api import create_app
+from liaowang.httpserver import GRACEFUL_SHUTDOWN_S, HttpServer
 from liaowang.pipeline import Pipeline
 from tests.conftest import config_for, free_port, wait_until
 
@@ -29,22 +30,43 @@ if not Path(CHROMIUM).exists() and not os.environ.get("LIAOWANG_REQUIRE_BROWSER"
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
+class LiveServer:
+    """A real pipeline on the test broker and the HTTP server `liaowang run` uses (`HttpServer`), on loopback."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.http = HttpServer(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=self.port,
+                                              log_level="warning", lifespan="off",
+                                              timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S), pipeline.hub)
+        self._thread = threading.Thread(target=self.http.run, daemon=True)
+
+    @classmethod
+    def start(cls, broker: tuple[str, int], config, data_dir: Path) -> "LiveServer":
+        pipeline = Pipeline(config_for(config, broker[1]), data_dir)
+        pipeline.start()
+        assert pipeline.ingest.wait_connected(10)
+        live = cls(pipeline)
+        live._thread.start()
+        wait_until(lambda: live.http.started, timeout=10)
+        return live
+
+    def stop_http(self) -> None:
+        """Stop the HTTP side only (the pipeline goes on), as a killed server looks to a page."""
+        self.http.stop()
+        self._thread.join(10)
+
+    def stop(self) -> None:
+        self.stop_http()
+        self.pipeline.stop()
+
+
 @pytest.fixture
 def server(broker, tmp_path, demo_config):
-    host, port = broker
-    pipeline = Pipeline(config_for(demo_config, port), tmp_path / "data")
-    pipeline.start()
-    assert pipeline.ingest.wait_connected(10)
-    http_port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=http_port, log_level="warning",
-                                       lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    wait_until(lambda: uv.started, timeout=10)
-    yield f"http://127.0.0.1:{http_port}", (host, port), pipeline
-    uv.should_exit = True
-    thread.join(10)
-    pipeline.stop()
+    live = LiveServer.start(broker, demo_config, tmp_path / "data")
+    yield live.base, broker, live.pipeline
+    live.stop()
 
 
 @pytest.fixture

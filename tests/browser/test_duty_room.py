@@ -16,21 +16,16 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 
-from liaowang.api import create_app
-from liaowang.httpserver import GRACEFUL_SHUTDOWN_S, HttpServer
-from liaowang.pipeline import Pipeline
-from tests.browser.conftest import ARGS, ARTIFACTS, CHROMIUM, PEOPLE, VIEWPORTS, sync_api
+from tests.browser.conftest import ARGS, ARTIFACTS, CHROMIUM, PEOPLE, VIEWPORTS, LiveServer, sync_api
 from tests.browser.conftest import sign_in as sign_in_person
 from tests.browser.conftest import sign_in_token
-from tests.conftest import CONFIG_DIR, config_for, free_port, publisher, wait_until
+from tests.conftest import CONFIG_DIR, free_port, publisher, wait_until
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -38,26 +33,11 @@ CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 @pytest.fixture
 def desk(broker, tmp_path, demo_config):
     """A real pipeline and HTTP server (the one `liaowang run` uses); ``stop()`` kills the HTTP side."""
-    host, port = broker
-    pipeline = Pipeline(config_for(demo_config, port), tmp_path / "data")
-    pipeline.start()
-    assert pipeline.ingest.wait_connected(10)
-    http_port = free_port()
-    server = HttpServer(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=http_port, log_level="warning",
-                                       lifespan="off", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S), pipeline.hub)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=10)
-    client = publisher(host, port)
-
-    def stop() -> None:
-        server.stop()
-        thread.join(10)
-
-    yield {"base": f"http://127.0.0.1:{http_port}", "pipeline": pipeline, "mqtt": client, "stop": stop}
+    live = LiveServer.start(broker, demo_config, tmp_path / "data")
+    client = publisher(*broker)
+    yield {"base": live.base, "pipeline": live.pipeline, "mqtt": client, "stop": live.stop_http}
     client.loop_stop()
-    stop()
-    pipeline.stop()
+    live.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import time
 import orjson
 
 from tests.browser.conftest import ARTIFACTS, PEOPLE, sign_in, sign_in_token
-from tests.conftest import publisher, wait_until
+from tests.conftest import publisher
 
 
 def open_map(browser, base: str, requests: list[str]):
