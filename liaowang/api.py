@@ -20,10 +20,12 @@ from alerting.lifecycle import flood_onsets
 from alerting.model import CloseCause
 from alerting.suppress import Suppression
 from liaowang.api_incidents import incidents_router
+from liaowang.api_live import live_router
 from liaowang.api_risk import risk_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.domain import Tier, iso
+from liaowang.guidancespec import load_alarm_guidance
 from liaowang.params import body_time, parse_time_param, split_choices
 from liaowang.pipeline import AlertingUnavailable, Pipeline
 
@@ -485,5 +487,6 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     app.include_router(warnings_router(pipeline.warnings, auth, fleet, pipeline.clock))
     app.include_router(risk_router(pipeline.risk, auth, fleet, pipeline.clock))
     app.include_router(incidents_router(pipeline.incidents, auth, pipeline.clock))
+    app.include_router(live_router(pipeline, auth, load_alarm_guidance(pipeline.config.folder)))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app
