@@ -107,8 +107,10 @@ function drawChart(sensor, points) {
   const now = Date.now();
   chart.setOption({
     animation: false, grid: { left: 44, right: 44, top: 8, bottom: 20 },
-    xAxis: { type: "time", min: now - HOUR_MS, max: now, axisLabel: { color: "#9fb3c8", fontSize: 11 } },
-    yAxis: { type: "value", scale: true, axisLabel: { color: "#9fb3c8", fontSize: 11 }, splitLine: { lineStyle: { color: "#22415f" } } },
+    xAxis: { type: "time", min: now - HOUR_MS, max: now, splitNumber: 4,
+             axisLabel: { color: "#9fb3c8", fontSize: 11, hideOverlap: true, formatter: "{HH}:{mm}" } },
+    yAxis: { type: "value", scale: true, splitNumber: 3, axisLabel: { color: "#9fb3c8", fontSize: 11, hideOverlap: true },
+             splitLine: { lineStyle: { color: "#22415f" } } },
     series: [{ type: "line", showSymbol: points.length < 30, data: points, lineStyle: { color: "#4ac0ff" },
       markLine: { symbol: "none", silent: true,
         label: { formatter: p => t("level", p.name), color: "#e6eef7", fontSize: 11, position: "end" },

@@ -152,3 +152,24 @@ def test_the_alarm_detail_shows_the_episode_with_setpoints_history_and_measures(
     assert "Find the release point at once" in page.locator("#measures").inner_text()
     facts = page.locator("#facts").inner_text().replace("已通知企业", "")  # a person's note stays as written
     assert not CJK.search(facts), facts
+
+
+def test_the_site_view_says_when_its_live_data_is_lost_and_recovers(server, browser):
+    """Issue 14 item 6 on the site view: a lost stream shows a red banner and greys the values; it reconnects."""
+    base, _, pipeline = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = open_page(browser, base + "/sites/LC-LUXI", [])
+    page.wait_for_function("document.body.dataset.link === 'live'", timeout=10_000)
+    assert page.locator("#live-banner").is_hidden()
+    page.route("**/api/v1/sites/LC-LUXI/live", lambda route: route.abort())  # the server is gone for the page
+    pipeline.hub.close_all()  # ends the open stream
+    page.wait_for_function("document.body.dataset.link === 'lost'", timeout=10_000)
+    banner = page.locator("#live-banner")
+    assert banner.is_visible() and "实时数据中断" in banner.inner_text()
+    assert banner.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(224, 32, 32)"
+    value = card(page, "LC-LUXI-GD-01").locator(".value")
+    assert value.evaluate("e => getComputedStyle(e).color") == "rgb(138, 143, 152)"  # greyed, never green
+    page.screenshot(path=str(ARTIFACTS / "site-link-lost-1920x1080.png"))
+    page.unroute("**/api/v1/sites/LC-LUXI/live")
+    page.wait_for_function("document.body.dataset.link === 'live'", timeout=10_000)
+    assert banner.is_hidden()
