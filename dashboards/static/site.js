@@ -13,14 +13,14 @@ const TEXT = {
         others: "其他传感器", unitKind: { storage: "储存单元", production: "生产单元" }, grade: g => `${"一二三四"[g - 1]}级重大危险源`,
         lost: "实时数据中断 · 正在重连 — 显示的数值不是当前值", staleAll: "数据陈旧: 该场所传感器均未按时上报",
         newest: a => `最新数据 ${a}前`, noData: "尚无数据", stale: "陈旧", oos: "停用", raised: "报警于", by: "由",
-        until: "至", empty: "无报警", responsible: "责任人", signin: "登录后可处置", hazard: (g, r) => ` · 重大危险源 ${"一二三四"[g - 1]}级 (R=${r ?? "?"})` },
+        until: "至", empty: "无报警", unknown: "状态未知", responsible: "责任人", signin: "登录后可处置", hazard: (g, r) => ` · 重大危险源 ${"一二三四"[g - 1]}级 (R=${r ?? "?"})` },
   en: { map: "One map", alerts: "Active alarms", closed: "Recently closed", ackAll: n => `Acknowledge all unacknowledged (${n})`,
         ack: "Acknowledge", close: "Close", shelve: "Shelve", unshelve: "Unshelve", detail: "Details", history: "History",
         setpoints: "Setpoints", none: "no setpoints", others: "Other sensors",
         unitKind: { storage: "storage unit", production: "production unit" }, grade: g => `major hazard source grade ${g}`,
         lost: "Live data lost · reconnecting — values shown are not current", staleAll: "Stale data: no sensor of this site reported in time",
         newest: a => `newest data ${a} ago`, noData: "no data yet", stale: "stale", oos: "out of service", raised: "raised",
-        by: "by", until: "until", empty: "no alarms", responsible: "responsible", signin: "sign in to act",
+        by: "by", until: "until", empty: "no alarms", unknown: "status unknown", responsible: "responsible", signin: "sign in to act",
         hazard: (g, r) => ` · major hazard grade ${g} (R=${r ?? "?"})` },
 };
 const COUNTY_EN = { 东昌府区: "Dongchangfu", 茌平区: "Chiping", 临清市: "Linqing", 阳谷县: "Yanggu", 莘县: "Shenxian",
@@ -217,9 +217,7 @@ function drawHeader() {
   const grade = site.hazard_grade ? L().hazard(site.hazard_grade, site.hazard_r) : "";
   const people = !en && site.responsible && site.responsible.length ? ` · ${L().responsible} ${site.responsible.join("、")}` : "";
   document.getElementById("site-meta").textContent = `${en ? COUNTY_EN[site.county] || site.county : site.county}${grade}${people}`;
-  const status = document.getElementById("site-status");
-  status.textContent = t("tier", site.status);
-  status.style.background = COLOURS[site.status] || "#555";
+  drawStatus();
   document.getElementById("alerts-title").textContent = L().alerts;
   document.getElementById("closed-title").textContent = L().closed;
   document.querySelectorAll(".group").forEach(g => {
@@ -229,6 +227,15 @@ function drawHeader() {
       ? el("span", {}, el("b", { textContent: en ? unitDef.id : unitDef.name }), ` · ${L().unitKind[unitDef.kind] || unitDef.kind} · ${L().grade(unitDef.grade)}`)
       : el("b", { textContent: L().others }));
   });
+}
+
+// The site's status chip; while the stream is lost its status is unknown: grey, never the last colour seen.
+function drawStatus() {
+  const status = document.getElementById("site-status");
+  if (!state.site) return;
+  const lost = state.link === "lost";
+  status.textContent = lost ? L().unknown : t("tier", state.site.status);
+  status.style.background = lost ? COLOURS.offline : COLOURS[state.site.status] || "#555";
 }
 
 function drawLiveness() {
@@ -244,7 +251,9 @@ function drawLiveness() {
   const banner = document.getElementById("live-banner");
   const lost = state.link === "lost";
   banner.hidden = !(lost || allStale || old);
-  banner.textContent = lost ? `${L().lost} (${state.linkDetail})` : L().staleAll;
+  banner.textContent = lost ? L().lost : L().staleAll;
+  banner.title = lost ? state.linkDetail : "";  // the technical reason, for whoever investigates
+  drawStatus();
   document.body.classList.toggle("lost", lost);
   document.body.dataset.link = state.link;
 }
@@ -288,7 +297,10 @@ function connect() {
       const wasLost = state.link === "lost";
       state.link = next; state.linkDetail = detail;
       drawLiveness();
-      if (next === "live" && wasLost) loadAlerts().catch(showError);  // events missed while away
+      if (next === "live" && wasLost) {  // what changed while away: the alarms and the site's status
+        loadAlerts().catch(showError);
+        api(`/api/v1/sites/${encodeURIComponent(siteId)}`).then(site => { state.site = site; drawHeader(); }).catch(showError);
+      }
     },
   });
 }

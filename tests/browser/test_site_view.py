@@ -94,6 +94,25 @@ def test_the_site_view_is_live_shows_alarms_and_acknowledges(server, browser):
     page.wait_for_selector(f'#site-alerts li[data-alert-id="{alert_id}"][data-isa="acknowledged"]')
     page.screenshot(path=str(ARTIFACTS / "site-acknowledged-1920x1080.png"))
 
+    # the leak stops (past the 10 s off-delay, in event time): the latched alarm waits for 消警 by the duty officer
+    now = time.time()
+    for ts in (now, now + 11):
+        client.publish("liaowang/v1/readings/LC-LUXI/LC-LUXI-GD-01", orjson.dumps(
+            {"sensor_id": "LC-LUXI-GD-01", "ts": ts, "value": 5.0, "unit": "%LEL"}), qos=1).wait_for_publish(5)
+    page.wait_for_selector(f'#site-alerts li[data-alert-id="{alert_id}"][data-state="resolved"]', timeout=10_000)
+    assert page.locator(f'#site-alerts li[data-alert-id="{alert_id}"] button.act-close').count() == 0  # operator
+    page.fill("#token", "demo-duty")
+    page.click("#signin-btn")
+    page.wait_for_function("() => document.getElementById('whoami').textContent === 'demo-duty'")
+    page.locator(f'#site-alerts li[data-alert-id="{alert_id}"] button.act-close').click()
+    page.select_option("dialog.lw-dialog select[name=cause]", "process_upset")
+    page.fill("dialog.lw-dialog textarea", "法兰紧固后复测正常")
+    page.click("dialog.lw-dialog .lw-ok")
+    page.wait_for_selector(f'#site-closed li[data-alert-id="{alert_id}"]', state="attached", timeout=10_000)
+    assert card(page, "LC-LUXI-GD-01").get_attribute("data-tier") is None  # back to normal
+    closed = pipeline.alert_store.get(alert_id)
+    assert (closed.closed_by, closed.close_cause, closed.note) == ("demo-duty", "process_upset", "法兰紧固后复测正常")
+
     # English: cards and the alert panel hold no Chinese
     page.click("#lang")
     assert page.locator("#alerts-title").inner_text() == "Active alarms"
@@ -169,6 +188,8 @@ def test_the_site_view_says_when_its_live_data_is_lost_and_recovers(server, brow
     assert banner.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(224, 32, 32)"
     value = card(page, "LC-LUXI-GD-01").locator(".value")
     assert value.evaluate("e => getComputedStyle(e).color") == "rgb(138, 143, 152)"  # greyed, never green
+    chip = page.locator("#site-status")
+    assert chip.inner_text() == "状态未知" and chip.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(138, 143, 152)"
     page.screenshot(path=str(ARTIFACTS / "site-link-lost-1920x1080.png"))
     page.unroute("**/api/v1/sites/LC-LUXI/live")
     page.wait_for_function("document.body.dataset.link === 'live'", timeout=10_000)
