@@ -48,7 +48,7 @@ function may(role) { return window.LW.session.may(role) && window.LW.session.cov
 function drawSummary() {
   const a = state.alert, c = state.context;
   const byId = sensorsById();
-  const subject = byId[a.subject] ? sensorName(byId[a.subject]) : a.subject;
+  const subject = window.LW.words.subjectName(a, byId);
   const siteName = en() ? c.site.id : c.site.name;
   document.getElementById("to-map").textContent = L().map;
   const toSite = document.getElementById("to-site");

@@ -111,7 +111,7 @@ function drawChart(sensor, points) {
              axisLabel: { color: "#9fb3c8", fontSize: 11, hideOverlap: true, formatter: "{HH}:{mm}" } },
     yAxis: { type: "value", scale: true, splitNumber: 3, axisLabel: { color: "#9fb3c8", fontSize: 11, hideOverlap: true },
              splitLine: { lineStyle: { color: "#22415f" } } },
-    series: [{ type: "line", showSymbol: points.length < 30, data: points, lineStyle: { color: "#4ac0ff" },
+    series: [{ type: "line", showSymbol: points.length < 3, data: points, lineStyle: { color: "#4ac0ff" },
       markLine: { symbol: "none", silent: true,
         label: { formatter: p => t("level", p.name), color: "#e6eef7", fontSize: 11, position: "end" },
         data: sensor.setpoints.map(s => ({ name: s.level, yAxis: s.set,
@@ -133,7 +133,7 @@ function applyReading(r) {
       const now = Date.now();
       const kept = data.filter(p => p[0] >= now - HOUR_MS).concat([[at, r.value]]);
       chart.setOption({ xAxis: { min: now - HOUR_MS, max: Math.max(now, at) },
-                        series: [{ data: kept, showSymbol: kept.length < 30 }] });
+                        series: [{ data: kept, showSymbol: kept.length < 3 }] });
     }
   }
   drawValue(sensor);

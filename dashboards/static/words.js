@@ -1,6 +1,7 @@
 // Words the site view and the alarm detail share, in Chinese and English: window.LW.words (load after lang.js).
 //   LW.words.t(group, key)        -> the word for key in the current language (the key itself if unknown)
 //   LW.words.sensorName(sensor)   -> the configured (Chinese) name, or in English "<quantity> <short id>"
+//   LW.words.subjectName(alert, sensorsById) -> what an alarm is about by name (sensor, detector zone), else its id
 //   LW.words.alertText(alert, sensorsById) -> the alarm's one-line message: the server's {zh, en} text when it
 //                                    sends one, else the Chinese message, else (English) one built from fields
 //   LW.words.time(iso)            -> "MM-DD HH:MM:SS" in the browser's zone; LW.words.ago(iso) -> "12 s" / "3 分钟"
@@ -42,10 +43,11 @@
                   temperature: "Temperature", pressure: "Pressure", flow: "Flow", interlock_bypass: "Interlock bypass",
                   esd_state: "Emergency shut-off", smoke: "Smoke", flame: "Flame", rain: "Rain",
                   relative_humidity: "Humidity", wind_speed: "Wind speed" },
-      unit: { "状态": "state" },
+      unit: { "状态": "state", "个": "detectors", "分": "points" },
       ago: [" s", " min", " h", " d"],
     },
   };
+  const QUANTITY_ZH = { combustible_gas: "可燃气体", h2s: "硫化氢", nh3: "氨气", co: "一氧化碳", cl2: "氯气", o2: "氧气" };
   const lang = () => window.LW.lang.current();
 
   function t(group, key) {
@@ -63,18 +65,31 @@
     return `${W.en.quantity[sensor.quantity] || sensor.quantity.replace(/_/g, " ")} ${shortId(sensor)}`;
   }
 
+  // What an alarm is about, by name: a sensor, a detector zone ("{site}-{quantity}-Z{n}", rules/confirm.py) or the id.
+  function subjectName(alert, sensorsById) {
+    const sensor = sensorsById && sensorsById[alert.subject];
+    if (sensor) return sensorName(sensor);
+    const zone = alert.subject.startsWith(alert.site_id + "-") && alert.subject.slice(alert.site_id.length + 1).match(/^(.+)-Z(\d+)$/);
+    if (zone) {
+      const quantity = zone[1].replace(/-/g, "_");
+      return lang() === "zh" ? `${QUANTITY_ZH[quantity] || quantity} Z${zone[2]} 区域`
+                             : `${W.en.quantity[quantity] || quantity} zone Z${zone[2]}`.replace(" detector zone", " zone");
+    }
+    return alert.subject;
+  }
+
   function unit(u) { return lang() === "en" ? (W.en.unit[u] ?? u) : u; }
 
   function number(v) {
     if (v === null || v === undefined) return "—";
+    if (Number.isInteger(v)) return String(v);
     return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2);
   }
 
   function alertText(alert, sensorsById) {
     if (alert.text) return window.LW.lang.pick(alert.text);
     if (lang() === "zh") return alert.message;
-    const sensor = sensorsById && sensorsById[alert.subject];
-    const what = sensor ? sensorName(sensor) : alert.subject;
+    const what = subjectName(alert, sensorsById);
     const level = alert.level ? ` · ${t("level", alert.level)}` : "";
     return `${what}${level} · ${number(alert.value)} ${unit(alert.unit)}`;
   }
@@ -96,5 +111,5 @@
   }
 
   window.LW = window.LW || {};
-  window.LW.words = { t, sensorName, unit, number, alertText, time, ago, shortId, COLOURS };
+  window.LW.words = { t, sensorName, subjectName, unit, number, alertText, time, ago, shortId, COLOURS };
 })();
