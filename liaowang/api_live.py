@@ -243,7 +243,8 @@ def live_router(pipeline: Pipeline, auth: Authenticator, guidance: GuidanceBook,
             ts = np.array([r.ts for r in reversed(rows)], dtype=float)
             values = np.array([r.value for r in reversed(rows)], dtype=float)
             ts, values = _reduce(ts, values, CONTEXT_MAX_POINTS)
-            sensors.append({"id": sensor.id, "name": sensor.name, "unit": sensor.unit, "quantity": sensor.quantity,
+            sensors.append({"id": sensor.id, "name": sensor.name, "name_en": getattr(sensor, "name_en", None),
+                            "unit": sensor.unit, "quantity": sensor.quantity,
                             "family": sensor.family.value, "readings_total": len(rows),
                             "setpoints": [s.model_dump() for s in fleet.setpoints_for(sensor)],
                             "readings": [[iso(float(t)), float(v)] for t, v in zip(ts, values) if math.isfinite(v)]})
@@ -255,8 +256,9 @@ def live_router(pipeline: Pipeline, auth: Authenticator, guidance: GuidanceBook,
                                          rule_id=alert.rule_id, kind=alert.kind)
         return {"alert_id": alert.id, "since": iso(start), "until": iso(until),
                 "site": {"id": alert.site_id, "name": site.name if site else alert.site_id,
-                         "county": site.county if site else ""},
-                "hazard_units": [{"id": u.id, "name": u.name, "grade": u.grade} for u in units],
+                         "name_en": getattr(site, "name_en", None), "county": site.county if site else ""},
+                "hazard_units": [{"id": u.id, "name": u.name, "name_en": getattr(u, "name_en", None), "grade": u.grade}
+                                 for u in units],
                 "subject_name": (fleet.sensors[alert.subject].name if alert.subject in fleet.sensors else None),
                 "sensors": sensors, "measures": [m.model_dump() for m in measures]}
 

@@ -13,7 +13,7 @@ const TEXT = {
         facts: { priority: "优先级", isa: "报警状态", state: "处置状态", site: "场所", unit: "危险源单元", subject: "对象",
                  level: "报警级别", value: "当前值", peak: "峰值", raised: "报警时间", cleared: "恢复时间",
                  acknowledged: "确认", closed: "消警", cause: "消警原因", shelved: "搁置", rule: "规则", flags: "标记" },
-        cols: { at: "时间", event: "事件", priority: "优先级", by: "操作人", note: "说明", value: "值",
+        cols: { at: "时间", event: "事件", priority: "优先级", by: "操作人", note: "说明", value: "值", message: "消息",
                 receiver: "接收人", channel: "渠道", outcome: "结果", detail: "详情" },
         episode: "报警区间", raisedMark: "报警", clearedMark: "恢复", by: "由", until: "至",
         ack: "确认", close: "消警", shelve: "搁置", unshelve: "解除搁置", lost: "实时连接中断 · 正在重连",
@@ -27,7 +27,7 @@ const TEXT = {
                  level: "Level", value: "Value now", peak: "Peak", raised: "Raised", cleared: "Cleared",
                  acknowledged: "Acknowledged", closed: "Closed", cause: "Close cause", shelved: "Shelved", rule: "Rule",
                  flags: "Flags" },
-        cols: { at: "Time", event: "Event", priority: "Priority", by: "By", note: "Note", value: "Value",
+        cols: { at: "Time", event: "Event", priority: "Priority", by: "By", note: "Note", value: "Value", message: "Message",
                 receiver: "Receiver", channel: "Channel", outcome: "Outcome", detail: "Detail" },
         episode: "alarm", raisedMark: "raised", clearedMark: "cleared", by: "by", until: "until",
         ack: "Acknowledge", close: "Close", shelve: "Shelve", unshelve: "Unshelve", lost: "Live link lost · reconnecting",
@@ -49,7 +49,7 @@ function drawSummary() {
   const a = state.alert, c = state.context;
   const byId = sensorsById();
   const subject = window.LW.words.subjectName(a, byId);
-  const siteName = en() ? c.site.id : c.site.name;
+  const siteName = en() ? c.site.name_en || c.site.id : c.site.name;
   document.getElementById("to-map").textContent = L().map;
   const toSite = document.getElementById("to-site");
   toSite.textContent = siteName;
@@ -66,7 +66,7 @@ function drawSummary() {
   const u = unit(a.unit);
   const rows = [
     [f.priority, t("tier", a.tier)], [f.isa, t("isa", a.isa_state)], [f.state, t("state", a.state)],
-    [f.site, siteName], ...(c.hazard_units.length ? [[f.unit, c.hazard_units.map(h => en() ? h.id : h.name).join(", ")]] : []),
+    [f.site, siteName], ...(c.hazard_units.length ? [[f.unit, c.hazard_units.map(h => en() ? h.name_en || h.id : h.name).join(", ")]] : []),
     [f.subject, subject], [f.level, t("level", a.level)], [f.value, `${number(a.value)} ${u}`],
     [f.peak, `${number(a.peak_value)} ${u} · ${t("tier", a.peak_tier)} · ${time(a.peak_at)}`],
     [f.raised, time(a.raised_at)], [f.cleared, time(a.cleared_at || a.resolved_at)],
@@ -158,9 +158,10 @@ function table(id, columns, rows) {
 function drawHistory() {
   document.getElementById("history-title").textContent = L().history;
   const u = unit(state.alert.unit);
-  table("history", ["at", "event", "priority", "by", "note", "value"], state.alert.history.map(h =>
+  table("history", ["at", "event", "priority", "by", "note", "value", "message"], state.alert.history.map(h =>
     [time(h.at), t("event", h.event), t("tier", h.tier), h.by || (en() ? "system" : "系统"), h.note || "",
-     h.value === null || h.value === undefined ? "" : `${number(h.value)} ${u}`]));
+     h.value === null || h.value === undefined ? "" : `${number(h.value)} ${u}`,
+     h.text ? window.LW.lang.pick(h.text) : en() ? "" : h.message || ""]));
 }
 
 function drawDeliveries() {

@@ -212,8 +212,9 @@ function drawHeader() {
   if (!site) return;
   const en = window.LW.lang.current() === "en";
   document.getElementById("to-map").textContent = L().map;
-  document.getElementById("site-name").textContent = en ? site.id : site.name;
-  document.title = `${en ? site.id : site.name} · 瞭望 Liaowang`;
+  const name = en ? site.name_en || site.id : site.name;
+  document.getElementById("site-name").textContent = name;
+  document.title = `${name} · 瞭望 Liaowang`;
   const grade = site.hazard_grade ? L().hazard(site.hazard_grade, site.hazard_r) : "";
   const people = !en && site.responsible && site.responsible.length ? ` · ${L().responsible} ${site.responsible.join("、")}` : "";
   document.getElementById("site-meta").textContent = `${en ? COUNTY_EN[site.county] || site.county : site.county}${grade}${people}`;
@@ -224,7 +225,7 @@ function drawHeader() {
     const unitDef = state.units.find(u => u.id === g.dataset.unitId);
     g.querySelector("h2").innerHTML = "";
     g.querySelector("h2").append(unitDef
-      ? el("span", {}, el("b", { textContent: en ? unitDef.id : unitDef.name }), ` · ${L().unitKind[unitDef.kind] || unitDef.kind} · ${L().grade(unitDef.grade)}`)
+      ? el("span", {}, el("b", { textContent: en ? unitDef.name_en || unitDef.id : unitDef.name }), ` · ${L().unitKind[unitDef.kind] || unitDef.kind} · ${L().grade(unitDef.grade)}`)
       : el("b", { textContent: L().others }));
   });
 }

@@ -62,6 +62,7 @@
 
   function sensorName(sensor) {
     if (lang() === "zh") return sensor.name;
+    if (sensor.name_en) return sensor.name_en;  // sensors.yaml name_en, where the configuration gives one
     return `${W.en.quantity[sensor.quantity] || sensor.quantity.replace(/_/g, " ")} ${shortId(sensor)}`;
   }
 
