@@ -202,8 +202,8 @@ function onEvent(name, data) {
 
 function drawLink() {
   const banner = document.getElementById("live-banner");
-  banner.hidden = state.link !== "lost";
-  banner.textContent = L().lost;
+  banner.hidden = state.link !== "lost" && state.link !== "denied";
+  banner.textContent = state.link === "denied" ? state.linkDetail : L().lost;
   document.body.dataset.link = state.link;
 }
 
@@ -219,9 +219,9 @@ async function boot() {
   let stream = null;
   const connect = () => {
     if (stream) stream.close();
-    stream = window.LW.live.open(state.alert.site_id, { onEvent, onState(next) {
-      const wasLost = state.link === "lost";
-      state.link = next; drawLink();
+    stream = window.LW.live.open(state.alert.site_id, { onEvent, onState(next, detail) {
+      const wasLost = state.link === "lost" || state.link === "denied";
+      state.link = next; state.linkDetail = detail; drawLink();
       if (next === "live" && wasLost) load().catch(showError);
     } });
   };

@@ -5,8 +5,9 @@
 //     reads GET /api/v1/sites/{siteId}/live (Server-Sent Events: hello, readings, alert, site) with the
 //     signed-in credentials — fetch() and a stream reader, not EventSource, because EventSource cannot
 //     send the Authorization header a site-scoped sign-in needs;
-//     onState("live" | "lost", detail) whenever the link changes: "lost" when the server closes, errors,
-//     or sends nothing (not even its 5 s keep-alive) for SILENT_MS; it then reconnects every 2 s.
+//     onState("live" | "lost" | "denied", detail) whenever the link changes: "lost" when the server closes, errors,
+//     or sends nothing (not even its 5 s keep-alive) for SILENT_MS; it then reconnects every 2 s. "denied" (after
+//     "lost") when the server refuses the stream (401/403/404): no retry until the page opens a new one.
 //   LW.live.SILENT_MS -> how long a silent stream counts as alive
 (function () {
   "use strict";
@@ -39,7 +40,7 @@
                                            signal: controller.signal, cache: "no-store" });
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
-        throw new Error(body.detail || response.statusText);
+        throw Object.assign(new Error(body.detail || response.statusText), { status: response.status });
       }
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -63,7 +64,13 @@
     async function loop() {
       while (!closed) {
         try { await connect(); }
-        catch (err) { if (!closed) setState("lost", err.message); }
+        catch (err) {
+          if (closed) break;
+          setState("lost", err.message);
+          // not allowed (signed out, another plant's site) or no such site: asking again will not help;
+          // the page opens a new stream when the sign-in changes
+          if ([401, 403, 404].includes(err.status)) { setState("denied", err.message); break; }
+        }
         if (controller) controller.abort();
         if (!closed) await new Promise(resolve => setTimeout(resolve, RETRY_MS));
       }

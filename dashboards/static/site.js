@@ -234,7 +234,7 @@ function drawHeader() {
 function drawStatus() {
   const status = document.getElementById("site-status");
   if (!state.site) return;
-  const lost = state.link === "lost";
+  const lost = state.link === "lost" || state.link === "denied";
   status.textContent = lost ? L().unknown : t("tier", state.site.status);
   status.style.background = lost ? COLOURS.offline : COLOURS[state.site.status] || "#555";
 }
@@ -248,11 +248,11 @@ function drawLiveness() {
   const withData = state.sensors.filter(s => s.last_ts);
   const allStale = withData.length > 0 && withData.every(s => s.stale);
   const old = state.newest && Date.now() - Date.parse(state.newest) > STALE_BANNER_AFTER_MS;
-  age.classList.toggle("stale", !!(allStale || old || state.link === "lost"));
+  const lost = state.link === "lost" || state.link === "denied";
+  age.classList.toggle("stale", !!(allStale || old || lost));
   const banner = document.getElementById("live-banner");
-  const lost = state.link === "lost";
   banner.hidden = !(lost || allStale || old);
-  banner.textContent = lost ? L().lost : L().staleAll;
+  banner.textContent = state.link === "denied" ? state.linkDetail : lost ? L().lost : L().staleAll;
   banner.title = lost ? state.linkDetail : "";  // the technical reason, for whoever investigates
   drawStatus();
   document.body.classList.toggle("lost", lost);
@@ -295,7 +295,7 @@ function connect() {
   stream = window.LW.live.open(siteId, {
     onEvent,
     onState(next, detail) {
-      const wasLost = state.link === "lost";
+      const wasLost = state.link === "lost" || state.link === "denied";
       state.link = next; state.linkDetail = detail;
       drawLiveness();
       if (next === "live" && wasLost) {  // what changed while away: the alarms and the site's status

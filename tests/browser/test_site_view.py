@@ -199,3 +199,29 @@ def test_the_site_view_says_when_its_live_data_is_lost_and_recovers(server, brow
     page.unroute("**/api/v1/sites/LC-LUXI/live")
     page.wait_for_function("document.body.dataset.link === 'live'", timeout=10_000)
     assert banner.is_hidden()
+
+
+def test_shelving_and_out_of_service_show_on_the_cards(server, browser):
+    """A duty officer shelves an alarm from its card (duration and reason in the dialog) and unshelves it; a sensor
+    taken out of service wears that state."""
+    base, (host, port), pipeline = server
+    pipeline.alerts.take_out_of_service("LC-LUXI-GD-03", "demo-duty", "标定", None)
+    page = open_page(browser, base + "/sites/LC-LUXI", [])
+    assert card(page, "LC-LUXI-GD-03").get_attribute("data-oos") == "1"
+    assert card(page, "LC-LUXI-GD-03").locator(".oos-tag").is_visible()
+    sign_in(page, "demo-duty")
+    publish(publisher(host, port), "LC-LUXI-GD-04", 45.0)
+    gd04 = card(page, "LC-LUXI-GD-04")
+    page.wait_for_selector('.sensor[data-sensor-id="LC-LUXI-GD-04"][data-isa="unacknowledged"]', timeout=10_000)
+    gd04.locator("button.act-shelve").click()
+    page.select_option("dialog.lw-dialog select[name=duration_s]", "1800")
+    page.fill("dialog.lw-dialog textarea", "检修作业, 已通知现场")
+    page.click("dialog.lw-dialog .lw-ok")
+    page.wait_for_selector('.sensor[data-sensor-id="LC-LUXI-GD-04"][data-isa="shelved"]', timeout=10_000)
+    assert gd04.evaluate("e => getComputedStyle(e).borderTopStyle") == "dashed"
+    alert = pipeline.alert_store.get(gd04.get_attribute("data-alert-id"))
+    assert alert.shelve_reason == "检修作业, 已通知现场" and 1790 <= alert.shelved_until - time.time() <= 1800
+    page.screenshot(path=str(ARTIFACTS / "site-shelved.png"))
+    gd04.locator("button.act-unshelve").click()
+    page.click("dialog.lw-dialog .lw-ok")
+    page.wait_for_selector('.sensor[data-sensor-id="LC-LUXI-GD-04"][data-isa="unacknowledged"]', timeout=10_000)
