@@ -16,7 +16,7 @@ const TEXT = {
         cols: { at: "时间", event: "事件", priority: "优先级", by: "操作人", note: "说明", value: "值", message: "消息",
                 receiver: "接收人", channel: "渠道", outcome: "结果", detail: "详情" },
         episode: "报警区间", raisedMark: "报警", clearedMark: "恢复", by: "由", until: "至",
-        ack: "确认", close: "消警", shelve: "搁置", unshelve: "解除搁置", lost: "实时连接中断 · 正在重连",
+        ack: "确认", close: "消警", signin: "登录后可确认、消警或搁置", shelve: "搁置", unshelve: "解除搁置", lost: "实时连接中断 · 正在重连",
         flags: { chattering: "频繁报警", source_lost: "信号丢失", first_out: "首发", latched: "锁存" } },
   en: { map: "One map", chart: "Readings around the alarm, with the setpoints", measures: "Measures to take", history: "Who did what",
         deliveries: "Notifications and delivery", deliveriesHidden: "Sign in as an operator or above to see the delivery log",
@@ -30,7 +30,7 @@ const TEXT = {
         cols: { at: "Time", event: "Event", priority: "Priority", by: "By", note: "Note", value: "Value", message: "Message",
                 receiver: "Receiver", channel: "Channel", outcome: "Outcome", detail: "Detail" },
         episode: "alarm", raisedMark: "raised", clearedMark: "cleared", by: "by", until: "until",
-        ack: "Acknowledge", close: "Close", shelve: "Shelve", unshelve: "Unshelve", lost: "Live link lost · reconnecting",
+        ack: "Acknowledge", close: "Close", signin: "Sign in to acknowledge, close or shelve", shelve: "Shelve", unshelve: "Unshelve", lost: "Live link lost · reconnecting",
         flags: { chattering: "chattering", source_lost: "signal lost", first_out: "first out", latched: "latched" } },
 };
 const CAUSE_EN = { false_alarm: "false alarm", instrument_fault: "instrument fault", process_upset: "process upset",
@@ -94,6 +94,7 @@ function drawSummary() {
   if (a.state === "resolved" && may("duty_officer")) button("close", L().close);
   if (a.state === "shelved" && may("duty_officer")) button("unshelve", L().unshelve);
   else if (a.state !== "closed" && a.state !== "resolved" && may("duty_officer")) button("shelve", L().shelve);
+  if (!actions.length && a.state !== "closed" && !may("operator")) actions.push(el("span", { className: "hint", textContent: L().signin }));
   document.getElementById("actions").replaceChildren(...actions);
 }
 

@@ -202,6 +202,9 @@ function renderAlerts() {
   ackAll.hidden = unacked.length < 2 || !may("operator");
   ackAll.textContent = L().ackAll(unacked.length);
   ackAll.onclick = () => act("ack", unacked);
+  const hint = document.getElementById("act-hint");
+  hint.hidden = may("operator") || !open.length;
+  hint.textContent = L().signin;
   state.sensors.forEach(drawCardAlarm);
 }
 
