@@ -13,10 +13,15 @@ from __future__ import annotations
 import re
 import time
 
-import orjson
+import threading
 
+import orjson
+import uvicorn
+
+from liaowang.api import create_app
+from liaowang.pipeline import Pipeline
 from tests.browser.conftest import ARTIFACTS, VIEWPORTS
-from tests.conftest import publisher, wait_until
+from tests.conftest import config_for, free_port, publisher, wait_until
 
 CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -178,27 +183,47 @@ def test_the_alarm_detail_shows_the_episode_with_setpoints_history_and_measures(
     assert not CJK.search(facts), facts
 
 
-def test_the_site_view_says_when_its_live_data_is_lost_and_recovers(server, browser):
-    """Issue 14 item 6 on the site view: a lost stream shows a red banner and greys the values; it reconnects."""
-    base, _, pipeline = server
-    ARTIFACTS.mkdir(exist_ok=True)
-    page = open_page(browser, base + "/sites/LC-LUXI", [])
-    page.wait_for_function("document.body.dataset.link === 'live'", timeout=10_000)
-    assert page.locator("#live-banner").is_hidden()
-    page.route("**/api/v1/sites/LC-LUXI/live", lambda route: route.abort())  # the server is gone for the page
-    pipeline.hub.close_all()  # ends the open stream
-    page.wait_for_function("document.body.dataset.link === 'lost'", timeout=10_000)
-    banner = page.locator("#live-banner")
-    assert banner.is_visible() and "实时数据中断" in banner.inner_text()
-    assert banner.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(224, 32, 32)"
-    value = card(page, "LC-LUXI-GD-01").locator(".value")
-    assert value.evaluate("e => getComputedStyle(e).color") == "rgb(138, 143, 152)"  # greyed, never green
-    chip = page.locator("#site-status")
-    assert chip.inner_text() == "状态未知" and chip.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(138, 143, 152)"
-    page.screenshot(path=str(ARTIFACTS / "site-link-lost-1920x1080.png"))
-    page.unroute("**/api/v1/sites/LC-LUXI/live")
-    page.wait_for_function("document.body.dataset.link === 'live'", timeout=10_000)
-    assert banner.is_hidden()
+def serve(pipeline, port: int):
+    """uvicorn over ``pipeline`` on ``port`` in a thread (started); returns the server and its thread."""
+    uv = uvicorn.Server(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=port, log_level="warning",
+                                       lifespan="off"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    wait_until(lambda: uv.started, timeout=10)
+    return uv, thread
+
+
+def test_the_site_view_says_when_its_server_is_gone_and_recovers(broker, tmp_path, demo_config, browser):
+    """Issue 14 item 6 on the site view: the server killed, a red banner, greyed values and a grey status (never
+    the last colour seen); a server back on the same address, the page live again without a reload."""
+    pipeline = Pipeline(config_for(demo_config, broker[1]), tmp_path / "data")
+    pipeline.start()
+    port = free_port()
+    uv, thread = serve(pipeline, port)
+    try:
+        page = open_page(browser, f"http://127.0.0.1:{port}/sites/LC-LUXI", [])
+        page.wait_for_function("document.body.dataset.link === 'live'", timeout=10_000)
+        assert page.locator("#live-banner").is_hidden()
+        uv.should_exit = uv.force_exit = True  # killed: it does not wait for the open stream
+        thread.join(10)
+        page.wait_for_function("document.body.dataset.link === 'lost'", timeout=20_000)
+        banner = page.locator("#live-banner")
+        assert banner.is_visible() and "实时数据中断" in banner.inner_text()
+        assert banner.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(224, 32, 32)"
+        value = card(page, "LC-LUXI-GD-01").locator(".value")
+        assert value.evaluate("e => getComputedStyle(e).color") == "rgb(138, 143, 152)"  # greyed, never green
+        chip = page.locator("#site-status")
+        assert chip.inner_text() == "状态未知"
+        assert chip.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(138, 143, 152)"
+        page.screenshot(path=str(ARTIFACTS / "site-link-lost-1920x1080.png"))
+        uv, thread = serve(pipeline, port)  # back on the same address
+        page.wait_for_function("document.body.dataset.link === 'live'", timeout=10_000)
+        assert banner.is_hidden() and chip.inner_text() == "正常"
+        assert page.evaluate("() => performance.getEntriesByType('navigation').length") == 1  # no reload
+    finally:
+        uv.should_exit = uv.force_exit = True
+        thread.join(10)
+        pipeline.stop()
 
 
 def test_shelving_and_out_of_service_show_on_the_cards(server, browser):
