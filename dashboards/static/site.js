@@ -106,7 +106,7 @@ function drawChart(sensor, points) {
   const chart = charts[sensor.id] || (charts[sensor.id] = echarts.init(c.querySelector(".chart")));
   const now = Date.now();
   chart.setOption({
-    animation: false, grid: { left: 44, right: 44, top: 8, bottom: 20 },
+    animation: false, grid: { left: 44, right: 64, top: 8, bottom: 20 },
     xAxis: { type: "time", min: now - HOUR_MS, max: now, splitNumber: 4,
              axisLabel: { color: "#9fb3c8", fontSize: 11, hideOverlap: true, formatter: "{HH}:{mm}" } },
     yAxis: { type: "value", scale: true, splitNumber: 3, axisLabel: { color: "#9fb3c8", fontSize: 11, hideOverlap: true },
