@@ -274,7 +274,7 @@ function redraw() {
 
 async function loadAlerts() {
   const [alerts, oos] = await Promise.all([api(`/api/v1/alerts?site_id=${encodeURIComponent(siteId)}&limit=500`),
-                                           api("/api/v1/out-of-service").catch(() => [])]);
+                                           api("/api/v1/out-of-service")]);
   state.alerts = new Map(alerts.map(a => [a.id, a]));
   state.outOfService = new Set(oos.filter(e => state.byId[e.sensor_id]).map(e => e.sensor_id));
   renderAlerts();
@@ -322,7 +322,7 @@ async function boot() {
   await window.LW.session.ready;
   const [site, sensors, units] = await Promise.all([
     api(`/api/v1/sites/${encodeURIComponent(siteId)}`), api(`/api/v1/sensors?site_id=${encodeURIComponent(siteId)}`),
-    api(`/api/v1/hazard-units?site_id=${encodeURIComponent(siteId)}`).catch(() => [])]);
+    api(`/api/v1/hazard-units?site_id=${encodeURIComponent(siteId)}`)]);
   Object.assign(state, { site, sensors, units, byId: Object.fromEntries(sensors.map(s => [s.id, s])) });
   state.newest = sensors.map(s => s.last_ts).filter(Boolean).sort().pop() || null;
   // groups: each hazard unit with its sensors, then the sensors of no unit
