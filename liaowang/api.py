@@ -24,11 +24,13 @@ from liaowang.alarm_export import subject_name
 from liaowang.api_history import history_router
 from liaowang.api_incidents import incidents_router
 from liaowang.api_people import people_router
+from liaowang.api_live import live_router
 from liaowang.api_risk import risk_router
 from liaowang.api_ui import ui_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.domain import Tier, iso
+from liaowang.guidancespec import load_alarm_guidance
 from liaowang.params import body_time, parse_time_param, split_choices
 from liaowang.pipeline import AlertingUnavailable, Pipeline
 from liaowang.users import People
@@ -486,5 +488,6 @@ def create_app(pipeline: Pipeline) -> FastAPI:
                                       alarm_kpis_for(pipeline, start, pipeline.clock(), sites, end)))
     app.include_router(people_router(people, auth, fleet))
     app.include_router(ui_router(pipeline, auth))
+    app.include_router(live_router(pipeline, auth, load_alarm_guidance(pipeline.config.folder)))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

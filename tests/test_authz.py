@@ -62,6 +62,7 @@ def endpoints(alert_id: str) -> list[tuple[str, str, dict | None, str | None]]:
         ("GET", "/api/v1/alerts", None, None),
         ("GET", f"/api/v1/alerts/{alert_id}", None, None),
         ("GET", f"/api/v1/alerts/{alert_id}/deliveries", None, "operator"),
+        ("GET", f"/api/v1/alerts/{alert_id}/context", None, None),
         ("POST", f"/api/v1/alerts/{alert_id}/ack", {}, "operator"),
         ("POST", f"/api/v1/alerts/{alert_id}/shelve", {"duration_s": 3600, "reason": "检修"}, "duty_officer"),
         ("POST", f"/api/v1/alerts/{alert_id}/unshelve", None, "duty_officer"),
@@ -142,7 +143,8 @@ def test_the_matrix_covers_every_api_route(setup):
     # from the OpenAPI schema: included routers (the warnings) are resolved there, not in app.routes
     routes = {(method.upper(), path) for path, operations in client.app.openapi()["paths"].items()
               if path.startswith("/api/v1") for method in operations}
-    assert routes - covered == {("GET", "/api/v1/events")}  # SSE: same read rule, tested in test_api
+    # SSE streams: the same read rule, tested where they are (the events below, the site's live stream in test_api_live)
+    assert routes - covered == {("GET", "/api/v1/events"), ("GET", "/api/v1/sites/{site_id}/live")}
 
 
 @pytest.mark.parametrize("role", list(TOKENS))
@@ -208,6 +210,7 @@ def site_objects(alerts: dict[str, str], windows: dict[str, str], site: str) -> 
     return [
         ("GET", f"/api/v1/alerts/{alert}", None, "viewer"),
         ("GET", f"/api/v1/alerts/{alert}/deliveries", None, "operator"),
+        ("GET", f"/api/v1/alerts/{alert}/context", None, "viewer"),
         ("GET", f"/api/v1/sites/{site}", None, "viewer"),
         ("GET", f"/api/v1/sensors/{sensor}", None, "viewer"),
         ("GET", f"/api/v1/sensors/{sensor}/readings", None, "viewer"),
@@ -239,7 +242,8 @@ def test_a_site_scoped_token_reads_and_acts_only_on_its_site(two_sites, role):
 def test_an_unknown_object_is_404_for_a_site_scoped_token_too(two_sites):
     client, _, _, _ = two_sites
     scoped = bearer(SCOPED["duty_officer"])
-    for path in ("/api/v1/alerts/nope", "/api/v1/sites/nope", "/api/v1/sensors/nope", "/api/v1/sensors/nope/readings"):
+    for path in ("/api/v1/alerts/nope", "/api/v1/sites/nope", "/api/v1/sensors/nope", "/api/v1/sensors/nope/readings",
+                 "/api/v1/alerts/nope/context"):
         assert client.get(path, headers=scoped).status_code == 404, path
     assert client.delete("/api/v1/suppressions/nope", headers=scoped).status_code == 404
 
@@ -366,7 +370,7 @@ def test_schemathesis_finds_no_server_error(setup):
     client, _, _ = setup
     # /healthz answers 503 by design while the broker is not connected (it is not, here)
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app).exclude(path="/api/v1/events").exclude(
-        path="/healthz")
+        path="/api/v1/sites/{site_id}/live").exclude(path="/healthz")  # streams never end by themselves
     failures, tried = [], []
     for result in schema.get_all_operations():
         operation = result.ok()
