@@ -20,16 +20,11 @@ from tests.conftest import publisher, wait_until
 
 
 def open_with_session(browser, base: str):
+    """鲁西集团's site view, which mounts the sign-in (session.js) in its header."""
     page = browser.new_page()
     page.goto(base + "/sites/LC-LUXI")
-    page.evaluate("""() => {
-        const slot = document.createElement("div");
-        slot.id = "signin";
-        document.querySelector("header").append(slot);
-    }""")
-    page.add_script_tag(url="/static/lang.js")
-    page.add_script_tag(url="/static/session.js")
-    page.evaluate("async () => { await LW.session.ready; LW.session.mount(document.getElementById('signin')); }")
+    page.wait_for_function("window.liaowangReady === true", timeout=15_000)
+    page.wait_for_selector("#signin-name, #signin[data-signed-in=true]", timeout=10_000)
     return page
 
 
@@ -77,10 +72,10 @@ def test_a_plant_operator_signs_in_sees_only_their_plant_and_signs_out(server, b
     # the page's own EventSource (no headers possible) is signed by the cookie and carries LC-LUXI's events only
     page.evaluate("""() => {
         window.received = [];
-        window.stream = new EventSource("/api/v1/events");
-        stream.addEventListener("hello", () => { window.streamOpen = true; });
+        window.testStream = new EventSource("/api/v1/events");
+        testStream.addEventListener("hello", () => { window.streamOpen = true; });
         for (const kind of ["alert", "site"]) {
-            stream.addEventListener(kind, e => window.received.push([kind, JSON.parse(e.data).site_id]));
+            testStream.addEventListener(kind, e => window.received.push([kind, JSON.parse(e.data).site_id]));
         }
     }""")
     page.wait_for_function("() => window.streamOpen === true", timeout=10_000)
@@ -92,7 +87,7 @@ def test_a_plant_operator_signs_in_sees_only_their_plant_and_signs_out(server, b
     assert {site for _, site in page.evaluate("() => window.received")} == {"LC-LUXI"}
     alerts = page.evaluate("() => LW.session.fetch('/api/v1/alerts')")
     assert alerts and {a["site_id"] for a in alerts} == {"LC-LUXI"}
-    page.evaluate("() => window.stream.close()")
+    page.evaluate("() => window.testStream.close()")
     client.disconnect()
 
     # English: the role in words and the button follow the language switch
