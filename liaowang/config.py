@@ -178,6 +178,8 @@ class Site(_Strict):
 
     id: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,39}$")
     name: str
+    name_en: str | None = Field(default=None, pattern=r"^[\x20-\x7e]+$", description=(
+        "the English name alarm texts use (alerting/messages.py); without it they say the site's kind and id tail"))
     county: Literal[COUNTIES]  # type: ignore[valid-type]
     zone: str | None = None
     kind: Literal["chemical_park", "enterprise", "forest", "lifeline"]
@@ -232,6 +234,8 @@ class Sensor:
     setpoints: list[Setpoint] | None = None
     range: tuple[float, float] | None = None
     capacity: float | None = Field(default=None, gt=0, description="tank height or vessel capacity, for level sensors")
+    name_en: Annotated[str, Field(pattern=r"^[\x20-\x7e]+$")] | None = Field(default=None, description=(
+        "the English name alarm texts use; without it they say the quantity and the id's tag (alerting/messages.py)"))
 
     _ladder = field_validator("setpoints")(lambda v: v if v is None else _check_ladder(v))
 

@@ -138,7 +138,10 @@ class ConfirmationRule:
         return Signal(rule_id=self.id, kind=self.kind, subject=zone.id, site_id=site,
                       family=self.fleet.sensors[zone.sensors[0]].family if zone.sensors else Family.GAS,
                       tier=rung.tier if rung else None, level="confirmed" if rung else None,
-                      value=float(count), threshold=float(self.spec.k), unit="个", ts=cause.ts, message=message)
+                      value=float(count), threshold=float(self.spec.k), unit="个", ts=cause.ts, message=message,
+                      facts={"zone": zone.id, "zone_sensors": list(zone.sensors), "zone_name": zone.name,
+                             "zone_name_en": zone.name_en, "detectors": sorted(self.active[z][shown - 1]) if shown else [],
+                             "rung_level": rung.level if rung else None})
 
     def subjects(self) -> list[str]:
         """Zone ids."""

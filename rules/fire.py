@@ -226,7 +226,9 @@ class FireDangerRule:
             signals.append(Signal(rule_id=self.id, kind=self.kind, subject=station, site_id=self.station_site[s],
                                   family=Family.FOREST, tier=Tier(tier) if tier else None, level=klass.name,
                                   value=round(float(value), 2), threshold=klass.min, unit=self.index.unit,
-                                  ts=close, message=message))
+                                  ts=close, message=message,
+                                  facts={"station": station, "index": self.spec.index, "date": date.isoformat(),
+                                         "inputs": _inputs(day, codes, self.spec.index)}))
         return signals
 
     def danger_tier(self, station: str) -> int:
@@ -250,6 +252,15 @@ class FireDangerRule:
                 getattr(self, name)[into] = arrays[name][rows]
         if len(rows):
             self.period[0] = int(arrays["period"][rows[0]])
+
+
+def _inputs(day: DangerDay, codes: tuple[float, ...], index: str) -> dict[str, float | None]:
+    """The day's inputs as structured facts (None where the day had no value): the alarm text lists them."""
+    def number(x: float) -> float | None:
+        return None if math.isnan(x) else round(float(x), 2)
+    return {"temp": number(day.temp), "rh": number(day.rh), "wind": number(day.wind), "rain": number(day.rain),
+            "temp_max": number(day.temp_max), "rh_min": number(day.rh_min), "rh_14": number(day.rh_14),
+            "wind_10min_max": number(day.wind_10min_max), "dry_days": float(codes[0]) if index == "lyt1172" else None}
 
 
 def _last_per_key(key: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -335,7 +346,8 @@ class FireDetectionRule:
                    if tier else f"{station} 火情探测信号已全部消除")
         return Signal(rule_id=self.id, kind=self.kind, subject=station, site_id=site, family=Family.FOREST,
                       tier=Tier(tier) if tier else None, level="fire_detected" if tier else None, value=float(count),
-                      threshold=None, unit="个", ts=cause.ts, message=message)
+                      threshold=None, unit="个", ts=cause.ts, message=message,
+                      facts={"station": station, "confirmed": confirmed, "danger_tier": danger})
 
     def subjects(self) -> list[str]:
         """Fleet sensor ids (the per-sensor detection array is in fleet order; station tiers are rebuilt)."""
