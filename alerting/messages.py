@@ -223,7 +223,10 @@ class Messages:
                 return "threshold.clear"
             if self.wording.unit(signal.unit).state:
                 return "threshold.state"
-            return "threshold.low" if facts.get("direction") == "low" else "threshold.high"
+            low = facts.get("direction") == "low"
+            if signal.threshold is not None and (signal.value > signal.threshold if low else signal.value < signal.threshold):
+                return "threshold.deadband"  # stepped down into the deadband: "reached" would misstate it
+            return "threshold.low" if low else "threshold.high"
         if kind == "predictive":
             variant = facts.get("variant") or ("clear" if clear else "eta")
             return f"predictive.{variant}" if f"predictive.{variant}" in templates else "predictive.eta"
@@ -246,7 +249,8 @@ class Messages:
         fields["where"] = w.places[subject][lang].format_map(_Fields(fields))
         fields["priority"] = w.priorities[signal.tier.priority if signal.tier else "cleared"][lang]
         fields["kind"] = w.word(w.kinds, signal.kind, lang)
-        fields["level"] = w.level(signal.level or facts.get("rung_level"), lang)
+        # a confirmation names the level its detectors agree at, not its own level "confirmed"
+        fields["level"] = w.level(facts.get("rung_level") or signal.level, lang)
         fields["detail"] = signal.message if lang == "zh" else ""
         sensor = self.fleet.sensors.get(str(facts.get("sensor", signal.subject)))
         unit = sensor.unit if sensor is not None else signal.unit

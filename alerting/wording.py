@@ -42,7 +42,7 @@ TITLE_FIELDS = frozenset({"site", "unit", "sensor", "zone", "station", "system",
 WORD_FIELDS = frozenset({"danger", "names", "count", "more", "number", "tag", "quantity", "temp_max", "rh",
                          "dry_days", "wind", "rain", "temp", "name"})
 REQUIRED_TEMPLATES = frozenset({
-    "threshold.high", "threshold.low", "threshold.state", "threshold.clear", "rate_of_change", "rate_of_change.clear",
+    "threshold.high", "threshold.low", "threshold.deadband", "threshold.state", "threshold.clear", "rate_of_change", "rate_of_change.clear",
     "predictive.eta", "predictive.reached", "predictive.clear", "stuck", "stuck.clear", "out_of_range",
     "out_of_range.clear", "over_range", "over_range.clear", "range.side", "held", "held.clear", "confirmation",
     "confirmation.clear", "fire_danger", "fire_danger.clear", "fire_detection", "fire_detection.clear", "stale",
