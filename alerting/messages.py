@@ -190,7 +190,7 @@ class Messages:
         if sensor:
             names["sensor"] = self.sensor_name(sensor)
             unit = self.unit_name([sensor])
-            if unit:
+            if unit and unit["zh"] not in names["sensor"]["zh"]:  # "液氨储罐区联锁旁路状态" names its unit already
                 names["unit"] = unit
             return "sensor", names
         if "zone" in facts:

@@ -186,7 +186,8 @@ class Wording(_Strict):
         if level.startswith("predicted_"):
             target = self.level(level.removeprefix("predicted_"), language)
             return f"预测{target}" if language == "zh" else f"predicted {target}"
-        return level if language == "zh" or not CJK.search(level) else "configured level"
+        plain = level.replace("_", " ")
+        return plain if language == "zh" or not CJK.search(plain) else "configured level"
 
     @staticmethod
     def word(table: dict[str, Phrase], key: str, language: Language) -> str:
