@@ -3,7 +3,8 @@
 The rules state facts (`rules.base.Signal`: kind, level, tier, value, unit, setpoint and the
 ``facts`` mapping of ids and numbers); `Messages` looks the ids up in the fleet — site, hazard
 unit, sensor, zone and station by name, never by id — and fills the templates of
-``alerting/messages.yaml`` (`alerting.wording`). A signal of the threshold rule::
+``liaowang/defaults/messages.yaml`` (`liaowang.wording`; a configuration folder's ``messages.yaml``
+overrides its entries). A signal of the threshold rule::
 
     kind threshold, level level1, tier orange, value 27.46, threshold 25, unit %LEL,
     facts {"sensor": "LC-LUXI-GD-01", "direction": "high"}
@@ -24,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from alerting.wording import LANGUAGES, Language, Wording, load_wording
+from liaowang.wording import LANGUAGES, Language, Wording, load_wording
 from liaowang.config import Fleet, Sensor
 from liaowang.domain import Tier
 from rules.base import Signal

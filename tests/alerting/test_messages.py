@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from alerting.db import AlertDB
 from alerting.messages import FACTS, Messages, Rendered
 from alerting.model import Alert
 from alerting.notify import Notifier
-from alerting.wording import CJK, load_wording
+from liaowang.config import ConfigError, load_config
+from liaowang.wording import CJK, Wording, load_wording
 from liaowang.alertspec import AlertingSettings
 from liaowang.domain import Family, Tier
 from liaowang.rulespec import ConfirmationSpec, FireDangerSpec
@@ -308,7 +310,7 @@ def test_every_site_and_hazard_unit_of_the_demo_has_an_english_name(fleet):
 # ---------------------------------------------------------------- the wording file
 
 def _broken(tmp_path: Path, edit) -> Path:
-    raw = yaml.safe_load(Path("alerting/messages.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(Path("liaowang/defaults/messages.yaml").read_text(encoding="utf-8"))
     edit(raw)
     path = tmp_path / "messages.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
@@ -319,13 +321,36 @@ def _broken(tmp_path: Path, edit) -> Path:
     (lambda raw: raw["templates"]["stale"].update(en="{priority}: {wher} stale"), "templates.stale.en: unknown field"),
     (lambda raw: raw["templates"]["stale"].update(en="{priority}: {where.x}"), "only plain {name} fields"),
     (lambda raw: raw["levels"]["HH"].update(en="高高报"), "levels.HH.en"),
-    (lambda raw: raw["templates"].pop("held"), "templates: missing ['held']"),
     (lambda raw: raw["templates"]["held"].pop("en"), "en"),
+    (lambda raw: raw.update(levels=["H"]), "levels: must be a mapping"),
 ])
 def test_a_broken_wording_file_is_refused_naming_the_key(tmp_path, edit, complaint):
     with pytest.raises(ValueError) as err:
         load_wording(_broken(tmp_path, edit))
     assert complaint in str(err.value)
+
+
+def test_the_wording_needs_a_template_for_every_kind():
+    raw = yaml.safe_load(Path("liaowang/defaults/messages.yaml").read_text(encoding="utf-8"))
+    raw["templates"].pop("held")
+    with pytest.raises(ValueError, match=r"templates: missing \['held'\]"):
+        Wording.model_validate(raw)
+
+
+def test_a_bureaus_messages_yaml_overrides_entries_and_a_bad_one_names_the_file(tmp_path, demo_config):
+    folder = tmp_path / "config"
+    shutil.copytree(Path("config"), folder)
+    (folder / "messages.yaml").write_text(
+        "levels:\n  HH: {zh: 高高限报警, en: HH alarm}\n", encoding="utf-8")
+    config = load_config(folder)
+    r = Messages(config.fleet, config.wording).render(sig(
+        "threshold", "LC-LUXI-T101-LT", "LC-LUXI", Tier.ORANGE, "HH", 10.9, 10.8, "m", sensor="LC-LUXI-T101-LT"))
+    assert "达到高高限报警设定值 10.80 m" in r.text["zh"] and "reached the HH alarm setpoint" in r.text["en"]
+    assert config.wording.levels["H"].en == "high (H)"  # the rest stays as shipped
+    (folder / "messages.yaml").write_text("templates:\n  stale: {zh: 停报, en: 停报}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(folder)
+    assert "messages.yaml" in str(err.value) and "templates.stale.en" in str(err.value)
 
 
 def test_numbers_and_durations_read_as_a_person_says_them():

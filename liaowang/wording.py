@@ -1,4 +1,4 @@
-"""The words and templates of alarm texts (``alerting/messages.yaml``), checked once at load.
+"""The words and templates of alarm texts (``liaowang/defaults/messages.yaml``), checked once at load.
 
 `Wording` holds, for both languages, the priorities, levels, rule kinds, quantities and units in
 words and the templates of titles and texts; `alerting.messages.Messages` fills them in. Loading
@@ -18,7 +18,7 @@ import re
 import string
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -30,7 +30,7 @@ LANGUAGES: tuple[Language, ...] = ("zh", "en")
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 """Chinese characters and full-width punctuation: none may appear in an English text."""
 
-DEFAULT_PATH = Path(__file__).with_name("messages.yaml")
+DEFAULT_PATH = Path(__file__).parent / "defaults" / "messages.yaml"
 
 TEXT_FIELDS = frozenset({
     "priority", "where", "site", "unit", "sensor", "zone", "station", "value", "setpoint", "level", "kind",
@@ -91,7 +91,7 @@ def _fields(template: str) -> set[str]:
 
 
 class Wording(_Strict):
-    """Everything `alerting/messages.yaml` holds; `load_wording` checks it."""
+    """Everything ``messages.yaml`` holds; `load_wording` checks it."""
 
     priorities: dict[str, Phrase]
     levels: dict[str, Phrase]
@@ -200,16 +200,38 @@ class Wording(_Strict):
 
 
 def load_wording(path: str | Path | None = None) -> Wording:
-    """Load and check the words and templates (the shipped ``alerting/messages.yaml`` by default).
+    """Load and check the words and templates: the shipped ``liaowang/defaults/messages.yaml``, with the
+    entries of ``path`` (a bureau's ``messages.yaml``) replacing or adding to the shipped ones, section by section.
 
     Raises ValueError naming the section, key and language of the first problem.
     """
     if path is None:
         return _shipped()
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return Wording.model_validate(raw)
+    return Wording.model_validate(merged(yaml.safe_load(Path(path).read_text(encoding="utf-8"))))
+
+
+def merged(overrides: object) -> dict[str, Any]:
+    """The shipped wording with ``overrides`` (a mapping of sections to entries) laid over it.
+
+    >>> merged({"levels": {"HH": {"zh": "高高限", "en": "high-high"}}})["levels"]["HH"]
+    {'zh': '高高限', 'en': 'high-high'}
+    """
+    raw = _shipped_raw()
+    if overrides is None:
+        return raw
+    if not isinstance(overrides, dict):
+        raise ValueError("messages.yaml must be a mapping of sections (templates, levels, units, …)")
+    for section, entries in overrides.items():
+        if section in raw and not isinstance(entries, dict):
+            raise ValueError(f"{section}: must be a mapping of entries")
+        raw[section] = {**raw.get(section, {}), **entries} if section in raw else entries
+    return raw
+
+
+def _shipped_raw() -> dict[str, Any]:
+    return yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
 def _shipped() -> Wording:
-    return Wording.model_validate(yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8")))
+    return Wording.model_validate(_shipped_raw())
