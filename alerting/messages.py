@@ -9,9 +9,9 @@ overrides its entries). A signal of the threshold rule::
     kind threshold, level level1, tier orange, value 27.46, threshold 25, unit %LEL,
     facts {"sensor": "LC-LUXI-GD-01", "direction": "high"}
 
-    title  鲁西集团 液氨储罐区 可燃气体探测器01  ·  Luxi Group, liquid ammonia tank farm: combustible gas GD-01
+    title  鲁西集团 液氨储罐区 可燃气体探测器01  ·  Luxi Group, liquid ammonia tank farm: combustible gas detector 01
     text   高报警: 鲁西集团 可燃气体探测器01 27.5 %LEL, 达到一级报警设定值 25.0 %LEL
-           High priority: Luxi Group, combustible gas GD-01 at 27.5 %LEL, reached the level 1 setpoint 25.0 %LEL
+           High priority: Luxi Group, combustible gas detector 01 at 27.5 %LEL, reached the level 1 setpoint 25.0 %LEL
 
 `FACTS` lists the keys each kind's rule puts in ``facts``. A kind without a template of its own
 renders through the ``generic`` template; a signal without facts still renders (with the subject
@@ -87,7 +87,7 @@ class Messages:
     >>> from liaowang.config import load_config
     >>> m = Messages(load_config("config").fleet)
     >>> m.sensor_name("LC-LUXI-GD-01")["en"]
-    'combustible gas GD-01'
+    'combustible gas detector 01'
     """
 
     def __init__(self, fleet: Fleet, wording: Wording | None = None) -> None:

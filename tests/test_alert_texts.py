@@ -39,8 +39,8 @@ def test_the_api_serves_title_and_text_in_both_languages(pipeline):
     alerts = {a["rule_id"]: a for a in client.get("/api/v1/alerts").json()}
     gas = alerts["gas.combustible_gas.threshold"]
     assert gas["title"] == {"zh": "鲁西集团 液氨储罐区 可燃气体探测器01",
-                            "en": "Luxi Group, liquid ammonia tank farm: combustible gas GD-01"}
-    assert gas["text"]["en"] == ("High priority: Luxi Group, combustible gas GD-01 at 45.0 %LEL, "
+                            "en": "Luxi Group, liquid ammonia tank farm: combustible gas detector 01"}
+    assert gas["text"]["en"] == ("High priority: Luxi Group, combustible gas detector 01 at 45.0 %LEL, "
                                  "reached the level 2 setpoint 40.0 %LEL")
     assert gas["message"] and gas["raise_text"]["zh"].startswith("中报警")
     assert [h["text"]["en"].split(":")[0] for h in gas["history"]] == ["Medium priority", "High priority"]

@@ -4,6 +4,7 @@ made when the wording file loads, stored alerts and notifications in the receive
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import shutil
@@ -62,9 +63,9 @@ def test_a_gas_threshold_names_site_unit_and_detector_with_the_level_in_words(me
     r = messages.render(sig("threshold", "LC-LUXI-GD-01", "LC-LUXI", Tier.ORANGE, "level1", 27.46, 25.0, "%LEL",
                             sensor="LC-LUXI-GD-01", direction="high"))
     assert r.title == {"zh": "鲁西集团 液氨储罐区 可燃气体探测器01",
-                       "en": "Luxi Group, liquid ammonia tank farm: combustible gas GD-01"}
+                       "en": "Luxi Group, liquid ammonia tank farm: combustible gas detector 01"}
     assert r.text == {"zh": "高报警: 鲁西集团 可燃气体探测器01 27.5 %LEL, 达到一级报警设定值 25.0 %LEL",
-                      "en": "High priority: Luxi Group, combustible gas GD-01 at 27.5 %LEL, "
+                      "en": "High priority: Luxi Group, combustible gas detector 01 at 27.5 %LEL, "
                             "reached the level 1 setpoint 25.0 %LEL"}
 
 
@@ -72,11 +73,11 @@ def test_a_low_setpoint_says_below_and_its_clear_says_back_to_normal(messages):
     low = messages.render(sig("threshold", "LC-LUXI-T101-LT", "LC-LUXI", Tier.YELLOW, "L", 0.5, 0.8, "m",
                               family=Family.HAZARD, sensor="LC-LUXI-T101-LT", direction="low"))
     assert low.text["zh"] == "中报警: 鲁西集团 T101储罐液位 0.50 m, 低于低报(L)设定值 0.80 m"
-    assert low.text["en"] == "Medium priority: Luxi Group, tank level T101-LT at 0.50 m, below the low (L) setpoint 0.80 m"
+    assert low.text["en"] == "Medium priority: Luxi Group, tank T101 level at 0.50 m, below the low (L) setpoint 0.80 m"
     back = messages.render(sig("threshold", "LC-LUXI-T101-LT", "LC-LUXI", None, None, 5.0, None, "m",
                                sensor="LC-LUXI-T101-LT", direction="high"))
     assert back.text == {"zh": "鲁西集团 T101储罐液位 5.00 m, 恢复正常",
-                         "en": "Luxi Group, tank level T101-LT back to normal at 5.00 m"}
+                         "en": "Luxi Group, tank T101 level back to normal at 5.00 m"}
 
 
 def test_a_value_back_in_the_deadband_is_not_said_to_have_reached_the_setpoint(messages):
@@ -94,7 +95,8 @@ def test_a_flame_signal_has_no_english_unit_fragment_and_an_interlock_state_no_v
     bypass = messages.render(sig("threshold", "LC-LUXI-U1-ILB", "LC-LUXI", Tier.ORANGE, "bypassed", 1.0, 0.5, "状态",
                                  family=Family.HAZARD, sensor="LC-LUXI-U1-ILB", direction="high"))
     assert bypass.text == {"zh": "高报警: 鲁西集团 液氨储罐区联锁旁路状态 (演示) 联锁旁路",
-                           "en": "High priority: Luxi Group, interlock bypass state U1-ILB: interlock bypassed"}
+                           "en": "High priority: Luxi Group, liquid ammonia tank farm interlock bypass (demo): "
+                                 "interlock bypassed"}
 
 
 def test_a_confirmation_zone_is_named_by_quantity_and_number_with_its_detectors(messages):
@@ -106,13 +108,13 @@ def test_a_confirmation_zone_is_named_by_quantity_and_number_with_its_detectors(
     assert r.text["zh"] == ("紧急报警: 鲁西集团 可燃气体1号探测区 2 个探测器达到二级报警 "
                             "(可燃气体探测器01、可燃气体探测器02), 多点确认泄漏 (需 2 个)")
     assert r.text["en"] == ("URGENT: Luxi Group, combustible gas zone 1: 2 detectors at level 2 "
-                            "(combustible gas GD-01, combustible gas GD-02) confirm a leak (2 needed)")
+                            "(combustible gas detector 01, combustible gas detector 02) confirm a leak (2 needed)")
 
 
 def test_rate_predictive_stale_held_and_over_range_say_their_rule_in_words(messages):
     rate = messages.render(sig("rate_of_change", "LC-XFPVC-T101-TT", "LC-XFPVC", Tier.ORANGE, "rate_rise", 2.68, 2.0,
                                "°C/min", sensor="LC-XFPVC-T101-TT", window_s=120.0, direction="rise", current=31.04))
-    assert rate.text["en"] == ("High priority: Xinfa PVC, temperature T101-TT rising at 2.68 °C/min over 2 min, "
+    assert rate.text["en"] == ("High priority: Xinfa PVC, tank T101 temperature rising at 2.68 °C/min over 2 min, "
                                "reached the rate setpoint 2 °C/min (now 31.0 °C)")
     predicted = messages.render(sig("predictive", "LC-LUXI-T101-LT", "LC-LUXI", Tier.YELLOW, "predicted_HH", 8.27,
                                     10.8, "m", sensor="LC-LUXI-T101-LT", window_s=300.0, target_level="HH",
@@ -122,7 +124,7 @@ def test_rate_predictive_stale_held_and_over_range_say_their_rule_in_words(messa
     assert "predicted to reach the high-high (HH) setpoint 10.80 m in about 15 min" in predicted.text["en"]
     stale = messages.render(sig("stale", "LC-QLQY-GD-02", "LC-QLQY", Tier.YELLOW, "fault", T0, 300.0, "s",
                                 sensor="LC-QLQY-GD-02", limit_s=300.0))
-    assert stale.text["en"] == ("Medium priority: Qilu Paints, combustible gas GD-02 sensor fault: "
+    assert stale.text["en"] == ("Medium priority: Qilu Paints, combustible gas detector 02 sensor fault: "
                                 "no valid data for more than 5 min")
     held = messages.render(sig("held", "LC-LUXI-U1-ILB", "LC-LUXI", Tier.RED, "bypass_long", 1.0, 0.5, "状态",
                                sensor="LC-LUXI-U1-ILB", hold_s=14400.0))
@@ -163,9 +165,18 @@ def test_site_faults_list_sensor_names_and_system_alarms_have_english(messages, 
                           "en": "High priority: Liaowang stage ingest-store failed and is restarting"}
 
 
+def test_a_sensor_without_an_english_name_is_called_by_its_quantity_and_tag(demo_config):
+    sensors = {k: dataclasses.replace(v, name_en=None) for k, v in demo_config.fleet.sensors.items()}
+    sites = {k: v.model_copy(update={"name_en": None}) for k, v in demo_config.fleet.sites.items()}
+    bare = Messages(demo_config.fleet.model_copy(update={"sensors": sensors, "sites": sites}))
+    assert bare.sensor_name("LC-LUXI-GD-01") == {"zh": "可燃气体探测器01", "en": "combustible gas GD-01"}
+    assert bare.sensor_name("LC-DEHH-WS1-FL")["en"] == "flame WS1-FL"
+    assert bare.site_name("LC-LUXI") == {"zh": "鲁西集团", "en": "enterprise 1"}
+
+
 def test_a_signal_without_facts_still_renders_by_its_subject(messages):
     r = messages.render(sig("threshold", "LC-LUXI-GD-01", "LC-LUXI", Tier.YELLOW, "level1", 21.0, 20.0, "%LEL"))
-    assert r.text["en"] == "Medium priority: Luxi Group, combustible gas GD-01 at 21.0 %LEL, reached the level 1 setpoint 20.0 %LEL"
+    assert r.text["en"] == "Medium priority: Luxi Group, combustible gas detector 01 at 21.0 %LEL, reached the level 1 setpoint 20.0 %LEL"
     unknown = messages.render(sig("future_kind", "LC-LUXI", "LC-LUXI", Tier.BLUE, "some_level", 3.0, None, "m"))
     assert unknown.text["en"] == "Low priority: Luxi Group future kind some level (3.00 m)"
 
@@ -378,7 +389,7 @@ def test_an_alert_carries_title_and_text_and_each_history_entry_its_text(tmp_pat
     manager.apply([raise_])
     alert = manager.apply([escalate])[-1].alert
     body = alert.to_json()
-    assert body["title"]["en"] == "Luxi Group, liquid ammonia tank farm: combustible gas GD-01"
+    assert body["title"]["en"] == "Luxi Group, liquid ammonia tank farm: combustible gas detector 01"
     assert body["text"]["en"].startswith("High priority:") and "level 2" in body["text"]["en"]
     assert body["raise_text"]["en"].startswith("Medium priority:") and body["message"] == "升级"
     assert [h["text"]["en"].split(":")[0] for h in body["history"]] == ["Medium priority", "High priority"]
@@ -414,5 +425,5 @@ def test_a_notification_speaks_the_receivers_language(tmp_path, fleet):
         docs = {r[0]: orjson.loads(r[1]) for r in notifier._conn.execute("SELECT receiver, document FROM outbox")}
     assert docs["zh-desk"]["title"] == "【高报警】鲁西集团 液氨储罐区 可燃气体探测器01 报警"
     assert docs["zh-desk"]["text"].startswith("高报警: 鲁西集团 可燃气体探测器01 41.0 %LEL, 达到二级报警设定值 40.0 %LEL\n")
-    assert docs["en-desk"]["title"] == "[High priority] Luxi Group, liquid ammonia tank farm: combustible gas GD-01: alarm"
+    assert docs["en-desk"]["title"] == "[High priority] Luxi Group, liquid ammonia tank farm: combustible gas detector 01: alarm"
     assert not CJK.search(docs["en-desk"]["text"]) and "Alarm id: " in docs["en-desk"]["text"]
