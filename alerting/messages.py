@@ -75,6 +75,14 @@ class _Fields(dict[str, str]):
         return ""
 
 
+_ONE = re.compile(r"(?<![\d.])1 (detector|detection signal|dry day|sensor|single-sensor fault alarm|reading)s\b")
+
+
+def _singular(text: str) -> str:
+    """English counts of one take the singular ("1 detector", not "1 detectors")."""
+    return _ONE.sub(r"1 \1", text)
+
+
 def _tidy(text: str) -> str:
     """Collapse the spaces an empty field leaves and drop an empty bracket pair."""
     text = re.sub(r"\(\s*\)", "", text)
@@ -241,7 +249,8 @@ class Messages:
     def _text(self, signal: Signal, language: Language) -> str:
         key = self.template_key(signal)
         fields = self._fields(signal, language)
-        return _tidy(self.wording.templates[key][language].format_map(fields))
+        text = _tidy(self.wording.templates[key][language].format_map(fields))
+        return _singular(text) if language == "en" else text
 
     def _fields(self, signal: Signal, lang: Language) -> _Fields:
         w, facts = self.wording, signal.facts

@@ -148,6 +148,10 @@ def test_forest_danger_and_detection_name_the_station_and_the_class_in_words(mes
     fire = messages.render(sig("fire_detection", "LC-DEHH-WS1", "LC-DEHH", Tier.RED, "fire_detected", 2.0, None, "个",
                                family=Family.FOREST, station="LC-DEHH-WS1", confirmed=True, danger_tier=2))
     assert fire.text["zh"] == "紧急报警: 东阿黄河森林 1号监测站 发现火情: 2 个探测信号, 多源确认 (当前火险报警 中报警)"
+    one = messages.render(sig("fire_detection", "LC-DEHH-WS1", "LC-DEHH", Tier.ORANGE, "fire_detected", 1.0, None, "个",
+                              family=Family.FOREST, station="LC-DEHH-WS1", confirmed=False, danger_tier=0))
+    assert one.text["en"] == ("High priority: Dong'e Yellow River Forest, station 1 fire detected: 1 detection signal "
+                              "(no fire danger alarm now)")
 
 
 def test_site_faults_list_sensor_names_and_system_alarms_have_english(messages, fleet):
