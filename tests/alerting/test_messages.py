@@ -135,6 +135,24 @@ def test_rate_predictive_stale_held_and_over_range_say_their_rule_in_words(messa
     assert over.text["zh"].startswith("高报警: 鲁西集团 可燃气体探测器01 超量程报警: 100.5 %LEL 超出量程上限 100.0 %LEL")
 
 
+def test_sensor_faults_say_what_is_wrong_with_the_instrument(messages, fleet):
+    stuck = messages.render(sig("stuck", "LC-QLQY-T101-TT", "LC-QLQY", Tier.YELLOW, "fault", 26.71, 1e-6, "°C",
+                                family=Family.HAZARD, sensor="LC-QLQY-T101-TT", window_s=900.0))
+    assert stuck.text == {"zh": "中报警: 齐鲁漆业 T101储罐温度 传感器故障: 15 分钟内数值不变 (26.7 °C), 疑似卡死",
+                          "en": "Medium priority: Qilu Paints, tank T101 temperature sensor fault: value unchanged for "
+                                "15 min (26.7 °C), probably stuck"}
+    out = messages.render(sig("out_of_range", "LC-LUXI-T101-LT", "LC-LUXI", Tier.YELLOW, "fault", 12.06, 12.6, "m",
+                              family=Family.HAZARD, sensor="LC-LUXI-T101-LT", low=0.0, high=12.0))
+    assert out.text["zh"] == "中报警: 鲁西集团 T101储罐液位 传感器故障: 12.06 m 超出量程 0.00 m–12.00 m"
+    assert out.text["en"].endswith("sensor fault: 12.06 m outside the range 0.00 m to 12.00 m")
+    silent = ["LC-QLQY-GD-01", "LC-QLQY-GD-02"]
+    never = messages.render(sig("not_reporting", "site:LC-QLQY", "LC-QLQY", Tier.YELLOW, "fault", 2.0, None, "个",
+                                sensors=silent))
+    assert never.text == {"zh": "中报警: 齐鲁漆业 2 个传感器自启动以来未上报: 可燃气体探测器01、可燃气体探测器02",
+                          "en": "Medium priority: Qilu Paints: 2 sensors silent since start: combustible gas detector 01, "
+                                "combustible gas detector 02"}
+
+
 def test_forest_danger_and_detection_name_the_station_and_the_class_in_words(messages):
     inputs = {"temp": None, "rh": None, "wind": None, "rain": 0.0, "temp_max": 28.6, "rh_min": 18.0, "rh_14": 20.0,
               "wind_10min_max": 25.8, "dry_days": 4.0}
