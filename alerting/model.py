@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from alerting.messages import Rendered, legacy
+from liaowang.wording import load_wording
 from liaowang.domain import Tier, iso
 
 STATES = ("active", "acknowledged", "resolved", "closed", "shelved")
@@ -210,7 +211,7 @@ class Alert:
     def to_json(self) -> dict[str, Any]:
         """The contract's JSON form (times RFC 3339 in +08:00, tier as its colour)."""
         texts = self.texts()
-        return {"title": texts.title, "text": texts.text,
+        return {"title": texts.title, "text": texts.text, "county_en": load_wording().county(self.county),
                 "raise_text": self.raise_text or (texts.text if self.raise_message == self.message else
                                                   {"zh": self.raise_message, "en": texts.text["en"]}),
             "id": self.id, "rule_id": self.rule_id, "kind": self.kind, "subject": self.subject,

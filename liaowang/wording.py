@@ -97,6 +97,7 @@ class Wording(_Strict):
     levels: dict[str, Phrase]
     kinds: dict[str, Phrase]
     quantities: dict[str, Phrase]
+    counties: dict[str, Phrase] = {}
     site_kinds: dict[str, Phrase]
     units: dict[str, UnitWords]
     words: dict[str, Phrase]
@@ -109,7 +110,7 @@ class Wording(_Strict):
     def _checked(self) -> "Wording":
         for section, allowed in (("templates", TEXT_FIELDS), ("titles", TITLE_FIELDS), ("places", TITLE_FIELDS),
                                  ("words", WORD_FIELDS), ("components", WORD_FIELDS), ("priorities", set()),
-                                 ("levels", set()), ("kinds", set()), ("quantities", set()), ("site_kinds", set()),
+                                 ("levels", set()), ("kinds", set()), ("quantities", set()), ("counties", set()), ("site_kinds", set()),
                                  ("units", set())):
             for key, phrase in getattr(self, section).items():
                 for language in LANGUAGES:
@@ -188,6 +189,13 @@ class Wording(_Strict):
             return f"预测{target}" if language == "zh" else f"predicted {target}"
         plain = level.replace("_", " ")
         return plain if language == "zh" or not CJK.search(plain) else "configured level"
+
+    def county(self, county: str) -> str:
+        """A county's English name ("" for none: pipeline alarms; an unlisted one in pinyin-free words: "county")."""
+        if not county:
+            return ""
+        known = self.counties.get(county)
+        return known.en if known is not None else (county if not CJK.search(county) else "county")
 
     @staticmethod
     def word(table: dict[str, Phrase], key: str, language: Language) -> str:

@@ -16,6 +16,7 @@ from liaowang.api import create_app
 from liaowang.domain import Reading
 from liaowang.pipeline import Pipeline
 from liaowang.scenario import load_scenario, run_scenario
+from liaowang.wording import CJK
 from tests.alerting.test_messages import assert_readable
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -50,6 +51,20 @@ def test_the_api_serves_title_and_text_in_both_languages(pipeline):
                                    "the database is unavailable, data are kept locally")
     for alert in alerts.values():
         assert_readable(Rendered(alert["title"], alert["text"]), {alert["subject"], alert["site_id"]})
+    assert (gas["county"], gas["county_en"], spool["county_en"]) == ("东昌府区", "Dongchangfu District", "")
+
+
+def test_sites_sensors_and_the_map_give_english_names_for_the_en_switch(pipeline):
+    client = TestClient(create_app(pipeline))
+    site = client.get("/api/v1/sites/LC-LUXI").json()
+    assert (site["name_en"], site["county_en"]) == ("Luxi Group", "Dongchangfu District")
+    sensor = client.get("/api/v1/sensors/LC-LUXI-GD-01").json()
+    assert (sensor["name"], sensor["name_en"]) == ("可燃气体探测器01", "combustible gas detector 01")
+    features = client.get("/api/v1/map").json()["features"]
+    assert all(f["properties"]["name_en"] and f["properties"]["county_en"] for f in features)
+    assert not any(CJK.search(f["properties"]["name_en"] + f["properties"]["county_en"]) for f in features)
+    sensors = client.get("/api/v1/sensors").json()
+    assert len(sensors) == len(pipeline.fleet.sensors) and not any(CJK.search(s["name_en"]) for s in sensors)
 
 
 @pytest.mark.parametrize("name", ["gas-leak-confirmed", "gateway-offline", "drift-out-of-range", "stuck-transmitter",
