@@ -98,7 +98,9 @@ class HistoryEntry:
     text: dict[str, str] | None = None  # the message in both languages (alerting/messages.py), for rule-driven entries
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": iso(self.at), "event": self.event, "tier": self.tier.colour, "priority": self.tier.priority,
+        words = load_wording()
+        return {"at": iso(self.at), "event": self.event, "event_text": words.words_for(words.events, self.event),
+                "tier": self.tier.colour, "priority": self.tier.priority,
                 "by": self.by, "note": self.note, "value": self.value, "message": self.message, "muted": self.muted,
                 "text": self.text}
 
@@ -210,8 +212,12 @@ class Alert:
 
     def to_json(self) -> dict[str, Any]:
         """The contract's JSON form (times RFC 3339 in +08:00, tier as its colour)."""
-        texts = self.texts()
-        return {"title": texts.title, "text": texts.text, "county_en": load_wording().county(self.county),
+        texts, words = self.texts(), load_wording()
+        return {"title": texts.title, "text": texts.text, "county_en": words.county(self.county),
+                "priority_text": words.words_for(words.priorities, self.tier.priority),
+                "level_text": {lang: words.level(self.level, lang) for lang in ("zh", "en")} if self.level else None,
+                "kind_text": words.words_for(words.kinds, self.kind),
+                "isa_state_text": words.words_for(words.states, self.isa_state),
                 "raise_text": self.raise_text or (texts.text if self.raise_message == self.message else
                                                   {"zh": self.raise_message, "en": texts.text["en"]}),
             "id": self.id, "rule_id": self.rule_id, "kind": self.kind, "subject": self.subject,

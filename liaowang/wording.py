@@ -98,6 +98,8 @@ class Wording(_Strict):
     kinds: dict[str, Phrase]
     quantities: dict[str, Phrase]
     counties: dict[str, Phrase] = {}
+    states: dict[str, Phrase] = {}
+    events: dict[str, Phrase] = {}
     site_kinds: dict[str, Phrase]
     units: dict[str, UnitWords]
     words: dict[str, Phrase]
@@ -110,7 +112,7 @@ class Wording(_Strict):
     def _checked(self) -> "Wording":
         for section, allowed in (("templates", TEXT_FIELDS), ("titles", TITLE_FIELDS), ("places", TITLE_FIELDS),
                                  ("words", WORD_FIELDS), ("components", WORD_FIELDS), ("priorities", set()),
-                                 ("levels", set()), ("kinds", set()), ("quantities", set()), ("counties", set()), ("site_kinds", set()),
+                                 ("levels", set()), ("kinds", set()), ("quantities", set()), ("counties", set()), ("states", set()), ("events", set()), ("site_kinds", set()),
                                  ("units", set())):
             for key, phrase in getattr(self, section).items():
                 for language in LANGUAGES:
@@ -189,6 +191,12 @@ class Wording(_Strict):
             return f"预测{target}" if language == "zh" else f"predicted {target}"
         plain = level.replace("_", " ")
         return plain if language == "zh" or not CJK.search(plain) else "configured level"
+
+    def words_for(self, table: dict[str, Phrase], key: str | None) -> dict[str, str] | None:
+        """``key`` in words in both languages (`word`), or None for no key."""
+        if key is None:
+            return None
+        return {language: self.word(table, key, language) for language in LANGUAGES}
 
     def county(self, county: str) -> str:
         """A county's English name ("" for none: pipeline alarms; an unlisted one in pinyin-free words: "county")."""

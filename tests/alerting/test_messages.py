@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from alerting import AlertManager, AlertStore
 from alerting.db import AlertDB
 from alerting.messages import FACTS, Messages, Rendered
-from alerting.model import Alert
+from alerting.model import Alert, Event
 from alerting.notify import Notifier
 from liaowang.config import ConfigError, load_config
 from liaowang.wording import CJK, Wording, load_wording
@@ -415,8 +415,22 @@ def test_an_alert_carries_title_and_text_and_each_history_entry_its_text(tmp_pat
     assert body["text"]["en"].startswith("High priority:") and "level 2" in body["text"]["en"]
     assert body["raise_text"]["en"].startswith("Medium priority:") and body["message"] == "升级"
     assert [h["text"]["en"].split(":")[0] for h in body["history"]] == ["Medium priority", "High priority"]
+    assert (body["priority_text"], body["level_text"], body["kind_text"], body["isa_state_text"]) == (
+        {"zh": "高报警", "en": "High priority"}, {"zh": "二级报警", "en": "level 2"}, {"zh": "阈值报警", "en": "threshold"},
+        {"zh": "未确认", "en": "unacknowledged"})
+    assert [h["event_text"]["en"] for h in body["history"]] == ["raised", "escalated"]
     stored = AlertStore(AlertDB(tmp_path / "alerts.db")).get(alert.id)
     assert stored is not None and stored.to_json()["text"] == body["text"]
+
+
+def test_every_event_state_priority_and_kind_has_words_in_both_languages():
+    w = load_wording()
+    for table, keys in ((w.events, [e.value for e in Event]), (w.states, ["normal", "unacknowledged", "acknowledged",
+                        "returned_unacknowledged", "shelved", "suppressed"]),
+                        (w.priorities, [t.priority for t in Tier]), (w.kinds, list(FACTS))):
+        for key in keys:
+            assert key in table, key
+            assert table[key].zh and table[key].en and not CJK.search(table[key].en)
 
 
 def test_an_alert_stored_before_alarm_texts_still_has_english(fleet):
