@@ -24,6 +24,7 @@ import structlog
 
 from alerting import states
 from alerting.audit import AuditLog
+from alerting.messages import Messages, Rendered, legacy
 from alerting.model import AlarmState, Alert, CloseCause, Event, HistoryEntry
 from alerting.mute import OutOfService, OutOfServiceEntry, Shelf, Shelves
 from alerting.states import LifecycleError, Step
@@ -31,6 +32,7 @@ from alerting.store import AlertStore
 from alerting.suppress import Suppressions
 from liaowang.alertspec import AlertingSettings
 from liaowang.config import ROLES, Fleet
+from liaowang.domain import Tier
 from rules.base import Signal
 
 __all__ = ["AlertChange", "AlertManager", "AlertNotFound", "InvalidAction", "LifecycleError", "NotPermitted",
@@ -90,13 +92,15 @@ class AlertManager:
 
     def __init__(self, store: AlertStore, fleet: Fleet, clock: Callable[[], float],
                  settings: AlertingSettings | None = None, audit: AuditLog | None = None,
-                 suppressions: Suppressions | None = None, out_of_service: OutOfService | None = None) -> None:
+                 suppressions: Suppressions | None = None, out_of_service: OutOfService | None = None,
+                 messages: Messages | None = None) -> None:
         for part in (audit, suppressions, out_of_service):
             if part is not None and part.db is not store.db:
                 raise ValueError("the audit log, maintenance windows and out-of-service list must share the alert "
                                  "store's AlertDB: one transaction spans them")
         self._store = store
         self._fleet = fleet
+        self.messages = messages or Messages(fleet)
         self._clock = clock
         self.settings = settings or AlertingSettings()
         self.audit = audit
@@ -183,6 +187,7 @@ class AlertManager:
         if alert is None:
             return [] if signal.tier is None else self._open_episode(signal)
         steps = states.activate(alert, signal) if signal.tier is not None else states.clear(alert, signal)
+        self._word(alert, signal, steps)
         if alert.peak_tier is not None:
             alert.latching = alert.latching or self.latches(alert)
         if not alert.open:
@@ -217,7 +222,32 @@ class AlertManager:
         self._open[(signal.rule_id, signal.subject)] = alert
         step = states.record(alert, signal.ts, Event.RAISED, muted=states.mute_of(alert), value=signal.value,
                              message=signal.message)
+        self._word(alert, signal, [step])
+        alert.raise_text = alert.text
         return self._changes(alert, [step])
+
+    def _word(self, alert: Alert, signal: Signal, steps: list[Step]) -> None:
+        """Title and text in both languages for what ``signal`` changed: the alert's text follows its message,
+        and each history entry the signal recorded gets the text of its message."""
+        rendered = self._render(signal)
+        alert.title = rendered.title
+        if alert.message == signal.message:
+            alert.text = rendered.text
+        for step in steps:
+            if step.entry is not None and alert.history[step.entry].message == signal.message:
+                alert.history[step.entry].text = rendered.text
+
+    def _render(self, signal: Signal) -> Rendered:
+        """The signal's texts; a template that fails leaves the rule's Chinese message and says so in English."""
+        try:
+            return self.messages.render(signal)
+        except Exception as err:  # a wording bug must not lose the alarm: the text shows that it failed
+            log.error("alarm_text_failed", rule_id=signal.rule_id, subject=signal.subject, kind=signal.kind,
+                      error=f"{type(err).__name__}: {err}")
+            fallback = legacy(signal.kind, signal.tier or Tier.BLUE, signal.level, signal.value, signal.unit,
+                              signal.message, clear=signal.tier is None)
+            return Rendered(fallback.title, {"zh": signal.message,
+                                             "en": f"{fallback.text['en']} [alarm text failed: {type(err).__name__}]"})
 
     def latches(self, alert: Alert) -> bool:
         """Whether an episode latches, on its peak priority and family (docs/alarms.md); suppressed ones never do."""

@@ -7,6 +7,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from alerting.messages import Rendered, legacy
+from liaowang.wording import load_wording
 from liaowang.domain import Tier, iso
 
 STATES = ("active", "acknowledged", "resolved", "closed", "shelved")
@@ -93,10 +95,14 @@ class HistoryEntry:
     value: float | None = None
     message: str | None = None
     muted: str | None = None
+    text: dict[str, str] | None = None  # the message in both languages (alerting/messages.py), for rule-driven entries
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": iso(self.at), "event": self.event, "tier": self.tier.colour, "priority": self.tier.priority,
-                "by": self.by, "note": self.note, "value": self.value, "message": self.message, "muted": self.muted}
+        words = load_wording()
+        return {"at": iso(self.at), "event": self.event, "event_text": words.words_for(words.events, self.event),
+                "tier": self.tier.colour, "priority": self.tier.priority,
+                "by": self.by, "note": self.note, "value": self.value, "message": self.message, "muted": self.muted,
+                "text": self.text}
 
 
 @dataclass(slots=True)
@@ -145,12 +151,17 @@ class Alert:
     shelved_by: str | None = None
     shelve_reason: str | None = None
     close_cause: str | None = None
+    title: dict[str, str] | None = None       # what it is about, by name: {"zh", "en"} (alerting/messages.py)
+    text: dict[str, str] | None = None        # `message` in both languages
+    raise_text: dict[str, str] | None = None  # `raise_message` in both languages
 
     def __post_init__(self) -> None:
         if self.peak_tier is None:
             self.peak_tier, self.peak_value, self.peak_at = self.tier, self.value, self.raised_at
         if self.raise_message is None:
             self.raise_message = self.message
+        if self.raise_text is None:
+            self.raise_text = self.text
         if self.activated_at is None:
             self.activated_at = self.raised_at
 
@@ -193,9 +204,22 @@ class Alert:
         """A deterministic id, so a replay of the same feed gives the same alert ids."""
         return hashlib.sha1(f"{rule_id}|{subject}|{raised_at!r}".encode()).hexdigest()[:20]
 
+    def texts(self) -> Rendered:
+        """Title and text in both languages; for an alert stored before alarm texts, words from its kind and level."""
+        if self.title is not None and self.text is not None:
+            return Rendered(self.title, self.text)
+        return legacy(self.kind, self.tier, self.level, self.value, self.unit, self.message)
+
     def to_json(self) -> dict[str, Any]:
         """The contract's JSON form (times RFC 3339 in +08:00, tier as its colour)."""
-        return {
+        texts, words = self.texts(), load_wording()
+        return {"title": texts.title, "text": texts.text, "county_en": words.county(self.county),
+                "priority_text": words.words_for(words.priorities, self.tier.priority),
+                "level_text": {lang: words.level(self.level, lang) for lang in ("zh", "en")} if self.level else None,
+                "kind_text": words.words_for(words.kinds, self.kind),
+                "isa_state_text": words.words_for(words.states, self.isa_state),
+                "raise_text": self.raise_text or (texts.text if self.raise_message == self.message else
+                                                  {"zh": self.raise_message, "en": texts.text["en"]}),
             "id": self.id, "rule_id": self.rule_id, "kind": self.kind, "subject": self.subject,
             "site_id": self.site_id, "county": self.county, "family": self.family,
             "tier": self.tier.colour, "tier_zh": self.tier.label_zh, "priority": self.tier.priority,

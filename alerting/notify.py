@@ -47,6 +47,14 @@ FIRST_RECEIVERS = {"raised", "reactivated"}
 STATE_ZH = {"normal": "已恢复", "unacknowledged": "未确认", "acknowledged": "已确认", "returned_unacknowledged": "已恢复, 待确认",
             "shelved": "已搁置", "suppressed": "已屏蔽(设计抑制)"}
 """Events that go to the route's first receivers (a new activation); the rest go to everyone told so far."""
+EVENT_EN = {"raised": "alarm", "reactivated": "alarm again", "escalated": "escalated", "deescalated": "stepped down",
+            "resolved": "back to normal", "returned": "back to normal (to be acknowledged)", "unshelved": "shelf ended",
+            "chattering": "chattering", "acknowledged": "acknowledged", "closed": "closed",
+            "notification_escalated": "not acknowledged in time, escalated", "repeat": "still not acknowledged",
+            "digest": "alarm digest"}
+STATE_EN = {"normal": "back to normal", "unacknowledged": "unacknowledged", "acknowledged": "acknowledged",
+            "returned_unacknowledged": "back to normal, to be acknowledged", "shelved": "shelved",
+            "suppressed": "suppressed (designed suppression)"}
 EVENT_ZH = {"raised": "报警", "reactivated": "再次报警", "escalated": "升级", "deescalated": "降级", "resolved": "恢复正常",
             "returned": "恢复正常(待确认)", "unshelved": "搁置结束", "chattering": "频繁报警", "acknowledged": "已确认",
             "closed": "已消警", "notification_escalated": "超时未确认, 逐级上报", "repeat": "仍未确认", "digest": "报警汇总"}
@@ -243,13 +251,17 @@ class Notifier:
         alerts = [a for a in (self.manager.get(r[1]) for r in {row[1]: row for row in rows}.values()) if a]
         alerts.sort(key=lambda a: (not a.first_out, a.raised_at))
         receivers = sorted({r[2] for r in rows})
-        site = self.fleet.sites.get(site_id)
-        name = site.name if site else site_id
-        lines = [f"- {'【首发】' if a.first_out else ''}{a.tier.label_zh} {a.message}" for a in alerts]
+        name = self.manager.messages.site_name(site_id)
         doc = {"site_id": site_id, "alerts": [a.id for a in alerts],
                "first_out": next((a.id for a in alerts if a.first_out), None)}
-        title = f"【报警汇总】{name} {len(alerts)} 条报警 (报警泛滥, 按场所汇总)"
         for receiver in receivers:
+            known = self.router.receivers.get(receiver)
+            if known is not None and known.language == "en":
+                title = f"[Alarm digest] {name['en']}: {len(alerts)} alarms (alarm flood, grouped by site)"
+                lines = [f"- {'[first out] ' if a.first_out else ''}{a.texts().text['en']}" for a in alerts]
+            else:
+                title = f"【报警汇总】{name['zh']} {len(alerts)} 条报警 (报警泛滥, 按场所汇总)"
+                lines = [f"- {'【首发】' if a.first_out else ''}{a.texts().text['zh']}" for a in alerts]
             self._insert(f"digest:{site_id}:{int(now)}:{receiver}", None, receiver, "digest", title,
                          "\n".join(lines), doc, now)
 
@@ -264,17 +276,34 @@ class Notifier:
 
     def _enqueue(self, key: str, alert: Alert, receivers: list[str], event: str, now: float,
                  status: str = "pending") -> None:
+        document = alert.to_json()
+        for receiver in receivers:
+            known = self.router.receivers.get(receiver)
+            title, text = self._wording(alert, event, known.language if known else "zh")
+            self._insert(f"{key}:{receiver}", alert.id, receiver, event, title, text, document, now, status=status)
+
+    def _wording(self, alert: Alert, event: str, language: str) -> tuple[str, str]:
+        """A notification's title and text in the receiver's language, from the alarm's own title and text."""
+        texts = alert.texts()
+        peak = alert.peak_tier or alert.tier
+        if language == "en":
+            words = self.manager.messages.wording
+            who = (f"\nAcknowledged by: {alert.acknowledged_by}" + (f" ({alert.ack_note})" if alert.ack_note else "")
+                   if alert.acknowledged_by and event in ("acknowledged", "closed") else "")
+            title = f"[{words.priorities[alert.tier.priority].en}] {texts.title['en']}: {EVENT_EN.get(event, event)}"
+            text = (f"{texts.text['en']}\nTime: {iso(alert.updated_at)}\n"
+                    f"State: {STATE_EN.get(alert.isa_state, alert.isa_state)}\n"
+                    f"Peak: {words.priorities[peak.priority].en}{who}\nAlarm id: {alert.id}")
+            return title, text
         site = self.fleet.sites.get(alert.site_id)
-        name = site.name if site else alert.site_id
-        title = f"【{alert.tier.label_zh}】{name} {EVENT_ZH.get(event, event)}"
+        name = site.name if site else "瞭望系统"
         who = f"\n确认人: {alert.acknowledged_by}" + (f" ({alert.ack_note})" if alert.ack_note else "") \
             if alert.acknowledged_by and event in ("acknowledged", "closed") else ""
-        text = (f"{alert.message}\n时间: {iso(alert.updated_at)}\n场所: {name} ({alert.county or '市级'})\n"
+        title = f"【{alert.tier.label_zh}】{texts.title['zh']} {EVENT_ZH.get(event, event)}"
+        text = (f"{texts.text['zh']}\n时间: {iso(alert.updated_at)}\n场所: {name} ({alert.county or '市级'})\n"
                 f"状态: {STATE_ZH.get(alert.isa_state, alert.isa_state)}\n"
-                f"最高: {alert.peak_tier.label_zh if alert.peak_tier else alert.tier.label_zh}{who}\n告警号: {alert.id}")
-        for receiver in receivers:
-            self._insert(f"{key}:{receiver}", alert.id, receiver, event, title, text, alert.to_json(), now,
-                         status=status)
+                f"最高: {peak.label_zh}{who}\n告警号: {alert.id}")
+        return title, text
 
     def _insert(self, key: str, alert_id: str | None, receiver: str, event: str, title: str, text: str,
                 alert_json: dict[str, Any], now: float, status: str = "pending") -> None:

@@ -103,6 +103,8 @@ class Receiver(_Strict):
     level: Literal["plant_operator", "plant_safety_officer", "county_duty_desk", "city_duty_desk"]
     channels: list[Channel] = Field(min_length=1)
     roster: list[Shift] = []
+    language: Literal["zh", "en"] = Field(default="zh", description=(
+        "the language of its notifications: title and text from the alarm's texts (alerting/messages.py)"))
 
 
 class RouteMatch(_Strict):

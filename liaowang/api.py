@@ -343,10 +343,13 @@ def create_app(pipeline: Pipeline) -> FastAPI:
 
     # ------------------------------------------------------------------ sites, sensors, map
 
+    words = pipeline.alerts.messages  # English names of sites, sensors and counties (alerting/messages.py)
+
     def _site_json(site_id: str, statuses: dict[str, dict]) -> dict[str, Any]:
         site = fleet.sites[site_id]
         status = statuses.get(site_id, {"status": "normal", "alerts": {}})
-        return {**site.model_dump(), "status": status["status"], "alerts": status["alerts"],
+        return {**site.model_dump(), "name_en": words.site_name(site_id)["en"],
+                "county_en": words.wording.county(site.county), "status": status["status"], "alerts": status["alerts"],
                 "sensor_count": sum(1 for s in fleet.sensors.values() if s.site_id == site_id)}
 
     @app.get(f"{API}/sites")
@@ -366,7 +369,8 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         sensor = fleet.sensors[sensor_id]
         last = pipeline.live.get(sensor_id)
         return {
-            "id": sensor.id, "site_id": sensor.site_id, "name": sensor.name, "family": sensor.family.value,
+            "id": sensor.id, "site_id": sensor.site_id, "name": sensor.name,
+            "name_en": words.sensor_name(sensor_id)["en"], "family": sensor.family.value,
             "quantity": sensor.quantity, "unit": sensor.unit, "lon": sensor.lon, "lat": sensor.lat,
             "period_s": sensor.period_s, "last_value": last.value if last else None,
             "last_ts": iso(last.ts) if last else None, "last_quality": last.quality.value if last else None,
@@ -417,7 +421,8 @@ def create_app(pipeline: Pipeline) -> FastAPI:
             features.append({
                 "type": "Feature", "id": site_id,
                 "geometry": {"type": "Point", "coordinates": [site.lon, site.lat]},
-                "properties": {"site_id": site_id, "name": site.name, "county": site.county, "kind": site.kind,
+                "properties": {"site_id": site_id, "name": site.name, "name_en": words.site_name(site_id)["en"],
+                               "county": site.county, "county_en": words.wording.county(site.county), "kind": site.kind,
                                "hazard_grade": site.hazard_grade, "status": status["status"],
                                "alerts": status["alerts"], "updated_at": now},
             })

@@ -36,6 +36,7 @@ from liaowang.hazardunits import (HazardIndex, HazardUnit, Members, ResponsibleC
                                   unit_sensor_problems)
 from liaowang.riskspec import RiskSettings, load_risk_settings
 from liaowang.warningspec import WarningSettings, load_warning_settings
+from liaowang.wording import Wording, load_wording, merged
 from liaowang.rulespec import (ConfirmationSpec, FireDetectionSpec, PredictiveSpec, RuleBook, ThresholdSpec)
 
 COUNTIES = ("东昌府区", "茌平区", "临清市", "阳谷县", "莘县", "东阿县", "冠县", "高唐县")
@@ -181,6 +182,8 @@ class Site(_Strict):
 
     id: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,39}$")
     name: str
+    name_en: str | None = Field(default=None, pattern=r"^[\x20-\x7e]+$", description=(
+        "the English name alarm texts use (alerting/messages.py); without it they say the site's kind and id tail"))
     county: Literal[COUNTIES]  # type: ignore[valid-type]
     zone: str | None = None
     kind: Literal["chemical_park", "enterprise", "forest", "lifeline"]
@@ -235,6 +238,8 @@ class Sensor:
     setpoints: list[Setpoint] | None = None
     range: tuple[float, float] | None = None
     capacity: float | None = Field(default=None, gt=0, description="tank height or vessel capacity, for level sensors")
+    name_en: Annotated[str, Field(pattern=r"^[\x20-\x7e]+$")] | None = Field(default=None, description=(
+        "the English name alarm texts use; without it they say the quantity and the id's tag (alerting/messages.py)"))
 
     _ladder = field_validator("setpoints")(lambda v: v if v is None else _check_ladder(v))
 
@@ -594,6 +599,8 @@ class Config(_Strict):
     alerting: AlertingSettings = AlertingSettings()
     warnings: WarningSettings = WarningSettings()
     risk: RiskSettings = RiskSettings()
+    wording: Wording = Field(default_factory=load_wording, description=(
+        "alarm texts' words and templates: the shipped ones with the folder's messages.yaml laid over them"))
 
 
 def hash_token(token: str) -> str:
@@ -730,7 +737,19 @@ def load_config(folder: str | Path) -> Config:
     alerting = load_alerting(path, fleet)
     return Config(folder=str(path), settings=load_settings(path), fleet=fleet, rules=load_rules(path, fleet),
                   alerting=alerting, warnings=load_warning_settings(path, alerting=alerting, fleet=fleet),
-                  risk=load_risk_settings(path, fleet))
+                  risk=load_risk_settings(path, fleet), wording=load_messages(path))
+
+
+def load_messages(folder: Path) -> Wording:
+    """The alarm texts' wording: shipped, with ``messages.yaml`` of the folder (optional) laid over it."""
+    path = folder / "messages.yaml"
+    if not path.exists():
+        return load_wording()
+    try:
+        raw = merged(_read_yaml(path))
+    except ValueError as err:
+        raise ConfigError(str(path), "-", str(err)) from None
+    return _validate(Wording, raw, path)
 
 
 def load_alerting(folder: Path, fleet: Fleet) -> AlertingSettings:

@@ -144,6 +144,7 @@ class HazardUnit(_Strict):
 
     id: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,63}$", description="unique across the fleet, e.g. LC-XFPVC-U1")
     name: str = Field(min_length=1)
+    name_en: str | None = Field(default=None, pattern=r"^[\x20-\x7e]+$", description="the English name alarm texts use")
     kind: Literal["production", "storage"] = Field(description="生产单元 or 储存单元")
     grade: Literal[1, 2, 3, 4] = Field(description="GB 18218-2018 grade (一级 highest)")
     r: float | None = Field(default=None, ge=0, description="R = α·Σβq/Q as registered")

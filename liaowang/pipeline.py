@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
+from alerting.messages import Messages
 from alerting.mute import OutOfService
 from earlywarning import Notice, RiskMonitor, WarningDesk
 from earlywarning.forest import danger_proposer
@@ -84,7 +85,7 @@ class Pipeline:
         self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)
         self.out_of_service = OutOfService(self.alert_db, config.alerting.out_of_service)
         self.alerts = AlertManager(self.alert_store, self.fleet, clock, config.alerting, self.audit, self.suppressions,
-                                   self.out_of_service)
+                                   self.out_of_service, Messages(self.fleet, config.wording))
         self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)
         self._engine_lock = threading.RLock()
         self.snapshots = SnapshotStore(data_dir / "rules.db")

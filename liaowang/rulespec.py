@@ -183,6 +183,8 @@ class Zone(_Strict):
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
     sensors: list[str] = Field(min_length=2)
+    name: str | None = Field(default=None, description="the zone's name in alarm texts (default: quantity and number)")
+    name_en: str | None = Field(default=None, pattern=r"^[\x20-\x7e]+$", description="its English name")
 
 
 class ConfirmationRung(_Strict):

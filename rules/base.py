@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -26,6 +26,11 @@ class Signal:
 
     ``tier`` is the tier the condition now calls for, or None when the condition has cleared.
     Alerting turns a stream of signals into alert episodes (raise, escalate, resolve).
+
+    ``message`` is the rule's own Chinese line; ``facts`` are the structured fields behind it (ids,
+    numbers, words' keys — never prose) from which alerting/messages.py renders the alarm's title and
+    text in Chinese and English. Each kind's keys are listed in `alerting.messages.FACTS`; an empty
+    mapping still renders (from kind, level, value and unit).
     """
 
     rule_id: str
@@ -40,6 +45,7 @@ class Signal:
     unit: str
     ts: float
     message: str
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 class Rule(Protocol):

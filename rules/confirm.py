@@ -125,20 +125,25 @@ class ConfirmationRule:
         zone = self.zones[z]
         shown = int(self.confirmed[z])
         site = self.fleet.sensors[zone.sensors[0]].site_id
+        # names, not ids, in the Chinese line too (alerting/messages.py renders the full texts from the facts)
+        place = f"{self.fleet.sites[site].name} {zone.name or '探测区 ' + zone.id.rsplit('-', 1)[-1]}"
         if shown:
             rung = self.ladder[shown - 1]
             agreeing = self.active[z][shown - 1]
             count = len(agreeing)
-            names = "、".join(sorted(agreeing))
-            message = (f"{zone.id} 区域 {count} 个探测器达到{LEVEL_ZH.get(rung.level, rung.level)} ({names}), "
+            names = "、".join(self.fleet.sensors[s].name for s in sorted(agreeing))
+            message = (f"{place} {count} 个探测器达到{LEVEL_ZH.get(rung.level, rung.level)} ({names}), "
                        "多点确认泄漏")
         else:
             rung, count = None, len(self.active[z][0])
-            message = f"{zone.id} 区域报警探测器减少至 {count} 个, 解除确认"
+            message = f"{place} 报警探测器减少至 {count} 个, 解除确认"
         return Signal(rule_id=self.id, kind=self.kind, subject=zone.id, site_id=site,
                       family=self.fleet.sensors[zone.sensors[0]].family if zone.sensors else Family.GAS,
                       tier=rung.tier if rung else None, level="confirmed" if rung else None,
-                      value=float(count), threshold=float(self.spec.k), unit="个", ts=cause.ts, message=message)
+                      value=float(count), threshold=float(self.spec.k), unit="个", ts=cause.ts, message=message,
+                      facts={"zone": zone.id, "zone_sensors": list(zone.sensors), "zone_name": zone.name,
+                             "zone_name_en": zone.name_en, "detectors": sorted(self.active[z][shown - 1]) if shown else [],
+                             "rung_level": rung.level if rung else None})
 
     def subjects(self) -> list[str]:
         """Zone ids."""

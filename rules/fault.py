@@ -39,7 +39,7 @@ class StuckRule(WindowedRule):
             message = f"{sensor.name} 数值恢复变化"
         else:
             message = f"{sensor.name} 传感器故障: {self.spec.window_s:g} 秒内数值不变 ({value:g} {sensor.unit}), 疑似卡死"
-        return self._signal(sensor, change, value, ts, message)
+        return self._signal(sensor, change, value, ts, message)  # facts: sensor, window_s
 
 
 class OutOfRangeRule:
@@ -93,14 +93,15 @@ class OutOfRangeRule:
                               kind="over_range" if over else self.kind, subject=s.id, site_id=s.site_id, family=s.family,
                               tier=change.rung.tier if change.rung else None, level=change.rung.level if change.rung else None,
                               value=v, threshold=change.rung.set if change.rung else None, unit=s.unit,
-                              ts=float(ts[change.row]), message=message))
+                              ts=float(ts[change.row]), message=message,
+                              facts={"sensor": s.id, "low": low, "high": high}))
         return out
 
     def _clear(self, s: Sensor, v: float, ts: float, fault: bool) -> Signal:
         """Clear the other side's alert when a value jumps from one side of the range to the other."""
         return Signal(rule_id=self.id if fault else self.spec.over_range_rule_id, kind=self.kind if fault else "over_range",
                       subject=s.id, site_id=s.site_id, family=s.family, tier=None, level=None, value=v, threshold=None,
-                      unit=s.unit, ts=ts, message=f"{s.name} 数值离开原越限侧")
+                      unit=s.unit, ts=ts, message=f"{s.name} 数值离开原越限侧", facts={"sensor": s.id, "variant": "side"})
 
     def subjects(self) -> list[str]:
         """Fleet sensor ids (state arrays are in fleet order)."""
@@ -148,5 +149,5 @@ class HeldRule(OutOfRangeRule):
             out.append(Signal(rule_id=self.id, kind=self.kind, subject=s.id, site_id=s.site_id, family=s.family,
                               tier=change.rung.tier if change.rung else None, level=change.rung.level if change.rung else None,
                               value=v, threshold=change.rung.set if change.rung else None, unit=s.unit,
-                              ts=float(ts[change.row]), message=message))
+                              ts=float(ts[change.row]), message=message, facts={"sensor": s.id, "hold_s": spec.hold_s}))
         return out

@@ -210,7 +210,8 @@ class FireDangerRule:
             number = max(int(np.searchsorted(self._limits, value, side="right")) - 1, 0)
             klass = self.spec.classes[number]
             entered, self.klass[s] = number != self.klass[s], number
-            message = (f"{station} {date} 森林火险 {self.spec.index.upper()} {value:.1f} {self.index.unit} "
+            place = f"{self.fleet.sites[self.station_site[s]].name} {_station_tag(station, self.station_site[s])}"
+            message = (f"{place} {date} 森林火险 {self.spec.index.upper()} {value:.1f} {self.index.unit} "
                        f"({klass.name}); {self.index.describe(day, codes)}")
             if entered and (colour := self.spec.warnings.get(klass.name)) and self.propose_warning is not None:
                 warning = DangerWarning(rule_id=self.id, station=station, zone=self.station_site[s], colour=colour,
@@ -226,7 +227,9 @@ class FireDangerRule:
             signals.append(Signal(rule_id=self.id, kind=self.kind, subject=station, site_id=self.station_site[s],
                                   family=Family.FOREST, tier=Tier(tier) if tier else None, level=klass.name,
                                   value=round(float(value), 2), threshold=klass.min, unit=self.index.unit,
-                                  ts=close, message=message))
+                                  ts=close, message=message,
+                                  facts={"station": station, "index": self.spec.index, "date": date.isoformat(),
+                                         "inputs": _inputs(day, codes, self.spec.index)}))
         return signals
 
     def danger_tier(self, station: str) -> int:
@@ -250,6 +253,20 @@ class FireDangerRule:
                 getattr(self, name)[into] = arrays[name][rows]
         if len(rows):
             self.period[0] = int(arrays["period"][rows[0]])
+
+
+def _station_tag(station: str, site_id: str) -> str:
+    """A station by its tag within its site (``LC-DEHH-WS1`` → ``WS1``): the Chinese line names no ids."""
+    return station[len(site_id) + 1:] if station.startswith(f"{site_id}-") else station
+
+
+def _inputs(day: DangerDay, codes: tuple[float, ...], index: str) -> dict[str, float | None]:
+    """The day's inputs as structured facts (None where the day had no value): the alarm text lists them."""
+    def number(x: float) -> float | None:
+        return None if math.isnan(x) else round(float(x), 2)
+    return {"temp": number(day.temp), "rh": number(day.rh), "wind": number(day.wind), "rain": number(day.rain),
+            "temp_max": number(day.temp_max), "rh_min": number(day.rh_min), "rh_14": number(day.rh_14),
+            "wind_10min_max": number(day.wind_10min_max), "dry_days": float(codes[0]) if index == "lyt1172" else None}
 
 
 def _last_per_key(key: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -331,11 +348,13 @@ class FireDetectionRule:
         site = self.fleet.sensor_sites[int(self._rows[station][0])]
         confirmed = self.spec.confirm_k is not None and count >= self.spec.confirm_k
         danger_zh = f"当前火险报警 {Tier(danger).label_zh}" if danger else "当前无火险报警"
-        message = (f"{station} 发现火情: {count} 个探测信号{', 多源确认' if confirmed else ''} ({danger_zh})"
-                   if tier else f"{station} 火情探测信号已全部消除")
+        place = f"{self.fleet.sites[site].name} {_station_tag(station, site)}"
+        message = (f"{place} 发现火情: {count} 个探测信号{', 多源确认' if confirmed else ''} ({danger_zh})"
+                   if tier else f"{place} 火情探测信号已全部消除")
         return Signal(rule_id=self.id, kind=self.kind, subject=station, site_id=site, family=Family.FOREST,
                       tier=Tier(tier) if tier else None, level="fire_detected" if tier else None, value=float(count),
-                      threshold=None, unit="个", ts=cause.ts, message=message)
+                      threshold=None, unit="个", ts=cause.ts, message=message,
+                      facts={"station": station, "confirmed": confirmed, "danger_tier": danger})
 
     def subjects(self) -> list[str]:
         """Fleet sensor ids (the per-sensor detection array is in fleet order; station tiers are rebuilt)."""

@@ -121,7 +121,8 @@ class StaleRule:
             hidden = np.flatnonzero((self._site_of == site) & self._heard & ~self._stale)
             cause = "网关离线" if self._gateway_down[site] else "全部传感器同时中断"
             signals.append(self._site_signal(COMM_RULE_ID, "comm_loss", site, self._tier, now, hidden,
-                                             f"通信中断({cause}), 屏蔽 {len(hidden)} 个传感器的单点故障报警"))
+                                             f"通信中断({cause}), 屏蔽 {len(hidden)} 个传感器的单点故障报警",
+                                             "gateway_offline" if self._gateway_down[site] else "all_silent"))
         for site in np.flatnonzero(~comm & self._comm_lost).tolist():
             self._comm_lost[site] = False
             self._grace(site, now)
@@ -153,17 +154,19 @@ class StaleRule:
         return Signal(rule_id=RULE_ID, kind=self.kind, subject=sensor.id, site_id=sensor.site_id,
                       family=sensor.family, tier=tier, level="fault" if tier else None,
                       value=float(self._last_good[i]), threshold=float(self._limit[i]), unit="s", ts=ts,
-                      message=f"{sensor.name} 传感器故障: {reason}" if tier else f"{sensor.name} {reason}")
+                      message=f"{sensor.name} 传感器故障: {reason}" if tier else f"{sensor.name} {reason}",
+                      facts={"sensor": sensor.id, "limit_s": float(self._limit[i])})
 
     def _site_signal(self, rule_id: str, kind: str, site: int, tier: Tier | None, ts: float, sensors: np.ndarray,
-                     what: str) -> Signal:
+                     what: str, cause: str | None = None) -> Signal:
         site_id = self._sites[site]
         names = [self._fleet.sensors[self._fleet.sensor_ids[i]].name for i in sensors.tolist()]
         listed = "、".join(names[:NAMES_SHOWN]) + (f" 等 {len(names)} 个" if len(names) > NAMES_SHOWN else "")
         message = f"{self._fleet.sites[site_id].name} {what}" + (f": {listed}" if names else "")
         return Signal(rule_id=rule_id, kind=kind, subject=f"site:{site_id}", site_id=site_id,
                       family=self._site_family[site], tier=tier, level="fault" if tier else None,
-                      value=float(len(names)), threshold=None, unit="个", ts=ts, message=message)
+                      value=float(len(names)), threshold=None, unit="个", ts=ts, message=message,
+                      facts={"sensors": [self._fleet.sensor_ids[i] for i in sensors.tolist()], "cause": cause})
 
     def subjects(self) -> list[str]:
         """Fleet sensor ids (state arrays are in fleet order)."""

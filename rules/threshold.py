@@ -87,7 +87,8 @@ class ThresholdRule:
         return Signal(
             rule_id=threshold_rule_id(sensor), kind="threshold", subject=sensor.id, site_id=sensor.site_id,
             family=sensor.family, tier=rung.tier if rung else None, level=rung.level if rung else None,
-            value=value, threshold=rung.set if rung else None, unit=sensor.unit, ts=ts, message=message)
+            value=value, threshold=rung.set if rung else None, unit=sensor.unit, ts=ts, message=message,
+            facts={"sensor": sensor.id, "direction": "high" if rung is None or rung.high else "low"})
 
     def state(self) -> dict[str, np.ndarray]:
         """Per-sensor ladder state, fleet order."""

@@ -76,11 +76,12 @@ class WindowedRule:
                               float(value[c.row]), float(metric[c.row]), float(ts[c.row])) for c in changes]
 
     def _signal(self, sensor: Sensor, change: Change, value: float, ts: float, message: str,
-                unit: str | None = None) -> Signal:
+                unit: str | None = None, **facts: object) -> Signal:
         rung = change.rung
         return Signal(rule_id=self.id, kind=self.kind, subject=sensor.id, site_id=sensor.site_id, family=sensor.family,
                       tier=rung.tier if rung else None, level=rung.level if rung else None, value=value,
-                      threshold=rung.set if rung else None, unit=unit or sensor.unit, ts=ts, message=message)
+                      threshold=rung.set if rung else None, unit=unit or sensor.unit, ts=ts, message=message,
+                      facts={"sensor": sensor.id, "window_s": self.spec.window_s, **facts})
 
     def state(self) -> dict[str, np.ndarray]:
         """Windows and ladder state, in `subjects()` order."""
@@ -121,7 +122,8 @@ class RateOfChangeRule(WindowedRule):
         else:
             message = (f"{sensor.name} {self.spec.window_s:g} 秒内{verb}速率 {metric:.3g} {unit}, "
                        f"达到设定值 {change.rung.set:g} {unit} (当前 {value:g} {sensor.unit})")
-        return self._signal(sensor, change, round(metric, 6), ts, message, unit)
+        return self._signal(sensor, change, round(metric, 6), ts, message, unit,
+                            direction=self.spec.direction, current=value)  # type: ignore[union-attr]
 
 
 class PredictiveRule(WindowedRule):
@@ -165,4 +167,7 @@ class PredictiveRule(WindowedRule):
         else:
             message = (f"{sensor.name} 按当前趋势约 {metric / 60:.1f} 分钟后达到{name}设定值 {target:g} {sensor.unit}"
                        f" (当前 {value:g} {sensor.unit})")
-        return replace(self._signal(sensor, change, value, ts, message), threshold=target)
+        variant = "clear" if change.rung is None else "reached" if metric <= 0 else "eta"
+        eta = float(metric) if variant == "eta" else None
+        return replace(self._signal(sensor, change, value, ts, message, target_level=spec.target_level,
+                                    variant=variant, eta_s=eta), threshold=target)

@@ -15,6 +15,7 @@ TOXIC_BY_SITE = {  # which toxic gas each site's process can release (illustrati
     "LC-XGTY": ["co", "h2s"],
 }
 TOXIC_NAMES = {"nh3": "氨气", "co": "一氧化碳", "h2s": "硫化氢", "cl2": "氯气"}
+TOXIC_NAMES_EN = {"nh3": "ammonia", "co": "carbon monoxide", "h2s": "hydrogen sulphide", "cl2": "chlorine"}
 TANKS = {"enterprise": 3, "chemical_park": 1}
 GAS_DETECTORS = {"enterprise": 4, "chemical_park": 6, "lifeline": 4}
 
@@ -41,24 +42,29 @@ def plant_sensors(site: dict) -> list[dict]:
             ("PT", "压力", "pressure", "MPa", "hazard.pressure.storage", 5),
         ]:
             n += 1
-            out.append(sensor(site, n, 0.002, tag=f"{tank}-{tag}", name=f"{tank}储罐{name}", family="hazard",
+            english = {"tank_level": "level"}.get(qty, qty)
+            out.append(sensor(site, n, 0.002, tag=f"{tank}-{tag}", name=f"{tank}储罐{name}",
+                              name_en=f"tank {tank} {english}", family="hazard",
                               quantity=qty, unit=unit, period_s=period, profile=profile,
                               **({"capacity": 12.0} if qty == "tank_level" else {})))
     if site["kind"] == "enterprise":
         n += 1
-        out.append(sensor(site, n, 0.002, tag="FT-01", name="输送管线流量", family="hazard", quantity="flow",
+        out.append(sensor(site, n, 0.002, tag="FT-01", name="输送管线流量", name_en="transfer line flow", family="hazard", quantity="flow",
                           unit="m3/h", period_s=5, profile="hazard.flow.transfer"))
     if site["kind"] == "lifeline":
         n += 1
-        out.append(sensor(site, n, 0.002, tag="PT-OUT", name="门站出口压力", family="hazard", quantity="pressure",
+        out.append(sensor(site, n, 0.002, tag="PT-OUT", name="门站出口压力", name_en="gate station outlet pressure",
+                          family="hazard", quantity="pressure",
                           unit="MPa", period_s=5, profile="lifeline.pressure.gate"))
     for d in range(1, GAS_DETECTORS.get(site["kind"], 0) + 1):
         n += 1
-        out.append(sensor(site, n, 0.002, tag=f"GD-{d:02d}", name=f"可燃气体探测器{d:02d}", family="gas",
+        out.append(sensor(site, n, 0.002, tag=f"GD-{d:02d}", name=f"可燃气体探测器{d:02d}",
+                          name_en=f"combustible gas detector {d:02d}", family="gas",
                           quantity="combustible_gas", unit="%LEL", period_s=2, profile="gas.combustible.point"))
     for d, gas in enumerate(TOXIC_BY_SITE.get(site["id"], []), start=1):
         n += 1
-        out.append(sensor(site, n, 0.002, tag=f"GT-{d:02d}", name=f"{TOXIC_NAMES[gas]}探测器{d:02d}", family="gas",
+        out.append(sensor(site, n, 0.002, tag=f"GT-{d:02d}", name=f"{TOXIC_NAMES[gas]}探测器{d:02d}",
+                          name_en=f"{TOXIC_NAMES_EN[gas]} detector {d:02d}", family="gas",
                           quantity=gas, unit="mg/m3", period_s=2, profile=f"gas.{gas}"))
     return out
 
@@ -66,13 +72,16 @@ def plant_sensors(site: dict) -> list[dict]:
 def forest_sensors(site: dict) -> list[dict]:
     out, n = [], 0
     for s in (1, 2):
-        for tag, name, qty, unit, profile, period in [
-            ("TA", "气温", "temperature", "°C", None, 10), ("RH", "相对湿度", "relative_humidity", "%", None, 10),
-            ("WS", "风速", "wind_speed", "km/h", None, 10), ("RN", "降水量", "rain", "mm", None, 10),
-            ("SM", "烟感", "smoke", "%obs/m", "forest.smoke", 5), ("FL", "火焰探测", "flame", "signal", "forest.flame", 5),
+        for tag, name, english, qty, unit, profile, period in [
+            ("TA", "气温", "air temperature", "temperature", "°C", None, 10),
+            ("RH", "相对湿度", "relative humidity", "relative_humidity", "%", None, 10),
+            ("WS", "风速", "wind speed", "wind_speed", "km/h", None, 10), ("RN", "降水量", "rainfall", "rain", "mm", None, 10),
+            ("SM", "烟感", "smoke detector", "smoke", "%obs/m", "forest.smoke", 5),
+            ("FL", "火焰探测", "flame detector", "flame", "signal", "forest.flame", 5),
         ]:
             n += 1
-            entry = sensor(site, n, 0.02, tag=f"WS{s}-{tag}", name=f"{s}号监测站{name}", family="forest",
+            entry = sensor(site, n, 0.02, tag=f"WS{s}-{tag}", name=f"{s}号监测站{name}", name_en=f"station {s} {english}",
+                           family="forest",
                            quantity=qty, unit=unit, period_s=period)
             if profile:
                 entry["profile"] = profile
