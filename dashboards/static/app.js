@@ -18,8 +18,9 @@ function decorate(a) {
   const t = T();
   const site = state.sites.find(s => s.id === a.site_id);
   const sensor = state.sensors.get(a.subject);
-  a.siteName = a.site_id === "_system" ? t.family.system : site ? site.name : a.site_id;
-  a.sensorName = sensor ? sensor.name : a.subject;
+  const named = thing => window.LW.lang.pick({ zh: thing.name, en: thing.name_en || thing.name });
+  a.siteName = a.site_id === "_system" ? t.family.system : site ? named(site) : a.site_id;
+  a.sensorName = sensor ? named(sensor) : a.subject;
   a.displayTitle = window.LW.lang.pick(a.title) || `${a.siteName} ${a.sensorName}`;
   a.displayText = window.LW.lang.pick(a.text) || a.message;
   return a;
