@@ -30,7 +30,6 @@ from liaowang.api_ui import ui_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from liaowang.domain import Tier, iso
-from liaowang.guidancespec import load_alarm_guidance
 from liaowang.params import body_time, parse_time_param, split_choices
 from liaowang.pipeline import AlertingUnavailable, Pipeline
 from liaowang.users import People
@@ -493,6 +492,6 @@ def create_app(pipeline: Pipeline) -> FastAPI:
                                       alarm_kpis_for(pipeline, start, pipeline.clock(), sites, end)))
     app.include_router(people_router(people, auth, fleet))
     app.include_router(ui_router(pipeline, auth))
-    app.include_router(live_router(pipeline, auth, load_alarm_guidance(pipeline.config.folder)))
+    app.include_router(live_router(pipeline, auth, pipeline.config.guidance))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

@@ -31,6 +31,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, T
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from liaowang.domain import Family, Reading, ReadingBatch, Tier, parse_time
+from liaowang.guidancespec import GuidanceBook, GuidanceError, load_alarm_guidance
 from liaowang.alertspec import AlertingSettings
 from liaowang.hazardunits import (HazardIndex, HazardUnit, Members, ResponsibleContact, site_unit_problems,
                                   unit_sensor_problems)
@@ -599,6 +600,8 @@ class Config(_Strict):
     alerting: AlertingSettings = AlertingSettings()
     warnings: WarningSettings = WarningSettings()
     risk: RiskSettings = RiskSettings()
+    guidance: GuidanceBook = Field(default_factory=GuidanceBook, description=(
+        "measures to take per alarm kind and level (alarm_guidance.yaml), shown with each alarm"))
     wording: Wording = Field(default_factory=load_wording, description=(
         "alarm texts' words and templates: the shipped ones with the folder's messages.yaml laid over them"))
 
@@ -737,7 +740,17 @@ def load_config(folder: str | Path) -> Config:
     alerting = load_alerting(path, fleet)
     return Config(folder=str(path), settings=load_settings(path), fleet=fleet, rules=load_rules(path, fleet),
                   alerting=alerting, warnings=load_warning_settings(path, alerting=alerting, fleet=fleet),
-                  risk=load_risk_settings(path, fleet), wording=load_messages(path))
+                  risk=load_risk_settings(path, fleet), wording=load_messages(path), guidance=load_guidance(path))
+
+
+def load_guidance(folder: Path) -> GuidanceBook:
+    """The alarm response guidance (``alarm_guidance.yaml``, optional), checked with the rest of the folder."""
+    try:
+        return load_alarm_guidance(folder)
+    except GuidanceError as err:
+        file, _, rest = str(err).partition(": ")
+        key, _, reason = rest.partition(": ")
+        raise ConfigError(file, key or "-", reason or rest) from None
 
 
 def load_messages(folder: Path) -> Wording:

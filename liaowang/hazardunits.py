@@ -208,7 +208,8 @@ class HazardUnit(_Strict):
 
     def to_json(self, site_id: str, with_persons: bool = False) -> dict[str, Any]:
         """The API's view; phone numbers only ``with_persons``."""
-        out = {"id": self.id, "site_id": site_id, "name": self.name, "kind": self.kind, "kind_zh": self.kind_zh,
+        out = {"id": self.id, "site_id": site_id, "name": self.name, "name_en": self.name_en, "kind": self.kind,
+               "kind_zh": self.kind_zh,
                "grade": self.grade, "r": self.r_value, "r_registered": self.r, "r_computed": self.r_computed,
                "s": self.s if self.substances else None, "alpha": self.alpha,
                "substances": [x.model_dump() for x in self.substances], "key_processes": list(self.key_processes),

@@ -124,3 +124,13 @@ def test_invalid_yaml_is_reported_not_raised(tmp_path):
     (folder / "sites.yaml").write_text("sites: [unclosed", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(folder)
+
+
+def test_a_bad_alarm_guidance_file_fails_check_config_naming_the_key(tmp_path):
+    """alarm_guidance.yaml (the measures shown with each alarm) is checked with the rest of the folder, not
+    first when the server starts."""
+    folder = _broken_copy(tmp_path, "alarm_guidance.yaml", lambda d: d["guidance"][0]["match"].update(levls=["x"]))
+    with pytest.raises(ConfigError) as caught:
+        load_config(folder)
+    assert caught.value.file.endswith("alarm_guidance.yaml") and caught.value.key.startswith("guidance.0.match")
+    assert load_config(CONFIG_DIR).guidance.guidance  # the shipped file loads, with entries

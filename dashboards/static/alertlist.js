@@ -117,6 +117,8 @@
       actions.append(button(t.ui.shelve, "shelve", a));
     }
     if (a.state === "shelved" && mayAct(a, "duty_officer")) actions.append(button(t.ui.unshelve, "unshelve", a));
+    actions.append(Object.assign(document.createElement("a"), {  // the alarm's own page: history, chart, measures
+      className: "act-detail", href: `/alerts/${encodeURIComponent(a.id)}`, textContent: t.ui.detail }));
     const see = () => { window.LW.annunciator.seen(a); li.classList.remove("flash"); };
     li.addEventListener("mouseenter", see);
     li.addEventListener("click", see);

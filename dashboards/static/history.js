@@ -80,7 +80,9 @@
     const peak = a.peak_value === null || a.peak_value === undefined ? "—" : `${+a.peak_value.toFixed(3)} ${a.unit || ""}`;
     const who = (at, by) => [span(R.time(at)), ...(by ? [document.createElement("br"), span(by, "muted")] : [])];
     tr.append(cell(t().raised, span(R.time(a.raised_at))), cell(t().county, span(R.words("county", a.county))),
-              cell(t().where, span(where)), cell(t().priority, chip), cell(t().message, span(message, "message")),
+              cell(t().where, Object.assign(document.createElement("a"), {  // the alarm's own page (/alerts/{id})
+                textContent: where, href: `/alerts/${encodeURIComponent(a.id)}`, className: "detail" })),
+              cell(t().priority, chip), cell(t().message, span(message, "message")),
               cell(t().peak, span(peak)), cell(t().state, span(R.words("state", a.state), "state " + a.state)),
               cell(t().acked, ...(a.acknowledged_at ? who(a.acknowledged_at, a.acknowledged_by) : [span("—")])),
               cell(t().closed, ...(a.closed_at ? who(a.closed_at, a.closed_by) : [span("—")])),
@@ -104,17 +106,22 @@
     document.getElementById("next").disabled = view.offset + view.limit >= view.total;
   }
 
+  let asked = 0;  // the newest search asked for: an older answer arriving late must not overwrite it
+
   async function load() {
     const params = query();
     params.set("limit", view.limit);
     params.set("offset", view.offset);
     status.textContent = t().loading;
+    const mine = ++asked;
     try {
       const answer = await window.LW.session.fetch("/api/v1/history/alarms?" + params);
+      if (mine !== asked) return;
       Object.assign(view, { total: answer.total, items: answer.items });
       showError("", null);
       history.replaceState(null, "", "?" + query());
     } catch (err) {
+      if (mine !== asked) return;
       Object.assign(view, { total: 0, items: [] });
       showError(t().failed, err);
     }

@@ -67,7 +67,9 @@ def test_search_page_and_export_in_a_real_browser(server, browser):
     page.on("request", lambda request: requests.append(request.url))
     page.goto(base + "/history")
     page.wait_for_function("() => window.liaowangHistory.loads >= 1", timeout=15_000)
+    before = page.evaluate("() => window.liaowangHistory.loads")
     sign_in(page, *PEOPLE["duty_officer"])
+    searched(page, before)  # signing in searches again (a scoped person sees other alarms)
 
     # October 2025 only: the live pipeline may raise its own alarms meanwhile, all of them today
     search(page, since="2025-10-01T00:00", until="2025-10-31T23:59", priority="urgent")

@@ -84,6 +84,7 @@ def test_reads_are_scoped_to_the_tokens_sites(client: TestClient) -> None:
     assert client.get("/api/v1/risk/LC-DEHH", headers=bearer("viewer")).status_code == 404       # a forest: not graded
     units = client.get("/api/v1/hazard-units", headers=bearer("xfpvc-viewer")).json()
     assert [u["id"] for u in units] == [TANKS, "LC-XFPVC-U2"] and all("responsible" not in u for u in units)
+    assert all(u["name_en"] and u["name_en"].isascii() for u in units)  # the site view's EN names its units
     assert client.get("/api/v1/hazard-units/LC-LUXI-U1", headers=bearer("xfpvc-viewer")).status_code == 403
     assert client.get("/api/v1/risk?grade=purple", headers=bearer("viewer")).status_code == 422
 
