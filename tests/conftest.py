@@ -213,3 +213,51 @@ def influxdb_v1(tmp_path: Path) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=20)
         log.close()
+
+
+class LiaowangRun:
+    """`liaowang run` in a subprocess on free ports (the demo configuration), answering /healthz."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import subprocess
+        import sys
+
+        self.http_port, self.mqtt_port = free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "liaowang.cli", "run", "--config", str(CONFIG_DIR), "--data-dir", str(data_dir),
+             "--http-port", str(self.http_port), "--mqtt-port", str(self.mqtt_port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def answering(self) -> bool:
+        """Whether /healthz answers at all (200 ready, 503 not yet)."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.base + "/healthz", timeout=2):
+                return True
+        except urllib.error.HTTPError as err:
+            return err.code == 503
+        except OSError:
+            return False
+
+    def wait_up(self, timeout: float = 60) -> None:
+        wait_until(lambda: self.process.poll() is not None or self.answering(), timeout=timeout, interval=0.2)
+        assert self.process.poll() is None, self.process.stdout.read()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def liaowang_process(tmp_path: Path) -> Iterator[LiaowangRun]:
+    """A started `liaowang run` (its HTTP side answering); killed at the end if still running."""
+    run = LiaowangRun(tmp_path / "run-data")
+    try:
+        run.wait_up()
+        yield run
+    finally:
+        run.kill()

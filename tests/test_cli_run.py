@@ -28,21 +28,11 @@ def healthy(url: str) -> bool:
 
 
 @pytest.fixture
-def liaowang_run(tmp_path):
-    http_port, mqtt_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "liaowang.cli", "run", "--config", str(CONFIG_DIR), "--data-dir", str(tmp_path / "data"),
-         "--http-port", str(http_port), "--mqtt-port", str(mqtt_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{http_port}"
-    try:
-        wait_until(lambda: process.poll() is not None or healthy(base + "/healthz"), timeout=60)
-        assert process.poll() is None, process.stdout.read()
-        yield process, base, mqtt_port
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+def liaowang_run(liaowang_process):
+    run = liaowang_process
+    wait_until(lambda: run.process.poll() is not None or healthy(run.base + "/healthz"), timeout=60)
+    assert run.process.poll() is None, run.process.stdout.read()
+    yield run.process, run.base, run.mqtt_port
 
 
 def test_run_serves_the_map_and_alerts_of_all_three_families_then_stops_cleanly(liaowang_run):

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import http.client
 import signal
-import subprocess
-import sys
 import time
 
 from liaowang.broker import port_free
 
-from .conftest import CONFIG_DIR, free_port, wait_until
-from .test_cli_run import healthy
 
 
 def open_event_stream(port: int) -> http.client.HTTPResponse:
@@ -28,28 +24,17 @@ def open_event_stream(port: int) -> http.client.HTTPResponse:
     return response
 
 
-def test_ctrl_c_stops_within_3_s_with_event_streams_open(tmp_path):
-    http_port, mqtt_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "liaowang.cli", "run", "--config", str(CONFIG_DIR), "--data-dir", str(tmp_path / "data"),
-         "--http-port", str(http_port), "--mqtt-port", str(mqtt_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_until(lambda: process.poll() is not None or healthy(f"http://127.0.0.1:{http_port}/healthz"), timeout=60)
-        assert process.poll() is None, process.stdout.read()
-        streams = [open_event_stream(http_port) for _ in range(3)]  # three map pages open
-        asked = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0
-        took = time.monotonic() - asked
-        print(f"stopped {took:.2f} s after SIGINT")
-        assert took < 3.0, f"liaowang run took {took:.2f} s to stop with event streams open"
-        for stream in streams:  # each stream was ended by the server, not cut by the process dying
-            assert stream.read() is not None
-        output = process.stdout.read()
-        assert "liaowang_stopped" in output
-        assert port_free("127.0.0.1", mqtt_port), "the broker was left running"
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+def test_ctrl_c_stops_within_3_s_with_event_streams_open(liaowang_process):
+    process, http_port, mqtt_port = liaowang_process.process, liaowang_process.http_port, liaowang_process.mqtt_port
+    streams = [open_event_stream(http_port) for _ in range(3)]  # three map pages open
+    asked = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=15) == 0
+    took = time.monotonic() - asked
+    print(f"stopped {took:.2f} s after SIGINT")
+    assert took < 3.0, f"liaowang run took {took:.2f} s to stop with event streams open"
+    for stream in streams:  # each stream was ended by the server, not cut by the process dying
+        assert stream.read() is not None
+    output = process.stdout.read()
+    assert "liaowang_stopped" in output
+    assert port_free("127.0.0.1", mqtt_port), "the broker was left running"

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
@@ -25,7 +23,7 @@ import pytest
 from tests.browser.conftest import ARGS, ARTIFACTS, CHROMIUM, PEOPLE, VIEWPORTS, LiveServer, sync_api
 from tests.browser.conftest import sign_in as sign_in_person
 from tests.browser.conftest import sign_in_token
-from tests.conftest import CONFIG_DIR, free_port, publisher, wait_until
+from tests.conftest import publisher, wait_until
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -419,32 +417,15 @@ def test_an_issued_warning_is_an_area_on_the_map_with_its_details(desk, browser)
     page.click("#lang")
 
 
-def test_ctrl_c_of_liaowang_run_stops_within_3_s_with_a_map_page_open(tmp_path, browser):
-    http_port, mqtt_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "liaowang.cli", "run", "--config", str(CONFIG_DIR), "--data-dir", str(tmp_path / "data"),
-         "--http-port", str(http_port), "--mqtt-port", str(mqtt_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{http_port}"
-    try:
-        def up() -> bool:
-            try:
-                return httpx.get(base + "/healthz", timeout=2).status_code in (200, 503)
-            except httpx.HTTPError:
-                return False
-        wait_until(lambda: process.poll() is not None or up(), timeout=60, interval=0.2)
-        assert process.poll() is None, process.stdout.read()
-        pages = [open_map(browser, base) for _ in range(2)]
-        for page in pages:
-            page.wait_for_function("() => window.liaowang.live.sse === 'open'", timeout=10_000)
-        asked = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0
-        took = time.monotonic() - asked
-        print(f"liaowang run stopped {took:.2f} s after SIGINT with {len(pages)} map pages open")
-        assert took < 3.0
-        pages[0].wait_for_function("() => document.body.dataset.link === 'lost'", timeout=10_000)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+def test_ctrl_c_of_liaowang_run_stops_within_3_s_with_a_map_page_open(liaowang_process, browser):
+    process, base = liaowang_process.process, liaowang_process.base
+    pages = [open_map(browser, base) for _ in range(2)]
+    for page in pages:
+        page.wait_for_function("() => window.liaowang.live.sse === 'open'", timeout=10_000)
+    asked = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=15) == 0
+    took = time.monotonic() - asked
+    print(f"liaowang run stopped {took:.2f} s after SIGINT with {len(pages)} map pages open")
+    assert took < 3.0
+    pages[0].wait_for_function("() => document.body.dataset.link === 'lost'", timeout=10_000)
