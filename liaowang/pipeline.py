@@ -31,7 +31,7 @@ from alerting.db import AlertDB
 from alerting.messages import Messages
 from alerting.mute import OutOfService
 from earlywarning import Notice, RiskMonitor, WarningDesk
-from earlywarning.forest import danger_proposer
+from earlywarning.forest import DangerProposer
 from earlywarning.incidents import IncidentDesk
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
@@ -107,9 +107,10 @@ class Pipeline:
         self.risk = RiskMonitor(self.alert_db, config.risk, self.fleet, clock, alarms=self.alerts.open_alerts,
                                 desk=self.warnings, audit=self.audit)
         self.incidents = IncidentDesk(self.alert_db, self.audit, clock)
+        self.danger_proposals = DangerProposer(self.warnings)  # one that fails waits and is retried by the ticker
         for rule in self.engine.by_id.values():  # forest danger 三–五级 proposes a warning (预警) for a person to verify
             if hasattr(rule, "propose_warning"):
-                rule.propose_warning = danger_proposer(self.warnings)
+                rule.propose_warning = self.danger_proposals
         self.supervisor = Supervisor()
         self._pending: list[Signal] = []          # signals not yet committed to alerts.db (guarded by the engine lock)
         self._uncommitted: ReadingBatch | None = None   # the batch whose signals are pending: not submitted twice
@@ -450,6 +451,7 @@ class Pipeline:
         self.risk.tick(self.clock())
         self.warnings.tick(self.clock())
         self.warnings.retry_unsent()
+        self.danger_proposals.retry()
 
     def act(self, action: Callable[[], list[AlertChange]]) -> list[AlertChange]:
         """Run a person's action (or a timer's) and queue its notifications in one transaction, then publish.
@@ -569,7 +571,8 @@ class Pipeline:
                   "alerts_store": self.alert_store.ping(), "stages": not failing, "disk": not low,
                   "alerting": self._alerting_problem is None and not ingest_problems,
                   "ticker": self._ticker_problem is None, "notifications": self.notifier.problem is None,
-                  "warnings_published": not self.warnings.unsent}
+                  "warnings_published": not self.warnings.unsent,
+                  "warning_proposals": not self.danger_proposals.pending}
         problems = [f"stage {s.name} failed ({s.last_error}); restarting" for s in failing]
         problems += [f"disk space low: {d.describe()}" for d in low]
         problems += ingest_problems
@@ -579,6 +582,9 @@ class Pipeline:
             problems.append(f"status ticker: {self._ticker_problem}")
         if self.notifier.problem:
             problems.append(f"notification delivery failing, documents stay queued: {self.notifier.problem}")
+        if waiting := self.danger_proposals.pending:
+            problems.append(f"{len(waiting)} forest danger proposal(s) the warning desk could not take, retrying: "
+                            + waiting[-1][2])
         if unsent := self.warnings.unsent:
             problems.append(f"{len(unsent)} warning message(s) not taken by the broker, retrying: "
                             + "; ".join(f"{w}: {why}" for w, why in list(unsent.items())[:5]))
