@@ -35,8 +35,11 @@
     return risk ? COLOUR[risk.colour] : COLOUR.offline;
   }
 
+  // a site's name in the page's language (name_en where configured)
+  const siteName = s => window.LW.lang.pick({ zh: s.name, en: s.name_en || s.name });
+
   function label(extra) {
-    return { show: true, formatter: p => p.name, position: "right", color: "#f2f6fb", fontSize: 15,
+    return { show: true, formatter: p => (p.data && p.data.site ? siteName(p.data.site) : p.name), position: "right", color: "#f2f6fb", fontSize: 15,
              textBorderColor: "#07121f", textBorderWidth: 3, ...extra };
   }
 
@@ -91,7 +94,7 @@
     if (!(p.data && p.data.site)) return window.LW.mapText.county(p.name);
     const s = p.data.site;
     const risk = state.risk.find(r => r.site_id === s.id);
-    return `${s.name}<br>${window.LW.mapText.county(s.county)} · ${t.tier[s.status] || s.status}`
+    return `${siteName(s)}<br>${window.LW.mapText.county(s.county)} · ${t.tier[s.status] || s.status}`
       + (risk ? `<br>${t.risk[risk.grade] || risk.grade_zh}` : "");
   }
 

@@ -350,6 +350,12 @@ def test_english_leaves_no_chinese_in_the_pages_own_words(desk, browser):
     }""")
     assert not CJK.search(chrome), [line for line in chrome.splitlines() if CJK.search(line)]
     assert "Urgent" in page.locator("#alerts li.alert.red").first.inner_text()
+    # the map's own labels (drawn on the canvas): every site label as the chart's formatter writes it
+    labels = page.evaluate("""() => window.liaowang.chart.getOption().series
+        .filter(s => s.label && typeof s.label.formatter === 'function')
+        .flatMap(s => s.data.filter(d => d.site).map(d => s.label.formatter({ name: d.name, data: d })))""")
+    assert len(labels) >= len(desk["pipeline"].fleet.sites)
+    assert not [label for label in labels if CJK.search(label)], labels
     page.screenshot(path=str(ARTIFACTS / "duty-english-1920x1080.png"))
     page.click("#lang")
     assert page.locator("#alerts-title").inner_text() == "当前报警"
