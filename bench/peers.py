@@ -9,9 +9,11 @@ Method. One mosquitto on loopback (Liaowang's embedded configuration: in-flight 
 queue unbounded). Each consumer has a persistent QoS 1 session on ``liaowang/v1/readings/#``.
 For each feed and round, the same generated messages (docs/contract.md readings; ``single``: one
 reading a message on ``…/{site}/{sensor}``; ``batch``: 100 readings a message on ``…/{site}``) are
-preloaded once by four publisher processes with flow control (TRAPS.md: no ``mosquitto_pub -l``,
-no unbounded paho backlog) while no consumer is connected, so the broker queues one copy for
-every consumer. Then the consumers drain their copy one after the other, each in its own
+preloaded once, in event-time order, by one publisher process with flow control (TRAPS.md: no
+``mosquitto_pub -l``, no unbounded paho backlog) while no consumer is connected, so the broker
+queues one copy for every consumer. One publisher, not several: slices from parallel publishers
+interleave out of event-time order, and Liaowang dead-letters every reading that arrives more than
+its lateness allowance (1 s) behind the newest — a third of the feed, a cost no real gateway causes. Then the consumers drain their copy one after the other, each in its own
 process, in an order that rotates every round:
 
 - ``bare``: a paho subscriber that only counts (the ceiling of a Python MQTT client);
@@ -52,7 +54,7 @@ from bench.common import ROOT, create_session, free_port, machine, now_utc, prel
 
 CONSUMERS = ("bare", "nodered", "liaowang")
 TOPIC = "liaowang/v1/readings/#"
-SPIKE_EVERY = 50        # every 50th tick all gas sensors read 60 %LEL (Liaowang's and Node-RED's threshold: 25)
+SPIKE_EVERY = 50        # by default every 50th tick all gas sensors read 60 %LEL (Liaowang's and Node-RED's threshold: 25)
 GAS_LIMIT = 25.0
 NODE_RED_DIR = Path(os.environ.get("LIAOWANG_NODE_RED", Path.home() / ".cache" / "liaowang-bench" / "node-red"))
 NORMAL = {"combustible_gas": 1.0, "h2s": 1.0, "nh3": 1.0, "co": 1.0, "cl2": 0.1, "tank_level": 6.0,
@@ -62,24 +64,25 @@ NORMAL = {"combustible_gas": 1.0, "h2s": 1.0, "nh3": 1.0, "co": 1.0, "cl2": 0.1,
 
 # -- the feed -------------------------------------------------------------------------------------
 
-def _value(sensor, tick: int, i: int) -> float:
-    if sensor.quantity == "combustible_gas" and tick % SPIKE_EVERY == SPIKE_EVERY - 1:
+def _value(sensor, tick: int, i: int, spike_every: int) -> float:
+    if spike_every and sensor.quantity == "combustible_gas" and tick % spike_every == spike_every - 1:
         return 60.0
     return NORMAL.get(sensor.quantity, 1.0) + (i % 7) * 0.01
 
 
-def single_feed(fleet, n: int, base: float) -> list[tuple[str, bytes]]:
+def single_feed(fleet, n: int, base: float, spike_every: int = SPIKE_EVERY) -> list[tuple[str, bytes]]:
     """``n`` one-reading messages, round-robin over the fleet, one tick (1 s of event time) per lap."""
     sensors = sorted(fleet.sensors.values(), key=lambda s: s.id)
     out = []
     for i in range(n):
         s, tick = sensors[i % len(sensors)], i // len(sensors)
         out.append((f"liaowang/v1/readings/{s.site_id}/{s.id}",
-                    orjson.dumps({"sensor_id": s.id, "ts": base + tick, "value": _value(s, tick, i)})))
+                    orjson.dumps({"sensor_id": s.id, "ts": base + tick, "value": _value(s, tick, i, spike_every)})))
     return out
 
 
-def batch_feed(fleet, n_messages: int, per_message: int, base: float) -> list[tuple[str, bytes]]:
+def batch_feed(fleet, n_messages: int, per_message: int, base: float,
+               spike_every: int = SPIKE_EVERY) -> list[tuple[str, bytes]]:
     """``n_messages`` batches of ``per_message`` readings of one site (its sensors repeated 1 ms apart)."""
     by_site: dict[str, list] = {}
     for s in sorted(fleet.sensors.values(), key=lambda s: s.id):
@@ -90,7 +93,7 @@ def batch_feed(fleet, n_messages: int, per_message: int, base: float) -> list[tu
         site, tick = sites[m % len(sites)], m // len(sites)
         sensors = by_site[site]
         readings = [{"sensor_id": sensors[k % len(sensors)].id, "ts": base + tick + k // len(sensors) * 0.001,
-                     "value": _value(sensors[k % len(sensors)], tick, k)} for k in range(per_message)]
+                     "value": _value(sensors[k % len(sensors)], tick, k, spike_every)} for k in range(per_message)]
         out.append((f"liaowang/v1/readings/{site}", orjson.dumps({"site_id": site, "readings": readings})))
     return out
 
@@ -378,7 +381,7 @@ def loadavg() -> str:
 
 
 def run(consumers=CONSUMERS, single: int = 60_000, batches: int = 3_000, rounds: int = 3,
-        timeout: float = 180.0, log=print) -> dict:
+        timeout: float = 180.0, log=print, spike_every: int = SPIKE_EVERY) -> dict:
     """Measure ``consumers`` on both feeds over ``rounds`` interleaved rounds; return the results."""
     config = load_config_for_bench()
     fleet = config.fleet
@@ -387,8 +390,8 @@ def run(consumers=CONSUMERS, single: int = 60_000, batches: int = 3_000, rounds:
         log(f"Node-RED not found under {NODE_RED_DIR} (npm install --prefix DIR node-red@4): skipped")
         consumers = tuple(c for c in consumers if c != "nodered")
     base = time.time() - 20 * 86400
-    feeds = {"single": (single_feed(fleet, single, base), 1),
-             "batch": (batch_feed(fleet, batches, 100, base + 10 * 86400), 100)}
+    feeds = {"single": (single_feed(fleet, single, base, spike_every), 1),
+             "batch": (batch_feed(fleet, batches, 100, base + 10 * 86400, spike_every), 100)}
     thresholds = gas_thresholds(fleet)
     broker, port = start_broker()
     results: list[dict] = []
@@ -399,7 +402,7 @@ def run(consumers=CONSUMERS, single: int = 60_000, batches: int = 3_000, rounds:
             for feed, (messages, per_message) in feeds.items():
                 for kind in consumers:
                     create_session(port, f"peers-{kind}", TOPIC)
-                published = preload(port, messages)
+                published = preload(port, messages, processes=1)
                 order = list(consumers[r % len(consumers):]) + list(consumers[:r % len(consumers)])
                 for kind in order:
                     got = measure(kind, port, feed, len(messages), per_message, timeout, thresholds, red_js)
@@ -412,7 +415,7 @@ def run(consumers=CONSUMERS, single: int = 60_000, batches: int = 3_000, rounds:
         broker.stop()
     return {"date": now_utc(), "machine": machine(), "load_before": load_before, "load_after": loadavg(),
             "seconds": time.perf_counter() - t0, "rounds": rounds, "single_messages": single,
-            "batch_messages": batches, "consumers": list(consumers), "results": results,
+            "batch_messages": batches, "spike_every": spike_every, "consumers": list(consumers), "results": results,
             "node_red": _node_red_version(red_js)}
 
 
@@ -476,7 +479,9 @@ def table(report: dict, command: str) -> str:
         f"{report['rounds']} interleaved rounds, {report['seconds']:.0f} s",
         "",
         f"Feeds: {report['single_messages']:,} single-reading messages; {report['batch_messages']:,} messages of 100 "
-        "readings. QoS 1, preloaded into each consumer's persistent session, drained one consumer at a time "
+        "readings; " + (f"every {report['spike_every']}th tick (1 s of event time) every gas sensor reads 60 %LEL "
+                        "(alarms raised, then resolved)" if report["spike_every"] else "no alarm ever raised")
+        + ". QoS 1, preloaded into each consumer's persistent session, drained one consumer at a time "
         "(order rotating each round). Median over rounds (min–max); ratios are Liaowang ÷ peer within each "
         "round, median (min–max).",
         "",
@@ -498,6 +503,8 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=60_000, help="single-reading messages a round")
     parser.add_argument("--batches", type=int, default=3_000, help="messages of 100 readings a round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--spike-every", type=int, default=SPIKE_EVERY,
+                        help="every Nth tick all gas sensors read 60 %%LEL and so raise alarms (0: never)")
     parser.add_argument("--consumers", default=",".join(CONSUMERS), help="comma-separated: bare,nodered,liaowang")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds a drain may take at most")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results (default bench/results/)")
@@ -521,12 +528,12 @@ def main() -> None:
                                           args.timeout, args.profile_out)))
         return
     if args.profile:
-        profile_run(args.profile, args.single)
+        profile_run(args.profile, args.single, args.spike_every)
         return
     if args.quick:
         args.single, args.batches, args.rounds = 2_000, 100, 1
     consumers = tuple(c.strip() for c in args.consumers.split(",") if c.strip())
-    report = run(consumers, args.single, args.batches, args.rounds, args.timeout)
+    report = run(consumers, args.single, args.batches, args.rounds, args.timeout, spike_every=args.spike_every)
     command = ".venv/bin/python bench/peers.py " + " ".join(sys.argv[1:])
     text = table(report, command.strip())
     print(text)
@@ -535,19 +542,25 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=1))
     print(f"results: {out}")
     if args.write:
-        write_section(ROOT / "docs" / "BENCHMARKS.md", "peers", "## Side by side with the peers (issue 15)\n\n" + text)
+        if args.spike_every == SPIKE_EVERY:
+            write_section(ROOT / "docs" / "BENCHMARKS.md", "peers", "## Side by side with the peers (issue 15)\n\n"
+                          "### With alarms (the default feed)\n\n" + text)
+        else:
+            write_section(ROOT / "docs" / "BENCHMARKS.md", f"peers-spike{args.spike_every}",
+                          f"### {'Without alarms' if not args.spike_every else f'Gas spikes every {args.spike_every} ticks'}"
+                          "\n\n" + text)
 
 
-def profile_run(path: Path, single: int) -> None:
+def profile_run(path: Path, single: int, spike_every: int = SPIKE_EVERY) -> None:
     """One Liaowang drain of the single feed, every thread under cProfile; print the top costs."""
     import pstats
 
     config = load_config_for_bench()
-    messages = single_feed(config.fleet, single, time.time() - 20 * 86400)
+    messages = single_feed(config.fleet, single, time.time() - 20 * 86400, spike_every)
     broker, port = start_broker()
     try:
         create_session(port, "peers-liaowang", TOPIC)
-        preload(port, messages)
+        preload(port, messages, processes=1)
         got = _child("liaowang", port, "peers-liaowang", len(messages), len(messages), 300, profile=path.resolve())
     finally:
         broker.stop()
