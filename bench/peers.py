@@ -380,7 +380,7 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(consumers=CONSUMERS, single: int = 60_000, batches: int = 3_000, rounds: int = 3,
+def run(consumers=CONSUMERS, single: int = 60_000, batches: int = 10_000, rounds: int = 3,
         timeout: float = 180.0, log=print, spike_every: int = SPIKE_EVERY) -> dict:
     """Measure ``consumers`` on both feeds over ``rounds`` interleaved rounds; return the results."""
     config = load_config_for_bench()
@@ -501,7 +501,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke test: 2,000 single, 100 batches, 1 round")
     parser.add_argument("--single", type=int, default=60_000, help="single-reading messages a round")
-    parser.add_argument("--batches", type=int, default=3_000, help="messages of 100 readings a round")
+    parser.add_argument("--batches", type=int, default=10_000, help="messages of 100 readings a round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--spike-every", type=int, default=SPIKE_EVERY,
                         help="every Nth tick all gas sensors read 60 %%LEL and so raise alarms (0: never)")
@@ -552,23 +552,81 @@ def main() -> None:
 
 
 def profile_run(path: Path, single: int, spike_every: int = SPIKE_EVERY) -> None:
-    """One Liaowang drain of the single feed, every thread under cProfile; print the top costs."""
-    import pstats
+    """One Liaowang drain of the single feed under a profiler; print the top costs with their share.
 
+    With py-spy installed (``pip install py-spy``): sampled GIL-holding stacks of the pipeline's threads
+    (the harness's main thread, imports and start-up excluded), written to ``path`` as raw
+    collapsed stacks. Without it: cProfile in every pipeline thread (wall time, waits included).
+    """
     config = load_config_for_bench()
     messages = single_feed(config.fleet, single, time.time() - 20 * 86400, spike_every)
     broker, port = start_broker()
+    spy = shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy")
+    spy = str(spy) if Path(spy).exists() else None
     try:
         create_session(port, "peers-liaowang", TOPIC)
         preload(port, messages, processes=1)
-        got = _child("liaowang", port, "peers-liaowang", len(messages), len(messages), 300, profile=path.resolve())
+        if spy:
+            cmd = [spy, "record", "--threads", "--format", "raw", "--gil", "-r", "200", "-o", str(path.resolve()), "--",
+                   sys.executable, str(Path(__file__).resolve()), "--consumer", "liaowang", "--port", str(port),
+                   "--client-id", "peers-liaowang", "--expect-messages", str(len(messages)),
+                   "--expect-readings", str(len(messages)), "--timeout", "300"]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=ROOT)
+            got = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+        else:
+            got = _child("liaowang", port, "peers-liaowang", len(messages), len(messages), 300, profile=path.resolve())
     finally:
         broker.stop()
     print(f"{got['messages']:,} messages in {got['seconds']:.2f} s under the profiler "
           f"({got['messages'] / max(got['seconds'], 1e-9):,.0f} msg/s)")
-    stats = pstats.Stats(str(path.resolve()))
-    stats.sort_stats("tottime").print_stats(30)
-    stats.sort_stats("cumulative").print_stats(40)
+    if spy:
+        print(collapsed_report(path.resolve()))
+    else:
+        import pstats
+
+        stats = pstats.Stats(str(path.resolve()))
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(40)
+
+
+def collapsed_report(path: Path, top: int = 25) -> str:
+    """Shares of GIL-holding samples in py-spy's raw output: by thread, by function (self), by function (inclusive).
+
+    Sampled with ``--gil``: only the thread holding the GIL is counted, which is the resource the
+    pipeline's threads share (a thread in ``select`` or a lock wait does not hold it).
+    """
+    import re
+    from collections import Counter
+
+    def name(frame: str) -> str:  # "func (path/file.py:123)" -> "func (file.py)": lines of one function add up
+        m = re.match(r"(.*) \((.*?)(?::\d+)?\)$", frame.strip())
+        if not m:
+            return frame.strip()
+        where = m.group(2)
+        parts = where.split("/")
+        return f"{m.group(1)} ({'/'.join(parts[-2:]) if len(parts) > 1 else where})"
+
+    threads, self_, incl = Counter(), Counter(), Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        thread = frames[0].partition(": ")[2]  # "thread (1234): ingest-decode"
+        if thread == "MainThread" or thread == "":
+            continue  # imports, start-up and the harness's polling
+        n = int(count)
+        total += n
+        body = [name(f) for f in frames[1:]
+                if not f.startswith(("Thread._bootstrap", "Thread.run (", "Supervisor._run ("))] or ["(thread start)"]
+        threads[thread] += n
+        self_[body[-1]] += n
+        for f in set(body):
+            incl[f] += n
+    lines = [f"{total:,} GIL-holding samples in the pipeline's threads", "", "by thread:"]
+    lines += [f"  {100 * c / total:5.1f} %  {f}" for f, c in threads.most_common(10)]
+    lines += ["", "self (where the CPU was):"] + [f"  {100 * c / total:5.1f} %  {f}" for f, c in self_.most_common(top)]
+    lines += ["", "inclusive:"] + [f"  {100 * c / total:5.1f} %  {f}" for f, c in incl.most_common(top * 2)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
