@@ -469,9 +469,9 @@ def table(report: dict, command: str) -> str:
         v = s.get((feed, f"ratio_{peer}"))
         return "—" if v is None else f"{v['median']:.2f} × ({v['min']:.2f}–{v['max']:.2f})"
 
-    def rss(kind: str) -> str:
-        vals = [s[(f, kind)] for f in ("single", "batch") if (f, kind) in s]
-        return "—" if not vals else f"{min(v['rss_min'] for v in vals):.0f}–{max(v['rss_max'] for v in vals):.0f} MB"
+    def rss(feed: str, kind: str) -> str:
+        v = s.get((feed, kind))
+        return "—" if v is None else f"{v['rss_min']:.0f}–{v['rss_max']:.0f} MB"
 
     lines = [
         f"Command: `{command}` · {report['date']} · {report['machine']} · Node-RED {report['node_red'] or 'not run'}",
@@ -492,7 +492,10 @@ def table(report: dict, command: str) -> str:
         f"| {ratio('single', 'bare')} | {ratio('single', 'nodered')} |",
         f"| batches of 100 | {cell('batch', 'bare')} | {cell('batch', 'nodered')} | {cell('batch', 'liaowang')} "
         f"| {ratio('batch', 'bare')} | {ratio('batch', 'nodered')} |",
-        f"| RSS peak | {rss('bare')} | {rss('nodered')} | {rss('liaowang')} | | |",
+        f"| RSS peak, single readings | {rss('single', 'bare')} | {rss('single', 'nodered')} "
+        f"| {rss('single', 'liaowang')} | | |",
+        f"| RSS peak, batches of 100 | {rss('batch', 'bare')} | {rss('batch', 'nodered')} "
+        f"| {rss('batch', 'liaowang')} | | |",
     ]
     return "\n".join(lines)
 
@@ -509,6 +512,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds a drain may take at most")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results (default bench/results/)")
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
+    parser.add_argument("--profile-batches", action="store_true", help="with --profile: the batch feed instead")
     parser.add_argument("--profile", type=Path, nargs="?", const=Path("peers-liaowang.prof"),
                         help="profile one Liaowang drain of the single feed (cProfile, all threads) into this file")
     # a consumer child process
@@ -528,7 +532,7 @@ def main() -> None:
                                           args.timeout, args.profile_out)))
         return
     if args.profile:
-        profile_run(args.profile, args.single, args.spike_every)
+        profile_run(args.profile, args.single, args.spike_every, args.batches if args.profile_batches else 0)
         return
     if args.quick:
         args.single, args.batches, args.rounds = 2_000, 100, 1
@@ -537,7 +541,7 @@ def main() -> None:
     command = ".venv/bin/python bench/peers.py " + " ".join(sys.argv[1:])
     text = table(report, command.strip())
     print(text)
-    out = args.json or ROOT / "bench" / "results" / f"peers-{'quick' if args.quick else 'full'}.json"
+    out = args.json or ROOT / "bench" / "results" / f"peers-{'quick' if args.quick else 'full'}-spike{args.spike_every}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"results: {out}")
@@ -551,15 +555,18 @@ def main() -> None:
                           "\n\n" + text)
 
 
-def profile_run(path: Path, single: int, spike_every: int = SPIKE_EVERY) -> None:
-    """One Liaowang drain of the single feed under a profiler; print the top costs with their share.
+def profile_run(path: Path, single: int, spike_every: int = SPIKE_EVERY, batches: int = 0) -> None:
+    """One Liaowang drain of the single feed (or, with ``batches``, the batch feed) under a profiler;
+    print the top costs with their share.
 
     With py-spy installed (``pip install py-spy``): sampled GIL-holding stacks of the pipeline's threads
     (the harness's main thread, imports and start-up excluded), written to ``path`` as raw
     collapsed stacks. Without it: cProfile in every pipeline thread (wall time, waits included).
     """
     config = load_config_for_bench()
-    messages = single_feed(config.fleet, single, time.time() - 20 * 86400, spike_every)
+    per_message = 100 if batches else 1
+    messages = (batch_feed(config.fleet, batches, 100, time.time() - 20 * 86400, spike_every) if batches
+                else single_feed(config.fleet, single, time.time() - 20 * 86400, spike_every))
     broker, port = start_broker()
     spy = shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy")
     spy = str(spy) if Path(spy).exists() else None
@@ -570,11 +577,12 @@ def profile_run(path: Path, single: int, spike_every: int = SPIKE_EVERY) -> None
             cmd = [spy, "record", "--threads", "--format", "raw", "--gil", "-r", "200", "-o", str(path.resolve()), "--",
                    sys.executable, str(Path(__file__).resolve()), "--consumer", "liaowang", "--port", str(port),
                    "--client-id", "peers-liaowang", "--expect-messages", str(len(messages)),
-                   "--expect-readings", str(len(messages)), "--timeout", "300"]
+                   "--expect-readings", str(len(messages) * per_message), "--timeout", "300"]
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=ROOT)
             got = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
         else:
-            got = _child("liaowang", port, "peers-liaowang", len(messages), len(messages), 300, profile=path.resolve())
+            got = _child("liaowang", port, "peers-liaowang", len(messages), len(messages) * per_message, 300,
+                         profile=path.resolve())
     finally:
         broker.stop()
     print(f"{got['messages']:,} messages in {got['seconds']:.2f} s under the profiler "
