@@ -59,7 +59,8 @@ GAS_LIMIT = 25.0
 NODE_RED_DIR = Path(os.environ.get("LIAOWANG_NODE_RED", Path.home() / ".cache" / "liaowang-bench" / "node-red"))
 NORMAL = {"combustible_gas": 1.0, "h2s": 1.0, "nh3": 1.0, "co": 1.0, "cl2": 0.1, "tank_level": 6.0,
           "temperature": 25.0, "pressure": 0.38, "flow": 60.0, "relative_humidity": 50.0, "wind_speed": 10.0,
-          "rain": 0.0, "smoke": 0.2, "flame": 0.01}
+          "rain": 0.0, "smoke": 0.2, "flame": 0.01, "o2": 20.9, "esd_state": 0.0, "interlock_bypass": 0.0}
+"""A quiet value for every quantity of the demo fleet: the feed raises no alarm but the gas spikes."""
 
 
 # -- the feed -------------------------------------------------------------------------------------
@@ -67,7 +68,7 @@ NORMAL = {"combustible_gas": 1.0, "h2s": 1.0, "nh3": 1.0, "co": 1.0, "cl2": 0.1,
 def _value(sensor, tick: int, i: int, spike_every: int) -> float:
     if spike_every and sensor.quantity == "combustible_gas" and tick % spike_every == spike_every - 1:
         return 60.0
-    return NORMAL.get(sensor.quantity, 1.0) + (i % 7) * 0.01
+    return NORMAL[sensor.quantity] + (i % 7) * 0.01
 
 
 def single_feed(fleet, n: int, base: float, spike_every: int = SPIKE_EVERY) -> list[tuple[str, bytes]]:
