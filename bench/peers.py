@@ -3,7 +3,9 @@
 Run:  .venv/bin/python bench/peers.py                 (full: 3 rounds, prints the table, writes JSON)
       .venv/bin/python bench/peers.py --quick         (smoke test: small feeds, 1 round)
       .venv/bin/python bench/peers.py --write         (also updates docs/BENCHMARKS.md)
-      .venv/bin/python bench/peers.py --profile       (one Liaowang drain of the single feed under cProfile)
+      .venv/bin/python bench/peers.py --spike-every 0 (the same feeds without any alarm)
+      .venv/bin/python bench/peers.py --profile FILE  (one Liaowang drain of the single feed, GIL-sampled
+                                                       by py-spy if installed, else cProfile; --profile-batches)
 
 Method. One mosquitto on loopback (Liaowang's embedded configuration: in-flight window 1,000,
 queue unbounded). Each consumer has a persistent QoS 1 session on ``liaowang/v1/readings/#``.
@@ -515,7 +517,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
     parser.add_argument("--profile-batches", action="store_true", help="with --profile: the batch feed instead")
     parser.add_argument("--profile", type=Path, nargs="?", const=Path("peers-liaowang.prof"),
-                        help="profile one Liaowang drain of the single feed (cProfile, all threads) into this file")
+                        help="profile one Liaowang drain into this file (py-spy --gil if installed, else cProfile)")
     # a consumer child process
     parser.add_argument("--consumer", choices=("bare", "liaowang"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from bench import peers
 
 pytestmark = pytest.mark.slow
 
-needs_mosquitto = pytest.mark.skipif(shutil.which("mosquitto") is None and not peers.Path("/usr/sbin/mosquitto").exists(),
+needs_mosquitto = pytest.mark.skipif(shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
                                      reason="the benchmark measures on mosquitto")
 
 
