@@ -70,12 +70,7 @@ def incidents_router(desk: IncidentDesk, auth: Authenticator, clock: Callable[[]
                        principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
         """Incidents of the caller's sites, newest first; ``state`` takes a comma-separated list."""
         states = split_choices(state, tuple(s.value for s in IncidentState), "state")
-        scope = principal.scope
-        sites: list[str] | None = None
-        if site_id is not None:
-            sites = [site_id] if scope is None or site_id in scope else []
-        elif scope is not None:
-            sites = sorted(scope)
+        sites = principal.listing(site_id)
         found = desk.query([IncidentState(s) for s in states] if states else None, sites, limit)
         return [_json(i) for i in found]
 

@@ -227,10 +227,7 @@ def risk_router(monitor: RiskMonitor, auth: Authenticator, fleet: Fleet, clock: 
                          limit: int = Query(200, ge=1, le=5000),
                          principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
         """Uploaded commitments of the caller's sites, newest first (superseded ones name their successor)."""
-        scope = principal.scope
-        sites = [site_id] if site_id is not None else (sorted(scope) if scope is not None else None)
-        if sites is not None and scope is not None:
-            sites = [s for s in sites if s in scope]
+        sites = principal.listing(site_id)
         return [c.to_json() for c in states.commitments(sites, date.isoformat() if date else None, limit=limit)]
 
     # ------------------------------------------------------------------ hazard units

@@ -135,12 +135,7 @@ def warnings_router(desk: WarningDesk, auth: Authenticator, fleet: Fleet, clock:
         (levels as I…IV), ``subject`` a subject id (or kind:id), ``category`` a key or a prefix (事故灾难)."""
         states = split_choices(state, tuple(s.value for s in WarningState), "state")
         levels = split_choices(level, tuple(v.value for v in WarningLevel), "level")
-        scope = principal.scope
-        sites: list[str] | None = None
-        if site_id is not None:
-            sites = [site_id] if scope is None or site_id in scope else []
-        elif scope is not None:
-            sites = sorted(scope)
+        sites = principal.listing(site_id)
         found = desk.query([WarningState(s) for s in states] if states else None,
                            [WarningLevel(v) for v in levels] if levels else None, subject, category, sites, limit)
         return [w.to_json() for w in found]

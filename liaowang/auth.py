@@ -65,6 +65,17 @@ class Principal:
         """
         return not self.sites or site_id in self.sites
 
+    def listing(self, site_id: str | None = None) -> list[str] | None:
+        """The sites a list may show: ``site_id`` when asked for and in scope (else none), otherwise the
+        token's scope; None for every site.
+
+        >>> Principal("xfhg", "viewer", ("LC-XFHG",)).listing("LC-LUXI"), Principal("city", "viewer").listing()
+        ([], None)
+        """
+        if site_id is not None:
+            return [site_id] if self.covers(site_id) else []
+        return sorted(self.sites) if self.sites else None
+
     @property
     def scope(self) -> frozenset[str] | None:
         """The sites this principal sees, or None for every site (an unscoped token, anonymous reads)."""

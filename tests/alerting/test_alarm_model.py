@@ -133,17 +133,17 @@ def differences(memory: dict[str, Alert], store: dict[str, Alert]) -> dict[str, 
 class System:
     """The real alarm core over one alerts.db file, wired as `liaowang.pipeline` wires it."""
 
-    def __init__(self, path: Path, fleet: Fleet, clock: FakeClock) -> None:
-        self.path, self.fleet, self.clock = path, fleet, clock
+    def __init__(self, path: Path, fleet: Fleet, clock: FakeClock, settings: AlertingSettings = SETTINGS) -> None:
+        self.path, self.fleet, self.clock, self.settings = path, fleet, clock, settings
         self.dead: list[Any] = []  # transactions of crashed processes, left open as a crash leaves them
         self.open()
 
     def open(self) -> None:
         self.db = AlertDB(self.path)
         self.store = AlertStore(self.db)
-        self.manager = AlertManager(self.store, self.fleet, self.clock, SETTINGS, AuditLog(self.db),
-                                    Suppressions(self.db, SETTINGS.maintenance))
-        self.notifier = Notifier(self.db, SETTINGS, self.fleet, self.manager, self.clock)
+        self.manager = AlertManager(self.store, self.fleet, self.clock, self.settings, AuditLog(self.db),
+                                    Suppressions(self.db, self.settings.maintenance))
+        self.notifier = Notifier(self.db, self.settings, self.fleet, self.manager, self.clock)
 
     def reopen(self) -> None:
         self.db.close()

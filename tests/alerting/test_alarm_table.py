@@ -7,20 +7,17 @@ one alerts.db, one transaction per step as the pipeline runs them (`Desk`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from alerting import AlertChange, AlertManager, AlertStore, LifecycleError
-from alerting.audit import AuditLog
+from alerting import AlertManager, AlertStore, LifecycleError
 from alerting.db import AlertDB
-from alerting.notify import Notifier
-from alerting.suppress import Suppressions
 from liaowang.alertspec import AlertingSettings
 from liaowang.config import Fleet
 from liaowang.domain import Family, Tier, iso
 from liaowang.scenario import FakeClock
 from rules.base import Signal
+from tests.alerting.test_alarm_model import System
 
 T0 = 1_795_564_800.0
 GAS = "gas.combustible_gas.threshold"
@@ -32,29 +29,11 @@ SETTINGS = AlertingSettings.model_validate({
 })
 
 
-class Desk:
-    """AlertManager + Notifier over one alerts.db; `run` is one step in one transaction (`Pipeline.act`)."""
+class Desk(System):
+    """The alarm core with its outbox on one file (the model test's `System`, this table's settings)."""
 
     def __init__(self, path: Path, fleet: Fleet, clock: FakeClock) -> None:
-        self.path, self.fleet, self.clock = path, fleet, clock
-        self.open()
-
-    def open(self) -> None:
-        self.db = AlertDB(self.path)
-        self.store = AlertStore(self.db)
-        self.manager = AlertManager(self.store, self.fleet, self.clock, SETTINGS, AuditLog(self.db),
-                                    Suppressions(self.db, SETTINGS.maintenance))
-        self.notifier = Notifier(self.db, SETTINGS, self.fleet, self.manager, self.clock)
-
-    def reopen(self) -> None:
-        self.db.close()
-        self.open()
-
-    def run(self, action: Callable[[AlertManager], list[AlertChange]]) -> list[AlertChange]:
-        with self.manager.transaction():
-            changes = action(self.manager)
-            self.notifier.on_changes(changes)
-        return changes
+        super().__init__(path, fleet, clock, SETTINGS)
 
     def outbox(self) -> list[tuple[str, str, str]]:
         return self.db.conn.execute("SELECT key, kind, status FROM outbox").fetchall()

@@ -7,14 +7,12 @@ Reads need a token (``public_read`` off) unless a test says otherwise.
 from __future__ import annotations
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from earlywarning import problems, xml_problems
 from liaowang.api_warnings import warnings_router
-from liaowang.auth import Authenticator
-from liaowang.config import AuthSettings, TokenEntry, hash_token
 from tests.earlywarning.support import FOREST, HAZCHEM, T0, Room
+from tests.routers import bearer, router_client
 
 TOKENS = {"viewer": ("viewer", []), "operator": ("operator", []), "duty": ("duty_officer", []),
           "xfhg-viewer": ("viewer", ["LC-XFHG"]), "xfhg-duty": ("duty_officer", ["LC-XFHG"])}
@@ -23,17 +21,8 @@ PROPOSAL = {"subject": {"kind": "enterprise", "id": "LC-LUXI"}, "category": HAZC
             "risk_grade": "significant"}
 
 
-def bearer(name: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer token-{name}"} if name else {}
-
-
 def client_for(room: Room, public_read: bool = False) -> TestClient:
-    tokens = [TokenEntry(name=name, sha256=hash_token(f"token-{name}"), role=role, sites=sites)
-              for name, (role, sites) in TOKENS.items()]
-    auth = Authenticator(AuthSettings(public_read=public_read, tokens=tokens))
-    app = FastAPI()
-    app.include_router(warnings_router(room.desk, auth, room.fleet, room.clock))
-    return TestClient(app)
+    return router_client(lambda auth: warnings_router(room.desk, auth, room.fleet, room.clock), TOKENS, public_read)
 
 
 @pytest.fixture

@@ -5,24 +5,17 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
 from earlywarning.incidents import IncidentDesk
 from liaowang.api_incidents import incidents_router
-from liaowang.auth import Authenticator
-from liaowang.config import AuthSettings, TokenEntry, hash_token
 from liaowang.scenario import FakeClock
+from tests.routers import bearer, router_client
 
 T0 = 1_795_564_800.0
 TOKENS = {"viewer": ("viewer", []), "operator": ("operator", []), "duty": ("duty_officer", []),
           "gtlc-viewer": ("viewer", ["LC-GTLC"]), "gtlc-duty": ("duty_officer", ["LC-GTLC"])}
-
-
-def bearer(name):
-    return {"Authorization": f"Bearer token-{name}"}
 
 
 @pytest.fixture
@@ -33,11 +26,7 @@ def desk():
 
 @pytest.fixture
 def client(desk):
-    tokens = [TokenEntry(name=n, sha256=hash_token(f"token-{n}"), role=r, sites=s) for n, (r, s) in TOKENS.items()]
-    app = FastAPI()
-    app.include_router(incidents_router(desk, Authenticator(AuthSettings(public_read=False, tokens=tokens)),
-                                        desk._clock))
-    return TestClient(app)
+    return router_client(lambda auth: incidents_router(desk, auth, desk._clock), TOKENS)
 
 
 def fire(desk, station="LC-DEHH-WS1", site="LC-DEHH"):

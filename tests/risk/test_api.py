@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from liaowang.api_risk import risk_router
-from liaowang.auth import Authenticator
-from liaowang.config import AuthSettings, TokenEntry, hash_token
 from tests.risk.support import SITE, T0, TANKS, Room, alarm
+from tests.routers import bearer, router_client
 
 TOKENS = {"viewer": ("viewer", []), "operator": ("operator", []), "duty": ("duty_officer", []),
           "xfpvc-viewer": ("viewer", [SITE]), "xfpvc-operator": ("operator", [SITE])}
@@ -29,17 +27,8 @@ COMMITMENT = {"site_id": SITE, "date": "2026-11-25", "committed_by": "演示·�
                              {"kind": "maintenance", "unit_id": "LC-XFPVC-U2"}]}
 
 
-def bearer(name: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer token-{name}"} if name else {}
-
-
 def client_for(room: Room, public_read: bool = False) -> TestClient:
-    tokens = [TokenEntry(name=name, sha256=hash_token(f"token-{name}"), role=role, sites=sites)
-              for name, (role, sites) in TOKENS.items()]
-    auth = Authenticator(AuthSettings(public_read=public_read, tokens=tokens))
-    app = FastAPI()
-    app.include_router(risk_router(room.monitor, auth, room.fleet, room.clock))
-    return TestClient(app)
+    return router_client(lambda auth: risk_router(room.monitor, auth, room.fleet, room.clock), TOKENS, public_read)
 
 
 @pytest.fixture
