@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from alerting.db import AlertDB
-from liaowang.domain import iso
+from foundation.domain import iso
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

@@ -28,7 +28,7 @@ from typing import Any, Callable, Protocol
 import orjson
 import structlog
 
-from liaowang.alertspec import (DingTalkChannel, EmailChannel, LogChannel, MqttChannel, WebhookChannel,
+from foundation.alertspec import (DingTalkChannel, EmailChannel, LogChannel, MqttChannel, WebhookChannel,
                                 WeComChannel)
 
 log = structlog.get_logger("notify")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from liaowang.sqlite import connect
+from foundation.sqlite import connect
 
 
 class AlertDB:

@@ -30,9 +30,9 @@ from alerting.mute import OutOfService, OutOfServiceEntry, Shelf, Shelves
 from alerting.states import LifecycleError, Step
 from alerting.store import AlertStore
 from alerting.suppress import Suppressions
-from liaowang.alertspec import AlertingSettings
-from liaowang.config import ROLES, Fleet
-from liaowang.domain import Tier
+from foundation.alertspec import AlertingSettings
+from foundation.config import ROLES, Fleet
+from foundation.domain import Tier
 from rules.base import Signal
 
 __all__ = ["AlertChange", "AlertManager", "AlertNotFound", "InvalidAction", "LifecycleError", "NotPermitted",

@@ -3,7 +3,7 @@
 The rules state facts (`rules.base.Signal`: kind, level, tier, value, unit, setpoint and the
 ``facts`` mapping of ids and numbers); `Messages` looks the ids up in the fleet — site, hazard
 unit, sensor, zone and station by name, never by id — and fills the templates of
-``liaowang/defaults/messages.yaml`` (`liaowang.wording`; a configuration folder's ``messages.yaml``
+``foundation/defaults/messages.yaml`` (`foundation.wording`; a configuration folder's ``messages.yaml``
 overrides its entries). A signal of the threshold rule::
 
     kind threshold, level level1, tier orange, value 27.46, threshold 25, unit %LEL,
@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from liaowang.wording import LANGUAGES, Language, Wording, load_wording
-from liaowang.config import Fleet, Sensor
-from liaowang.domain import Tier
+from foundation.wording import LANGUAGES, Language, Wording, load_wording
+from foundation.config import Fleet, Sensor
+from foundation.domain import Tier
 from rules.base import Signal
 
 __all__ = ["FACTS", "Messages", "Rendered", "Text", "legacy"]
@@ -92,7 +92,7 @@ def _tidy(text: str) -> str:
 class Messages:
     """Renders titles and texts from signals, for one fleet.
 
-    >>> from liaowang.config import load_config
+    >>> from foundation.config import load_config
     >>> m = Messages(load_config("config").fleet)
     >>> m.sensor_name("LC-LUXI-GD-01")["en"]
     'combustible gas detector 01'

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from alerting.messages import Rendered, legacy
-from liaowang.wording import load_wording
-from liaowang.domain import Tier, iso
+from foundation.wording import load_wording
+from foundation.domain import Tier, iso
 
 STATES = ("active", "acknowledged", "resolved", "closed", "shelved")
 """The contract's ``state`` values (derived from the ISA-18.2 state, see `Alert.state`)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting.db import AlertDB
-from liaowang.domain import iso
+from foundation.domain import iso
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shelves (

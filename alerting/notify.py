@@ -35,9 +35,9 @@ from alerting import states
 from alerting.lifecycle import AlertChange, AlertManager
 from alerting.model import Alert
 from alerting.db import AlertDB
-from liaowang.alertspec import AlertingSettings, Receiver, Route
-from liaowang.config import Fleet
-from liaowang.domain import CST, iso
+from foundation.alertspec import AlertingSettings, Receiver, Route
+from foundation.config import Fleet
+from foundation.domain import CST, iso
 
 log = structlog.get_logger("notify")
 

@@ -14,7 +14,7 @@ import orjson
 
 from alerting.model import Alert
 from alerting.store import AlertStore
-from liaowang.domain import Tier
+from foundation.domain import Tier
 
 __all__ = ["AlarmQuery", "Found", "UNSPECIFIED", "search"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alerting.model import AlarmState, Alert, Event, HistoryEntry
-from liaowang.domain import Tier
+from foundation.domain import Tier
 from rules.base import Signal
 
 

@@ -27,8 +27,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from alerting.lifecycle import flood_onsets
 from alerting.model import Alert, CloseCause
-from liaowang.alertspec import AlertingSettings
-from liaowang.domain import CST, Tier, iso
+from foundation.alertspec import AlertingSettings
+from foundation.domain import CST, Tier, iso
 
 __all__ = ["alarm_kpis", "day_of", "durations_by_priority", "flood_intervals", "interval_union", "percentile",
            "per_day"]

@@ -6,8 +6,8 @@ from collections import Counter
 from typing import Callable, Iterable
 
 from alerting.model import Alert
-from liaowang.config import Fleet
-from liaowang.domain import Tier
+from foundation.config import Fleet
+from foundation.domain import Tier
 
 COUNTED_STATES = ("active", "acknowledged")
 """States that colour a site; shelved alerts are hidden by a person, resolved ones are over."""

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from alerting.db import AlertDB
-from liaowang.alertspec import MaintenanceWindow
-from liaowang.domain import iso, parse_time
+from foundation.alertspec import MaintenanceWindow
+from foundation.domain import iso, parse_time
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS suppressions (

@@ -38,8 +38,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import free_port, machine, now_utc  # noqa: E402
 from liaowang.broker import Durability, MosquittoBroker, find_mosquitto  # noqa: E402
-from liaowang.config import MqttSettings  # noqa: E402
-from liaowang.mqttclient import BoundedPublisher, _acknowledged, make_client  # noqa: E402
+from foundation.config import MqttSettings  # noqa: E402
+from foundation.mqttclient import BoundedPublisher, _acknowledged, make_client  # noqa: E402
 
 SETTINGS = [Durability(10), Durability(1), Durability(1000, on_changes=True), Durability(100, on_changes=True)]
 INGEST = "durability-ingest"
@@ -215,7 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     if find_mosquitto() is None:
         raise SystemExit("mosquitto is not installed")
-    from liaowang.logs import configure_logging
+    from foundation.logs import configure_logging
     configure_logging("warning")
     if args.curve:
         print(f"{now_utc()} · {machine()} · --curve {args.curve}")

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 from pydantic import SecretStr
 
 from liaowang.broker import AmqttBroker, MosquittoBroker
-from liaowang.mqttclient import BoundedPublisher
+from foundation.mqttclient import BoundedPublisher
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,8 +28,8 @@ from alerting import AlertStore  # noqa: E402
 from alerting.search import AlarmQuery, search  # noqa: E402
 from alerting.statistics import alarm_kpis  # noqa: E402
 from liaowang.alarm_export import subject_name, to_csv, to_xlsx  # noqa: E402
-from liaowang.config import load_config  # noqa: E402
-from liaowang.domain import Tier  # noqa: E402
+from foundation.config import load_config  # noqa: E402
+from foundation.domain import Tier  # noqa: E402
 from tests.alerting.episodes import T0, episode  # noqa: E402
 
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (ROOT, create_session, drop_session, login, machine, now_utc, preload, rss_mb,  # noqa: E402
                           start_broker, write_section)
 from bench.common import client as own_client  # noqa: E402
-from liaowang.config import load_config  # noqa: E402
+from foundation.config import load_config  # noqa: E402
 from liaowang.pipeline import Pipeline  # noqa: E402
 
 NORMAL = {"combustible_gas": 1.0, "h2s": 1.0, "nh3": 1.0, "co": 1.0, "cl2": 0.1, "tank_level": 6.0,
@@ -195,7 +195,7 @@ def rss_child(port: int) -> None:
     """Child process: load a 100,000-sensor fleet, ingest two readings of each, print RSS figures."""
     import json
 
-    from liaowang.config import Fleet, Sensor, Site
+    from foundation.config import Fleet, Sensor, Site
 
     demo = quiet_stale(load_config(ROOT / "config"))
     baseline = rss_mb()
@@ -222,7 +222,7 @@ def rss_child(port: int) -> None:
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    from liaowang.mqttclient import BoundedPublisher
+    from foundation.mqttclient import BoundedPublisher
 
     out = BoundedPublisher(client, 1000)
     now = time.time() - 30
@@ -252,7 +252,7 @@ def main() -> None:
         rss_child(args.rss_child)
         return
 
-    from liaowang.logs import configure_logging
+    from foundation.logs import configure_logging
     configure_logging("warning")
     config = quiet_stale(load_config(ROOT / "config"))
     broker, port = start_broker()

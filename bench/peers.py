@@ -102,7 +102,7 @@ def batch_feed(fleet, n_messages: int, per_message: int, base: float,
 
 
 def load_config_for_bench():
-    from liaowang.config import load_config
+    from foundation.config import load_config
 
     config = load_config(ROOT / "config")
     rules = config.settings.rules.model_copy(update={"stale_periods": 1e9})
@@ -150,7 +150,7 @@ def consume_bare(port: int, client_id: str, messages: int, timeout: float) -> di
 def consume_liaowang(port: int, client_id: str, messages: int, readings: int, timeout: float,
                      profile: Path | None = None) -> dict:
     from bench.common import login
-    from liaowang.logs import configure_logging
+    from foundation.logs import configure_logging
     from liaowang.pipeline import Pipeline
 
     configure_logging("warning")

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine, now_utc, write_section  # noqa: E402
-from liaowang.config import Fleet, Sensor, Site, load_config  # noqa: E402
-from liaowang.domain import BAD_CODE, ReadingBatch  # noqa: E402
-from liaowang.rulespec import RuleBook, ThresholdSpec  # noqa: E402
+from foundation.config import Fleet, Sensor, Site, load_config  # noqa: E402
+from foundation.domain import BAD_CODE, ReadingBatch  # noqa: E402
+from foundation.rulespec import RuleBook, ThresholdSpec  # noqa: E402
 from rules import RuleEngine  # noqa: E402
 from rules.ladder import climb  # noqa: E402
 

@@ -25,7 +25,7 @@ from earlywarning.risk import (GRADE_COLOUR, AlarmRecord, Assessment, DataQualit
 from earlywarning.riskmonitor import RiskMonitor, RiskTick
 from earlywarning.states import InvalidWarning, NotAllowed, WarningError, WarningNotFound
 from earlywarning.store import Publication
-from liaowang.warningspec import WarningLevel
+from foundation.warningspec import WarningLevel
 
 __all__ = ["FINAL_STATES", "IN_FORCE_STATES", "OPEN_STATES", "WARNINGS_TOPIC", "Area", "EarlyWarning", "Evidence",
            "HistoryEntry", "InvalidWarning", "NotAllowed", "Notice", "Origin", "Proposal", "Publication", "RiskGrade",

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from earlywarning.model import EarlyWarning, WarningEvent
-from liaowang.domain import CST
-from liaowang.warningspec import CapProfile, CategorySpec, WarningLevel
+from foundation.domain import CST
+from foundation.warningspec import CapProfile, CategorySpec, WarningLevel
 
 __all__ = ["ALERT_ORDER", "AREA_ORDER", "CAP_NS", "INFO_ORDER", "MSG_TYPES", "cap_document", "cap_time", "cap_xml",
            "identifier_for"]

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from earlywarning.cap import ALERT_ORDER, AREA_ORDER, CAP_NS, INFO_ORDER
-from liaowang.warningspec import CAP_CATEGORIES
+from foundation.warningspec import CAP_CATEGORIES
 
 __all__ = ["ART64", "FIELDS", "problems", "xml_problems", "xml_to_dict"]
 

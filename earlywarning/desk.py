@@ -29,8 +29,8 @@ from earlywarning.notices import Notice, WarningRouter, notices_for
 from earlywarning.publish import Publish, messages
 from earlywarning.states import NotAllowed, WarningNotFound
 from earlywarning.store import Publication, WarningStore
-from liaowang.config import Fleet
-from liaowang.warningspec import CategorySpec, WarningLevel, WarningSettings
+from foundation.config import Fleet
+from foundation.warningspec import CategorySpec, WarningLevel, WarningSettings
 
 __all__ = ["WarningChange", "WarningDesk"]
 

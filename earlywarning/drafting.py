@@ -16,9 +16,9 @@ from datetime import datetime
 from earlywarning.model import (Area, EarlyWarning, Evidence, HistoryEntry, Origin, RiskGrade, Subject, SubjectKind,
                                 WarningEvent, WarningState)
 from earlywarning.states import InvalidWarning, WarningNotFound
-from liaowang.config import Fleet
-from liaowang.domain import CST
-from liaowang.warningspec import Circle, Measure, WarningLevel, WarningSettings
+from foundation.config import Fleet
+from foundation.domain import CST
+from foundation.warningspec import Circle, Measure, WarningLevel, WarningSettings
 
 __all__ = ["Drafter", "Proposal", "SubjectRef"]
 

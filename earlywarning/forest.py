@@ -20,7 +20,7 @@ import structlog
 
 from earlywarning.drafting import Proposal, SubjectRef
 from earlywarning.model import Origin, SubjectKind
-from liaowang.warningspec import WarningLevel
+from foundation.warningspec import WarningLevel
 
 __all__ = ["FOREST_CATEGORY", "DangerProposer", "danger_proposer"]
 

@@ -11,8 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from liaowang.domain import iso
-from liaowang.warningspec import Circle, Issuer, Measure, WarningLevel
+from foundation.domain import iso
+from foundation.warningspec import Circle, Issuer, Measure, WarningLevel
 
 __all__ = ["FINAL_STATES", "IN_FORCE_STATES", "OPEN_STATES", "Area", "EarlyWarning", "Evidence", "HistoryEntry",
            "Origin", "RiskGrade", "Subject", "SubjectKind", "WarningEvent", "WarningState"]

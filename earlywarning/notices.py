@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from earlywarning.model import EarlyWarning, HistoryEntry, WarningEvent
-from liaowang.domain import iso
-from liaowang.warningspec import WarningRoute, WarningSettings
+from foundation.domain import iso
+from foundation.warningspec import WarningRoute, WarningSettings
 
 __all__ = ["Notice", "WarningRouter", "notices_for"]
 

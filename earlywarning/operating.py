@@ -24,9 +24,9 @@ import orjson
 
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
-from liaowang.config import Fleet
-from liaowang.domain import CST, iso
-from liaowang.riskspec import OperatingKind, RiskSettings
+from foundation.config import Fleet
+from foundation.domain import CST, iso
+from foundation.riskspec import OperatingKind, RiskSettings
 
 __all__ = ["Commitment", "CommitmentDraft", "Devices", "EntryConflict", "EntryNotFound", "InvalidEntry",
            "OperatingEntry", "OperatingError", "OperatingStates", "OperationDraft", "day_bounds", "local_date"]

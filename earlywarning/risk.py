@@ -2,7 +2,7 @@
 
 MEM's hazchem monitoring grades each enterprise and each major hazard source 重大/较大/一般/低 risk
 (红橙黄蓝) from four kinds of input (DOMAIN.md [S]); `assess` does the same with the sourced,
-configurable rules of ``risk.yaml`` (`liaowang.riskspec`; every weight is unconfirmed, [U]):
+configurable rules of ``risk.yaml`` (`foundation.riskspec`; every weight is unconfirmed, [U]):
 
 * **inherent risk** (固有风险): the unit's GB 18218 grade and R, its substances (β), whether it runs a
   重点监管危险化工工艺; an enterprise takes its highest-scoring unit;
@@ -41,10 +41,10 @@ from earlywarning.operating import Commitment, OperatingEntry, local_date
 from earlywarning.riskboard import GradeChange, RiskBoard
 from earlywarning.riskmodel import (GRADE_COLOUR, AlarmRecord, Assessment, DataQuality, Factor, FactorGroup, SiteRisk,
                                     grade_rank)
-from liaowang.config import Fleet, Site
-from liaowang.domain import CST
-from liaowang.hazardunits import HazardUnit, Members
-from liaowang.riskspec import PRIORITIES, OperatingKind, RiskSettings
+from foundation.config import Fleet, Site
+from foundation.domain import CST
+from foundation.hazardunits import HazardUnit, Members
+from foundation.riskspec import PRIORITIES, OperatingKind, RiskSettings
 
 __all__ = ["GRADE_COLOUR", "AlarmRecord", "Assessment", "DataQuality", "Factor", "FactorGroup", "GradeChange",
            "RiskBoard", "SiteRisk", "assess", "grade_rank"]

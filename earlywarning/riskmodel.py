@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from earlywarning.model import RiskGrade, SubjectKind
-from liaowang.domain import iso
+from foundation.domain import iso
 
 __all__ = ["GRADE_COLOUR", "AlarmRecord", "Assessment", "DataQuality", "Factor", "FactorGroup", "SiteRisk",
            "grade_rank"]

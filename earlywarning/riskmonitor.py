@@ -31,9 +31,9 @@ from earlywarning.operating import OperatingStates, local_date
 from earlywarning.risk import (AlarmRecord, Assessment, DataQuality, GradeChange, RiskBoard, SiteRisk, assess,
                               grade_rank)
 from earlywarning.states import WarningError
-from liaowang.config import Fleet
-from liaowang.hazardunits import Members
-from liaowang.riskspec import RiskSettings
+from foundation.config import Fleet
+from foundation.hazardunits import Members
+from foundation.riskspec import RiskSettings
 
 __all__ = ["RiskMonitor", "RiskTick"]
 

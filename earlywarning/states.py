@@ -25,7 +25,7 @@ import enum
 from dataclasses import replace
 
 from earlywarning.model import EarlyWarning, Evidence, HistoryEntry, WarningEvent, WarningState
-from liaowang.warningspec import Measure, WarningLevel
+from foundation.warningspec import Measure, WarningLevel
 
 __all__ = ["TRANSITIONS", "Action", "InvalidWarning", "NotAllowed", "WarningError", "WarningNotFound", "adjust",
            "issue", "lift", "merge", "overdue", "reject", "verify"]

@@ -14,7 +14,7 @@ import orjson
 
 from alerting.db import AlertDB
 from earlywarning.model import EarlyWarning, WarningState
-from liaowang.warningspec import WarningLevel
+from foundation.warningspec import WarningLevel
 
 __all__ = ["Publication", "WarningStore"]
 

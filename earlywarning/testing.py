@@ -13,7 +13,7 @@ import orjson
 from earlywarning.model import Area, EarlyWarning, HistoryEntry, Origin, Subject, SubjectKind, WarningEvent, \
     WarningState
 from earlywarning.notices import Notice
-from liaowang.warningspec import Circle, Issuer, Measure, WarningLevel
+from foundation.warningspec import Circle, Issuer, Measure, WarningLevel
 
 __all__ = ["RecordingOutbox", "RecordingPublisher", "sample_warning"]
 

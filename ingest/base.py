@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from liaowang.domain import ReadingBatch
+from foundation.domain import ReadingBatch
 
 
 class Sink(Protocol):

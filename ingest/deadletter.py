@@ -9,7 +9,7 @@ import structlog
 
 from ingest.decode import Rejection
 from ingest.metrics import IngestMetrics
-from liaowang.domain import iso
+from foundation.domain import iso
 
 DEADLETTER_TOPIC = "liaowang/v1/deadletter"
 PAYLOAD_EXCERPT = 1024

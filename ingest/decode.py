@@ -24,8 +24,8 @@ import orjson
 import msgspec
 import numpy as np
 
-from liaowang.config import Fleet, IngestSettings
-from liaowang.domain import QUALITY_CODE, Reading, ReadingBatch, parse_time
+from foundation.config import Fleet, IngestSettings
+from foundation.domain import QUALITY_CODE, Reading, ReadingBatch, parse_time
 
 READINGS_PREFIX = "liaowang/v1/readings/"
 EARLIEST_TS = 946_684_800.0  # 2000-01-01: anything older is a broken clock, not a reading

@@ -8,7 +8,7 @@ import urllib3
 
 from ingest.base import RejectedWriteError, RetryableWriteError
 from ingest.influx_v2 import retry_after_seconds
-from liaowang.config import InfluxV1Sink
+from foundation.config import InfluxV1Sink
 
 
 class InfluxV1Writer:

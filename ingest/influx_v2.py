@@ -13,7 +13,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from ingest.base import RejectedWriteError, RetryableWriteError
-from liaowang.config import InfluxV2Sink
+from foundation.config import InfluxV2Sink
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from liaowang.config import Fleet
-from liaowang.domain import ReadingBatch
+from foundation.config import Fleet
+from foundation.domain import ReadingBatch
 
 MEASUREMENT = "reading"
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from liaowang.domain import QUALITY_OF_CODE, Quality, ReadingBatch
+from foundation.domain import QUALITY_OF_CODE, Quality, ReadingBatch
 
 
 @dataclass(frozen=True, slots=True)

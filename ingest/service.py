@@ -33,10 +33,10 @@ from ingest.deadletter import DeadLetters
 from ingest.decode import BatchBuilder, Decoder, Rejection
 from ingest.live import LiveValues
 from ingest.metrics import IngestMetrics
-from liaowang.config import Fleet, Settings
-from liaowang.domain import ReadingBatch, iso
-from liaowang.mqttclient import make_client
-from liaowang.supervise import Supervisor
+from foundation.config import Fleet, Settings
+from foundation.domain import ReadingBatch, iso
+from foundation.mqttclient import make_client
+from foundation.supervise import Supervisor
 
 READINGS_FILTER = "liaowang/v1/readings/#"
 STATUS_FILTER = "liaowang/v1/status/+"

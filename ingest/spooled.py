@@ -22,8 +22,8 @@ from ingest.base import RejectedWriteError, RemoteWriter, RetryableWriteError
 from ingest.lineprotocol import LineEncoder
 from ingest.metrics import IngestMetrics
 from ingest.spool import DiskSpool
-from liaowang.config import SpoolSettings
-from liaowang.domain import ReadingBatch
+from foundation.config import SpoolSettings
+from foundation.domain import ReadingBatch
 
 log = structlog.get_logger("ingest")
 

@@ -15,8 +15,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from liaowang.domain import QUALITY_OF_CODE, Reading, ReadingBatch
-from liaowang.sqlite import connect
+from foundation.domain import QUALITY_OF_CODE, Reading, ReadingBatch
+from foundation.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sensors (

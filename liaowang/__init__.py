@@ -1,6 +1,6 @@
 """Liaowang (瞭望): the composition root.
 
-`liaowang.domain` and `liaowang.config` are leaves that every stage may import (the vocabulary
+`foundation.domain` and `foundation.config` are leaves that every stage may import (the vocabulary
 and the validated configuration); everything else here (CLI, wiring, API, broker) sits at the
 end of the flow and may import every stage.
 """

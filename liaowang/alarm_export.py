@@ -20,8 +20,8 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from alerting.model import Alert, CloseCause
-from liaowang.config import Fleet
-from liaowang.domain import CST
+from foundation.config import Fleet
+from foundation.domain import CST
 
 __all__ = ["COLUMNS", "Column", "header", "subject_name", "table", "to_csv", "to_xlsx"]
 
@@ -38,7 +38,7 @@ def subject_name(fleet: Fleet, subject: str) -> str:
     """What people call an alarm's subject: a sensor's name, a site's name, a station's or a confirmation
     zone's (from the names their instruments share), else the subject itself.
 
-    >>> from pathlib import Path; import liaowang; from liaowang.config import load_config
+    >>> from pathlib import Path; import liaowang; from foundation.config import load_config
     >>> fleet = load_config(Path(liaowang.__file__).parent.parent / "config").fleet
     >>> subject_name(fleet, "LC-LUXI-GD-01")
     '可燃气体探测器01'

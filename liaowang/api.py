@@ -29,7 +29,7 @@ from liaowang.api_risk import risk_router
 from liaowang.api_ui import ui_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
-from liaowang.domain import Tier, iso
+from foundation.domain import Tier, iso
 from liaowang.params import body_time, parse_time_param, split_choices
 from liaowang.pipeline import AlertingUnavailable, Pipeline
 from liaowang.users import People

@@ -30,8 +30,8 @@ from alerting.model import CloseCause
 from alerting.search import UNSPECIFIED, AlarmQuery, Found, search
 from liaowang.alarm_export import subject_name, to_csv, to_xlsx
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
-from liaowang.config import COUNTIES, Fleet
-from liaowang.domain import CST, Tier
+from foundation.config import COUNTIES, Fleet
+from foundation.domain import CST, Tier
 from liaowang.params import parse_time_param, split_choices
 
 __all__ = ["history_router"]
@@ -49,7 +49,7 @@ Kpis = Callable[[float, float, "frozenset[str] | None"], dict[str, Any]]
 def month_bounds(month: str, now: float) -> tuple[float, float]:
     """The epoch seconds a ``YYYY-MM`` month (China Standard Time) spans, cut at ``now``; 422 otherwise.
 
-    >>> from liaowang.domain import iso
+    >>> from foundation.domain import iso
     >>> start, end = month_bounds("2026-11", now=2e9)
     >>> iso(start), iso(end)
     ('2026-11-01T00:00:00.000+08:00', '2026-11-30T23:59:59.999+08:00')

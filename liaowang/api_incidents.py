@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from earlywarning.incidents import Incident, IncidentDesk, IncidentNotFound, IncidentState, StepNotAllowed, Verdict
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
-from liaowang.domain import iso
+from foundation.domain import iso
 from liaowang.params import split_choices
 
 __all__ = ["incidents_router"]

@@ -40,8 +40,8 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from alerting import Alert
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
-from liaowang.domain import iso
-from liaowang.guidancespec import GuidanceBook
+from foundation.domain import iso
+from foundation.guidancespec import GuidanceBook
 from liaowang.pipeline import Pipeline
 
 __all__ = ["CONTEXT_MAX_POINTS", "LIVE_INTERVAL_S", "LiveFrames", "SensorNow", "live_router"]

@@ -23,8 +23,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from liaowang.auth import SESSION_COOKIE, AuthFirstRoute, Authenticator, Principal
-from liaowang.config import ROLES, Fleet
-from liaowang.domain import iso
+from foundation.config import ROLES, Fleet
+from foundation.domain import iso
 from liaowang.users import (LastAdmin, People, Session, SignInRefused, UserError, UserExists, UserNotFound)
 
 __all__ = ["people_router"]

@@ -25,10 +25,10 @@ from earlywarning.operating import (CommitmentDraft, Devices, EntryConflict, Ent
 from earlywarning.risk import Assessment, SiteRisk
 from earlywarning.riskmonitor import RiskMonitor
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
-from liaowang.config import Fleet
-from liaowang.domain import iso
+from foundation.config import Fleet
+from foundation.domain import iso
 from liaowang.params import body_time, split_choices
-from liaowang.riskspec import OperatingKind
+from foundation.riskspec import OperatingKind
 
 __all__ = ["risk_router"]
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from alerting import AlertNotFound, InvalidAction, LifecycleError, NotPermitted
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
-from liaowang.domain import iso
+from foundation.domain import iso
 from liaowang.pipeline import AlertingUnavailable, Pipeline
 
 __all__ = ["ui_router", "stale_after_s"]

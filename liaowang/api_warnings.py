@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from earlywarning import (Area, EarlyWarning, InvalidWarning, NotAllowed, Origin, Proposal, RiskGrade, SubjectKind,
                           SubjectRef, WarningChange, WarningDesk, WarningLevel, WarningNotFound, WarningState, cap_xml)
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
-from liaowang.config import Fleet
+from foundation.config import Fleet
 from liaowang.params import body_time, split_choices
-from liaowang.warningspec import Circle, Measure
+from foundation.warningspec import Circle, Measure
 
 __all__ = ["warnings_router"]
 

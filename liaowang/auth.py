@@ -23,7 +23,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
-from liaowang.config import ROLES, AuthSettings, hash_token
+from foundation.config import ROLES, AuthSettings, hash_token
 
 if TYPE_CHECKING:
     from liaowang.users import People

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 
 from liaowang.broker_auth import (OWN_USERNAME, Credentials, UserTable, broker_dir, own_credentials, stored_credentials,
                                   with_credentials)
-from liaowang.config import MqttGateway, MqttSettings
+from foundation.config import MqttGateway, MqttSettings
 
 __all__ = ["AmqttBroker", "Broker", "BrokerRefused", "Credentials", "Durability", "MosquittoBroker", "exposure_problem",
            "is_loopback", "port_free", "start_broker", "stored_credentials", "with_credentials"]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from liaowang.config import OWN_MQTT_PREFIX, MqttGateway, MqttSettings
+from foundation.config import OWN_MQTT_PREFIX, MqttGateway, MqttSettings
 
 OWN_USERNAME = OWN_MQTT_PREFIX
 """The user name of Liaowang's own clients on the embedded broker."""

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import structlog
 
-from liaowang.config import Config, ConfigError, default_config_dir, hash_token, load_config
+from foundation.config import Config, ConfigError, default_config_dir, hash_token, load_config
 from liaowang.broker import is_loopback
 from liaowang.cli_users import add_users_parser
-from liaowang.logs import configure_logging
+from foundation.logs import configure_logging
 
 log = structlog.get_logger("cli")
 

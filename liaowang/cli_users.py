@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from liaowang.config import ROLES, Config, default_config_dir, load_config
+from foundation.config import ROLES, Config, default_config_dir, load_config
 
 __all__ = ["add_users_parser"]
 
@@ -100,7 +100,7 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
-    from liaowang.passwords import Passwords
+    from foundation.passwords import Passwords
 
     print(Passwords().hash(_password(args)))
     return 0

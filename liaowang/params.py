@@ -13,7 +13,7 @@ from datetime import datetime
 
 from fastapi import HTTPException
 
-from liaowang.domain import parse_time
+from foundation.domain import parse_time
 
 __all__ = ["EARLIEST", "LATEST", "body_time", "parse_time_param", "split_choices"]
 

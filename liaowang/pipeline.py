@@ -41,13 +41,13 @@ from ingest.influx_v1 import InfluxV1Writer
 from ingest.influx_v2 import InfluxV2Writer
 from ingest.lineprotocol import LineEncoder
 from ingest.spooled import SpooledSink
-from liaowang.config import Config, Sensor
+from foundation.config import Config, Sensor
 from liaowang.diskwatch import DiskSpace, DiskWatch
-from liaowang.domain import Family, ReadingBatch, Tier, iso
+from foundation.domain import Family, ReadingBatch, Tier, iso
 from rules.base import Signal
 from liaowang.events import EventHub
-from liaowang.mqttclient import make_client
-from liaowang.supervise import StageState, StageStatus, Supervisor
+from foundation.mqttclient import make_client
+from foundation.supervise import StageState, StageStatus, Supervisor
 from rules import RuleEngine
 from rules.snapshot import SnapshotStore
 

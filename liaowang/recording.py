@@ -21,9 +21,9 @@ from typing import Any, Callable, Iterator
 import orjson
 import paho.mqtt.client as mqtt
 
-from liaowang.config import Fleet, MqttSettings
-from liaowang.domain import parse_time
-from liaowang.mqttclient import BoundedPublisher, make_client
+from foundation.config import Fleet, MqttSettings
+from foundation.domain import parse_time
+from foundation.mqttclient import BoundedPublisher, make_client
 
 
 def _line(topic: str, payload: bytes, received_at: float) -> bytes:

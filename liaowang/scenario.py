@@ -29,8 +29,8 @@ from alerting.lifecycle import flood_onsets
 from earlywarning import WARNINGS_TOPIC, cap_xml, problems, xml_problems
 from earlywarning.capcheck import ART64
 from earlywarning.testing import RecordingPublisher
-from liaowang.config import Config, ConfigError, Fleet
-from liaowang.domain import Quality, Reading, ReadingBatch, Tier, parse_time
+from foundation.config import Config, ConfigError, Fleet
+from foundation.domain import Quality, Reading, ReadingBatch, Tier, parse_time
 from liaowang.pipeline import Pipeline
 from simulators.scenario import Action, Operation, Scenario, ScenarioFeed, WarningAction, check_references
 
@@ -639,7 +639,7 @@ class DemoDay:
 
 
 def _iso(ts: float) -> str:
-    from liaowang.domain import iso
+    from foundation.domain import iso
 
     return iso(ts) or "-"
 

@@ -18,8 +18,8 @@ sign-in, failure, lockout, sign-out and every change to a user are audited under
 
 >>> from alerting.db import AlertDB
 >>> from alerting.audit import AuditLog
->>> from liaowang.config import AuthSettings
->>> from liaowang.passwords import Passwords
+>>> from foundation.config import AuthSettings
+>>> from foundation.passwords import Passwords
 >>> db = AlertDB(":memory:")
 >>> now = [1000.0]
 >>> people = People(db, AuditLog(db), AuthSettings(), lambda: now[0], Passwords(time_cost=1, memory_cost=1024))
@@ -48,9 +48,9 @@ import structlog
 
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
-from liaowang.config import ROLES, AuthSettings, UserEntry
-from liaowang.domain import iso
-from liaowang.passwords import Passwords
+from foundation.config import ROLES, AuthSettings, UserEntry
+from foundation.domain import iso
+from foundation.passwords import Passwords
 from liaowang.throttle import Throttle
 
 __all__ = ["People", "User", "Session", "SignInRefused", "UserError", "UserNotFound", "UserExists", "LastAdmin",

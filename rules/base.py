@@ -7,9 +7,9 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from liaowang.config import Fleet, Sensor
-from liaowang.domain import Family, ReadingBatch, Tier
-from liaowang.rulespec import Match
+from foundation.config import Fleet, Sensor
+from foundation.domain import Family, ReadingBatch, Tier
+from foundation.rulespec import Match
 
 LEVEL_ZH = {
     "level1": "一级报警", "level2": "二级报警", "H": "高报(H)", "HH": "高高报(HH)", "L": "低报(L)", "LL": "低低报(LL)",

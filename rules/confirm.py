@@ -21,9 +21,9 @@ import math
 
 import numpy as np
 
-from liaowang.config import Fleet
-from liaowang.domain import Family
-from liaowang.rulespec import ConfirmationSpec, Zone
+from foundation.config import Fleet
+from foundation.domain import Family
+from foundation.rulespec import ConfirmationSpec, Zone
 from rules.base import LEVEL_ZH, Signal, members
 from rules.threshold import ThresholdRule
 

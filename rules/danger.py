@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date as Date
 from typing import Callable, Protocol
 
-from liaowang.rulespec import FireDangerSpec
+from foundation.rulespec import FireDangerSpec
 from rules.fwi import FwiState, fwi_day
 from rules.lyt1172 import beaufort, lyt1172_points
 

@@ -17,9 +17,9 @@ import numpy as np
 import orjson
 import structlog
 
-from liaowang.config import Fleet, RuleSettings
-from liaowang.domain import ReadingBatch, Tier
-from liaowang.rulespec import (ConfirmationSpec, FireDangerSpec, FireDetectionSpec, HeldSpec, OutOfRangeSpec, PredictiveSpec,
+from foundation.config import Fleet, RuleSettings
+from foundation.domain import ReadingBatch, Tier
+from foundation.rulespec import (ConfirmationSpec, FireDangerSpec, FireDetectionSpec, HeldSpec, OutOfRangeSpec, PredictiveSpec,
                                RateOfChangeSpec, RuleBook, StuckSpec, ThresholdSpec)
 from rules.base import Signal
 from rules.confirm import ConfirmationRule

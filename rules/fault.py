@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from liaowang.config import Fleet, Sensor
-from liaowang.domain import BAD_CODE, ReadingBatch
-from liaowang.rulespec import HeldSpec, OutOfRangeSpec, StuckSpec
+from foundation.config import Fleet, Sensor
+from foundation.domain import BAD_CODE, ReadingBatch
+from foundation.rulespec import HeldSpec, OutOfRangeSpec, StuckSpec
 from rules.base import Signal, members
 from rules.ladder import Change, Ladder, LadderBank, Rung
 from rules.trend import WindowedRule

@@ -42,9 +42,9 @@ from typing import Callable
 import numpy as np
 import structlog
 
-from liaowang.config import Fleet
-from liaowang.domain import BAD_CODE, CST, Family, ReadingBatch, Tier
-from liaowang.rulespec import FireDangerSpec, FireDetectionSpec
+from foundation.config import Fleet
+from foundation.domain import BAD_CODE, CST, Family, ReadingBatch, Tier
+from foundation.rulespec import FireDangerSpec, FireDetectionSpec
 from rules.base import Signal, members, station_of
 from rules.danger import DANGER_INDICES, DangerDay, DangerIndex, FwiIndex, Lyt1172Index
 

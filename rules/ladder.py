@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from liaowang.domain import Tier
+from foundation.domain import Tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class Ladder:
 def climb(index: int, rungs: Sequence[Rung], value: float, high: bool) -> int:
     """The number of tripped rungs after ``value``, starting from ``index`` tripped (hysteresis).
 
-    >>> from liaowang.domain import Tier
+    >>> from foundation.domain import Tier
     >>> ladder = [Rung("H", Tier.BLUE, 40, 38, True), Rung("HH", Tier.ORANGE, 50, 48, True)]
     >>> [climb(i, ladder, v, True) for i, v in [(0, 41), (1, 39), (1, 38), (2, 47)]]
     [1, 1, 0, 1]

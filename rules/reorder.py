@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from liaowang.domain import ReadingBatch
+from foundation.domain import ReadingBatch
 
 
 @dataclass(frozen=True, slots=True)

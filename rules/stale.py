@@ -23,8 +23,8 @@ from collections import Counter
 
 import numpy as np
 
-from liaowang.config import Fleet
-from liaowang.domain import BAD_CODE, Family, ReadingBatch, Tier
+from foundation.config import Fleet
+from foundation.domain import BAD_CODE, Family, ReadingBatch, Tier
 from rules.base import Signal
 
 RULE_ID = "sensor.stale"

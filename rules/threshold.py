@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from liaowang.config import Fleet, Sensor
-from liaowang.domain import BAD_CODE, ReadingBatch
-from liaowang.rulespec import ThresholdSpec
+from foundation.config import Fleet, Sensor
+from foundation.domain import BAD_CODE, ReadingBatch
+from foundation.rulespec import ThresholdSpec
 from rules.base import LEVEL_ZH, Signal
 from rules.ladder import Ladder, LadderBank, Rung
 

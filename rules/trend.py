@@ -21,9 +21,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from liaowang.config import Fleet, Sensor
-from liaowang.domain import BAD_CODE, ReadingBatch
-from liaowang.rulespec import PredictiveSpec, RateOfChangeSpec, StuckSpec, TierRung
+from foundation.config import Fleet, Sensor
+from foundation.domain import BAD_CODE, ReadingBatch
+from foundation.rulespec import PredictiveSpec, RateOfChangeSpec, StuckSpec, TierRung
 from rules.base import LEVEL_ZH, Signal, members
 from rules.ladder import Change, Ladder, LadderBank, Rung
 from rules.window import Windows, WindowStats

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from liaowang.config import default_config_dir, load_config  # noqa: E402
-from liaowang.logs import configure_logging  # noqa: E402
+from foundation.config import default_config_dir, load_config  # noqa: E402
+from foundation.logs import configure_logging  # noqa: E402
 from liaowang.scenario import PRIORITIES, load_scenario, run_demo_day, run_scenario  # noqa: E402
 
 

@@ -27,7 +27,7 @@ cat >> "$old/oldmain-harness/liaowang/scenario.py" <<'EOF'
 
 # ---- appended by scripts/scenarios_on_old_main.sh: names c8c4e2a lacks, from what it has ----
 from alerting.lifecycle import AlertManager as _OldManager  # noqa: E402
-from liaowang.domain import Tier as _OldTier  # noqa: E402
+from foundation.domain import Tier as _OldTier  # noqa: E402
 
 if not hasattr(_OldTier, "priority"):
     _OldTier.priority = property(lambda t: {1: "low", 2: "medium", 3: "high", 4: "urgent"}[int(t)])

@@ -15,8 +15,8 @@ from typing import Iterable, Iterator
 import orjson
 import structlog
 
-from liaowang.config import Fleet, MqttSettings
-from liaowang.mqttclient import BoundedPublisher, make_client
+from foundation.config import Fleet, MqttSettings
+from foundation.mqttclient import BoundedPublisher, make_client
 from simulators.incidents import DEMO_INCIDENTS, Incident
 from simulators.models import baseline
 

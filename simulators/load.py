@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from liaowang.config import MqttSettings
-from liaowang.mqttclient import BoundedPublisher, connect_and_wait, make_client
+from foundation.config import MqttSettings
+from foundation.mqttclient import BoundedPublisher, connect_and_wait, make_client
 
 
 @dataclass(frozen=True, slots=True)

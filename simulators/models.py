@@ -12,8 +12,8 @@ import random
 import zlib
 from typing import Callable
 
-from liaowang.config import Sensor
-from liaowang.domain import CST
+from foundation.config import Sensor
+from foundation.domain import CST
 
 DAY = 86_400.0
 

@@ -35,11 +35,11 @@ from typing import Annotated, Iterator, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from liaowang.config import Fleet, Sensor
-from liaowang.domain import parse_time
-from liaowang.riskspec import OperatingKind
-from liaowang.rulespec import TierName
-from liaowang.warningspec import WarningLevel
+from foundation.config import Fleet, Sensor
+from foundation.domain import parse_time
+from foundation.riskspec import OperatingKind
+from foundation.rulespec import TierName
+from foundation.warningspec import WarningLevel
 from simulators.models import baseline, ramp
 
 OVERTAKEN_LAG_S = 0.25

@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from liaowang.broker import Broker, Credentials, start_broker
-from liaowang.config import Config, load_config
+from foundation.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 from liaowang.auth import Authenticator
-from liaowang.config import AuthSettings, TokenEntry, hash_token
+from foundation.config import AuthSettings, TokenEntry, hash_token
 
 
 def bearer(name: str | None) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from liaowang.domain import Reading
+from foundation.domain import Reading
 from liaowang.pipeline import AlertingUnavailable, Pipeline
 from liaowang.scenario import FakeClock
 

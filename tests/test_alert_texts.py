@@ -13,10 +13,10 @@ from alerting import AlertStore
 from alerting.db import AlertDB
 from alerting.messages import Rendered
 from liaowang.api import create_app
-from liaowang.domain import Reading
+from foundation.domain import Reading
 from liaowang.pipeline import Pipeline
 from liaowang.scenario import load_scenario, run_scenario
-from liaowang.wording import CJK
+from foundation.wording import CJK
 from tests.alerting.test_messages import assert_readable
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from liaowang.api import create_app
-from liaowang.config import TokenEntry, hash_token
-from liaowang.domain import Reading
+from foundation.config import TokenEntry, hash_token
+from foundation.domain import Reading
 from liaowang.pipeline import Pipeline
 
 DUTY = {"Authorization": "Bearer demo-duty"}

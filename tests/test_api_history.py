@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from alerting import AlertStore
 from liaowang.api import create_app
-from liaowang.config import TokenEntry, hash_token
-from liaowang.domain import CST, iso
+from foundation.config import TokenEntry, hash_token
+from foundation.domain import CST, iso
 from liaowang.pipeline import Pipeline
 from tests.alerting.episodes import T0, november
 

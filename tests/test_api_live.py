@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from liaowang.api import create_app
 from liaowang.api_live import CONTEXT_MAX_POINTS, LiveFrames, SensorNow, _reduce
-from liaowang.config import TokenEntry, hash_token
-from liaowang.domain import Reading
-from liaowang.guidancespec import GuidanceError, load_alarm_guidance
+from foundation.config import TokenEntry, hash_token
+from foundation.domain import Reading
+from foundation.guidancespec import GuidanceError, load_alarm_guidance
 from liaowang.pipeline import Pipeline
 from tests.conftest import CONFIG_DIR
 

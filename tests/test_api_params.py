@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from liaowang.api import create_app
-from liaowang.domain import iso
+from foundation.domain import iso
 from liaowang.params import EARLIEST, LATEST, body_time, parse_time_param
 from liaowang.pipeline import Pipeline
 

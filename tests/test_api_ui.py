@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from liaowang.api import create_app
 from liaowang.api_ui import BULK_MAX
-from liaowang.config import TokenEntry, hash_token
-from liaowang.domain import Reading
+from foundation.config import TokenEntry, hash_token
+from foundation.domain import Reading
 from liaowang.pipeline import Pipeline
 from tests.test_authz import bearer, leak
 

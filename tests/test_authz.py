@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from liaowang.api import create_app
-from liaowang.config import TokenEntry, hash_token
-from liaowang.domain import Reading
+from foundation.config import TokenEntry, hash_token
+from foundation.domain import Reading
 from liaowang.pipeline import Pipeline
 
 TOKENS = {None: None, "viewer": "demo-viewer", "operator": "demo-operator", "duty_officer": "demo-duty",

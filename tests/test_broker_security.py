@@ -28,8 +28,8 @@ import liaowang.broker_amqtt as broker_amqtt
 from liaowang.broker import (AmqttBroker, BrokerRefused, Credentials, exposure_problem, find_mosquitto,
                              start_broker)
 from liaowang.broker_auth import hash_password, own_credentials, verify_password
-from liaowang.config import MqttGateway, MqttSettings
-from liaowang.mqttclient import ConnectRefused
+from foundation.config import MqttGateway, MqttSettings
+from foundation.mqttclient import ConnectRefused
 from liaowang.pipeline import Pipeline
 
 from .conftest import CONFIG_DIR, config_for, free_port, mqtt_client, start_test_broker, wait_until

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liaowang.config import COUNTIES, ConfigError, load_config
-from liaowang.domain import Tier
+from foundation.config import COUNTIES, ConfigError, load_config
+from foundation.domain import Tier
 from liaowang.geo import county_of
 
 from .conftest import CONFIG_DIR

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liaowang.config import hash_token, load_config
+from foundation.config import hash_token, load_config
 from liaowang.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent

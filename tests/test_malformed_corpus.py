@@ -10,7 +10,7 @@ from collections import Counter
 
 import orjson
 
-from liaowang.mqttclient import BoundedPublisher
+from foundation.mqttclient import BoundedPublisher
 from liaowang.pipeline import Pipeline
 
 from .conftest import config_for, publisher, wait_until

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from liaowang.broker import MosquittoBroker
-from liaowang.mqttclient import BoundedPublisher
+from foundation.mqttclient import BoundedPublisher
 from liaowang.pipeline import Pipeline
 
 from .conftest import CONFIG_DIR, config_for, credentials_for, free_port, mqtt_client, register_credentials, wait_until

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from liaowang.api import create_app
 from liaowang.auth import CSRF_HEADER, SESSION_COOKIE
-from liaowang.config import DEMO_PASSWORDS, LockoutSettings, SessionSettings
+from foundation.config import DEMO_PASSWORDS, LockoutSettings, SessionSettings
 from liaowang.pipeline import Pipeline
 from tests.test_authz import bearer, leak
 

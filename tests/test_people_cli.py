@@ -12,7 +12,7 @@ import yaml
 
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
-from liaowang.config import load_config
+from foundation.config import load_config
 from liaowang.users import People, SignInRefused
 
 from .conftest import CONFIG_DIR, free_port
@@ -56,7 +56,7 @@ def test_the_admin_adds_resets_disables_and_lists_users_on_the_data_dir(tmp_path
 def test_hash_password_prints_an_argon2_hash_the_configuration_accepts(tmp_path):
     out = users(tmp_path, "hash-password", password="a-new-secret-pass")
     assert out.returncode == 0 and out.stdout.startswith("$argon2id$")
-    from liaowang.passwords import verify
+    from foundation.passwords import verify
 
     assert verify("a-new-secret-pass", out.stdout.strip())
 

@@ -17,8 +17,8 @@ from structlog.testing import capture_logs
 
 from alerting.audit import AuditLog
 from alerting.db import AlertDB
-from liaowang.config import AuthSettings, LockoutSettings, SessionSettings
-from liaowang.passwords import Passwords
+from foundation.config import AuthSettings, LockoutSettings, SessionSettings
+from foundation.passwords import Passwords
 from liaowang.throttle import Throttle
 from liaowang.users import People, SignInRefused, UserError
 

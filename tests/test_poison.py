@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from liaowang.pipeline import Pipeline
-from liaowang.supervise import StageState
+from foundation.supervise import StageState
 
 from .conftest import Subscriber, config_for, publisher, wait_until
 

@@ -7,7 +7,7 @@ clock; the "crash" abandons it without `stop()` (no final snapshot), as kill -9 
 
 from __future__ import annotations
 
-from liaowang.domain import Reading
+from foundation.domain import Reading
 from liaowang.pipeline import Pipeline
 from liaowang.scenario import FakeClock
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from liaowang.cli import main
-from liaowang.config import SetpointProfile
-from liaowang.domain import Tier
+from foundation.config import SetpointProfile
+from foundation.domain import Tier
 from liaowang.scenario import load_scenario, run_scenario
 from simulators.scenario import ScenarioFeed
 
@@ -142,7 +142,7 @@ def test_a_reading_dropped_by_the_reorder_buffer_is_reported_unaccounted(demo_co
 def test_a_broken_scenario_names_its_key(tmp_path, change, key, reason):
     import yaml
 
-    from liaowang.config import ConfigError
+    from foundation.config import ConfigError
 
     data = yaml.safe_load((SCENARIOS[0].parent / "repeat-after-shelf.yaml").read_text(encoding="utf-8"))
     change(data)

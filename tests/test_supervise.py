@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from liaowang.supervise import StageState, Supervisor
+from foundation.supervise import StageState, Supervisor
 
 
 def test_a_stage_that_raises_is_reported_and_restarted() -> None:

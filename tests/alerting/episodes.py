@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from alerting.model import AlarmState, Alert, HistoryEntry
-from liaowang.domain import CST, Tier
+from foundation.domain import CST, Tier
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=CST).timestamp()
 """2026-11-02 08:00 Beijing time: the first episode of `november`."""

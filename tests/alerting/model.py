@@ -9,7 +9,7 @@ no alert) — each saying whether it is announced and, when it is not, which nam
 
 Walk-through (a gas alarm, which latches at every priority)::
 
-    >>> from liaowang.domain import Tier
+    >>> from foundation.domain import Tier
     >>> m = AlarmModel(ModelConfig())
     >>> gas = Alarm("gas.x", "GD-01", "SITE", "gas", "threshold")
     >>> [r.event for r in m.signal(gas, Tier.YELLOW, 10.0)]
@@ -36,7 +36,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from liaowang.domain import Tier
+from foundation.domain import Tier
 
 ROLES = ("viewer", "operator", "duty_officer", "admin")
 """Roles, lowest first (docs/alarms.md: ack is for operator or above, close for duty_officer or above)."""

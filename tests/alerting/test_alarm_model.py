@@ -45,9 +45,9 @@ from alerting.audit import AuditLog
 from alerting.db import AlertDB
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
-from liaowang.alertspec import AlertingSettings
-from liaowang.config import Fleet
-from liaowang.domain import Family, Tier, iso
+from foundation.alertspec import AlertingSettings
+from foundation.config import Fleet
+from foundation.domain import Family, Tier, iso
 from liaowang.scenario import FakeClock
 from rules.base import Signal
 from tests.alerting.model import ANNOUNCEABLE, Alarm, AlarmModel, ModelConfig, Record, Refused, Window

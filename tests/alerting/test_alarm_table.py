@@ -12,9 +12,9 @@ import pytest
 
 from alerting import AlertManager, AlertStore, LifecycleError
 from alerting.db import AlertDB
-from liaowang.alertspec import AlertingSettings
-from liaowang.config import Fleet
-from liaowang.domain import Family, Tier, iso
+from foundation.alertspec import AlertingSettings
+from foundation.config import Fleet
+from foundation.domain import Family, Tier, iso
 from liaowang.scenario import FakeClock
 from rules.base import Signal
 from tests.alerting.test_alarm_model import System

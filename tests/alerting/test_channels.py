@@ -19,8 +19,8 @@ from alerting.db import AlertDB
 from alerting.channels import (DingTalkSender, EmailSender, WebhookSender, WeComSender, dingtalk_body,
                                dingtalk_signed_url, wecom_body)
 from alerting.notify import Notifier
-from liaowang.alertspec import AlertingSettings, DingTalkChannel, EmailChannel, WebhookChannel, WeComChannel
-from liaowang.domain import Family, Tier
+from foundation.alertspec import AlertingSettings, DingTalkChannel, EmailChannel, WebhookChannel, WeComChannel
+from foundation.domain import Family, Tier
 from rules.base import Signal
 from tests.alerting.servers import Recorder
 from tests.conftest import free_port

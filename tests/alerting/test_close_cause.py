@@ -8,7 +8,7 @@ import pytest
 from alerting import AlertManager, AlertStore, InvalidAction
 from alerting.audit import AuditLog
 from alerting.model import Alert, CloseCause
-from liaowang.domain import Family, Tier
+from foundation.domain import Family, Tier
 from rules.base import Signal
 
 T0 = 1_795_564_800.0

@@ -16,8 +16,8 @@ from alerting.audit import AuditLog
 from alerting.db import AlertDB
 from alerting.notify import Notifier
 from alerting.suppress import Suppressions
-from liaowang.alertspec import AlertingSettings
-from liaowang.domain import Family, Tier, iso
+from foundation.alertspec import AlertingSettings
+from foundation.domain import Family, Tier, iso
 from liaowang.scenario import FakeClock
 from rules.base import Signal
 from tests.alerting.servers import Recorder

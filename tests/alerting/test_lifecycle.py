@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alerting import AlertManager, AlertStore, LifecycleError
-from liaowang.domain import Family, Tier
+from foundation.domain import Family, Tier
 from rules.base import Signal
 
 T0 = 1_795_564_800.0

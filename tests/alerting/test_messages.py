@@ -20,11 +20,11 @@ from alerting.db import AlertDB
 from alerting.messages import FACTS, Messages, Rendered
 from alerting.model import Alert, Event
 from alerting.notify import Notifier
-from liaowang.config import ConfigError, load_config
-from liaowang.wording import CJK, Wording, load_wording
-from liaowang.alertspec import AlertingSettings
-from liaowang.domain import Family, Tier
-from liaowang.rulespec import ConfirmationSpec, FireDangerSpec
+from foundation.config import ConfigError, load_config
+from foundation.wording import CJK, Wording, load_wording
+from foundation.alertspec import AlertingSettings
+from foundation.domain import Family, Tier
+from foundation.rulespec import ConfirmationSpec, FireDangerSpec
 from liaowang.scenario import FakeClock
 from rules.base import Signal, station_of
 from rules.confirm import ConfirmationRule
@@ -343,7 +343,7 @@ def test_every_site_and_hazard_unit_of_the_demo_has_an_english_name(fleet):
 # ---------------------------------------------------------------- the wording file
 
 def _broken(tmp_path: Path, edit) -> Path:
-    raw = yaml.safe_load(Path("liaowang/defaults/messages.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(Path("foundation/defaults/messages.yaml").read_text(encoding="utf-8"))
     edit(raw)
     path = tmp_path / "messages.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
@@ -364,7 +364,7 @@ def test_a_broken_wording_file_is_refused_naming_the_key(tmp_path, edit, complai
 
 
 def test_the_wording_needs_a_template_for_every_kind():
-    raw = yaml.safe_load(Path("liaowang/defaults/messages.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(Path("foundation/defaults/messages.yaml").read_text(encoding="utf-8"))
     raw["templates"].pop("held")
     with pytest.raises(ValueError, match=r"templates: missing \['held'\]"):
         Wording.model_validate(raw)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from alerting import AlertStore
 from alerting.search import AlarmQuery, search
 from liaowang.alarm_export import subject_name
-from liaowang.domain import Tier
+from foundation.domain import Tier
 from tests.alerting.episodes import T0, episode
 
 SITES = {"LC-LUXI": "东昌府区", "LC-XFHG": "茌平区", "LC-DEHH": "东阿县"}

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerting.statistics import alarm_kpis, day_of, flood_intervals, interval_union, percentile
-from liaowang.alertspec import AlertingSettings, Flood
-from liaowang.domain import CST, Tier
+from foundation.alertspec import AlertingSettings, Flood
+from foundation.domain import CST, Tier
 from tests.alerting.episodes import T0, episode, november
 
 SETTINGS = AlertingSettings(flood=Flood(alerts=2, window_s=600))

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import openpyxl
 
-from liaowang.domain import CST
+from foundation.domain import CST
 from tests.alerting.episodes import november
 from tests.browser.conftest import ARTIFACTS, PEOPLE, VIEWPORTS, sign_in
 

@@ -8,9 +8,9 @@ from alerting.audit import AuditLog
 from alerting.db import AlertDB
 from earlywarning import Proposal, SubjectKind, SubjectRef, WarningDesk, WarningLevel
 from earlywarning.testing import RecordingOutbox, RecordingPublisher
-from liaowang.config import Fleet
+from foundation.config import Fleet
 from liaowang.scenario import FakeClock
-from liaowang.warningspec import WarningSettings
+from foundation.warningspec import WarningSettings
 
 T0 = 1_795_564_800.0  # 2026-11-25T08:00:00+08:00
 HAZCHEM = "事故灾难/危险化学品"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liaowang.config import ConfigError
-from liaowang.warningspec import WarningLevel, WarningSettings, load_warning_settings
+from foundation.config import ConfigError
+from foundation.warningspec import WarningLevel, WarningSettings, load_warning_settings
 from tests.conftest import CONFIG_DIR
 
 

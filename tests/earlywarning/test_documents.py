@@ -13,7 +13,7 @@ from earlywarning.cap import CAP_NS, identifier_for
 from earlywarning.capcheck import FIELDS, xml_to_dict
 from earlywarning.model import Area
 from earlywarning.testing import sample_warning
-from liaowang.warningspec import CapProfile, CategorySpec
+from foundation.warningspec import CapProfile, CategorySpec
 
 SPEC = CategorySpec(event="危险化学品事故", cap_categories=["CBRNE", "Safety"])
 PROFILE = CapProfile()

@@ -15,7 +15,7 @@ from earlywarning import (EarlyWarning, InvalidWarning, NotAllowed, Origin, Risk
                           WarningEvent, WarningLevel, WarningNotFound, WarningState, cap_xml, problems, xml_problems)
 from earlywarning.capcheck import ART64, xml_to_dict
 from earlywarning.publish import WARNINGS_TOPIC
-from liaowang.warningspec import Measure
+from foundation.warningspec import Measure
 from tests.earlywarning.support import FOREST, GAS, HAZCHEM, T0, Room
 
 ART64_JSON = ("category", "level", "colour", "onset", "area", "watch", "measures", "issuer", "issued_at")

@@ -18,7 +18,7 @@ import pytest
 import earlywarning.desk
 from earlywarning import WARNINGS_TOPIC, WarningState
 from earlywarning.testing import RecordingPublisher, sample_warning
-from liaowang.config import ConfigError
+from foundation.config import ConfigError
 from liaowang.scenario import Outcome, _judge_warnings, load_scenario, run_scenario
 from simulators.scenario import Scenario
 

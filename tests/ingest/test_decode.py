@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from ingest.decode import Decoder
-from liaowang.domain import Quality
+from foundation.domain import Quality
 
 NOW = 1_795_564_800.0
 TOPIC = "liaowang/v1/readings/LC-LUXI/LC-LUXI-GD-01"

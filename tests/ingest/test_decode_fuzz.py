@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.decode import EARLIEST_TS, READINGS_PREFIX, REASONS, BatchBuilder, Decoder
-from liaowang.domain import Quality
+from foundation.domain import Quality
 
 NOW = 1_795_564_800.0  # the decoder's wall clock: 2026-11-25T00:00:00Z
 SKEW = 300.0

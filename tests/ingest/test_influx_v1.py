@@ -10,8 +10,8 @@ from ingest.influx_v1 import InfluxV1Writer
 from ingest.lineprotocol import LineEncoder
 from ingest.metrics import IngestMetrics
 from ingest.spooled import SpooledSink
-from liaowang.config import InfluxV1Sink, SpoolSettings
-from liaowang.domain import Quality, Reading
+from foundation.config import InfluxV1Sink, SpoolSettings
+from foundation.domain import Quality, Reading
 from prometheus_client import CollectorRegistry
 
 from ..conftest import wait_until

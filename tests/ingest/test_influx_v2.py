@@ -13,8 +13,8 @@ from ingest.lineprotocol import LineEncoder
 from ingest.metrics import IngestMetrics
 from ingest.spooled import SpooledSink
 from ingest.testing import InfluxV2WriteDouble
-from liaowang.config import InfluxV2Sink, SpoolSettings
-from liaowang.domain import Reading
+from foundation.config import InfluxV2Sink, SpoolSettings
+from foundation.domain import Reading
 
 from ..conftest import free_port, wait_until
 

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from ingest.decode import Decoder, species_conversion
-from liaowang.config import IngestSettings
+from foundation.config import IngestSettings
 
 NOW = 1_795_564_800.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from ingest.sqlite_sink import SQLiteSink
-from liaowang.domain import Quality, Reading
+from foundation.domain import Quality, Reading
 
 
 def test_writes_are_idempotent_and_survive_reopening(tmp_path):

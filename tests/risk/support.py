@@ -8,10 +8,10 @@ from alerting.audit import AuditLog
 from alerting.db import AlertDB
 from earlywarning import AlarmRecord, RiskMonitor, WarningDesk
 from earlywarning.testing import RecordingOutbox, RecordingPublisher
-from liaowang.config import Fleet
-from liaowang.riskspec import RiskSettings
+from foundation.config import Fleet
+from foundation.riskspec import RiskSettings
 from liaowang.scenario import FakeClock
-from liaowang.warningspec import WarningSettings
+from foundation.warningspec import WarningSettings
 
 T0 = 1_795_564_800.0  # 2026-11-25T08:00:00+08:00: before the day's commitment is due (09:00)
 SITE = "LC-XFPVC"     # 信发聚氯乙烯: tank farm LC-XFPVC-U1 grade 1 (40), polymerisation LC-XFPVC-U2 scores 50

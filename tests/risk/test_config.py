@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liaowang.config import ConfigError, load_config
-from liaowang.riskspec import OperatingKind, RiskSettings, load_risk_settings
+from foundation.config import ConfigError, load_config
+from foundation.riskspec import OperatingKind, RiskSettings, load_risk_settings
 from tests.conftest import CONFIG_DIR
 
 

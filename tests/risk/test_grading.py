@@ -10,8 +10,8 @@ import pytest
 
 from earlywarning import DataQuality, OperatingEntry, RiskGrade, SubjectKind, assess
 from earlywarning.operating import Commitment, Devices
-from liaowang.config import Fleet
-from liaowang.riskspec import OperatingKind, RiskSettings
+from foundation.config import Fleet
+from foundation.riskspec import OperatingKind, RiskSettings
 from tests.risk.support import POLY, SITE, T0, TANKS, alarm
 
 SETTINGS = RiskSettings()

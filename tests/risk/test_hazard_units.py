@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from liaowang.hazardunits import HazardUnit, gb18218_grade
+from foundation.hazardunits import HazardUnit, gb18218_grade
 
 PERSONS = {"main": {"name": "演示·主要负责人", "phone": "138-0000-0001"},
            "technical": {"name": "演示·技术负责人", "phone": "138-0000-0002"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from earlywarning import Origin, RiskGrade, RiskMonitor, SubjectKind, WarningEvent, WarningLevel, WarningState
-from liaowang.riskspec import RiskSettings
+from foundation.riskspec import RiskSettings
 from tests.risk.support import SITE, T0, TANKS, Room, alarm
 
 

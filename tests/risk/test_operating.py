@@ -9,8 +9,8 @@ from alerting import AlertManager, AlertStore
 from earlywarning import (CommitmentDraft, Devices, EntryConflict, EntryNotFound, InvalidEntry, OperationDraft,
                           RiskGrade)
 from earlywarning.operating import day_bounds
-from liaowang.domain import Family, Tier
-from liaowang.riskspec import OperatingKind
+from foundation.domain import Family, Tier
+from foundation.riskspec import OperatingKind
 from rules.base import Signal
 from tests.risk.support import POLY, SITE, T0, TANKS, Room, alarm
 

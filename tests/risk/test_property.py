@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from earlywarning import AlarmRecord, DataQuality, OperatingEntry, assess
 from earlywarning.risk import grade_rank
-from liaowang.riskspec import OperatingKind, RiskSettings
+from foundation.riskspec import OperatingKind, RiskSettings
 from tests.risk.support import T0
 
 SITES = ("LC-XFPVC", "LC-LUXI")

@@ -6,9 +6,9 @@ The pipeline is built, not started (no broker); alarms are committed as the rule
 from __future__ import annotations
 
 from earlywarning import RiskMonitor, WarningLevel
-from liaowang.domain import Family, Tier
+from foundation.domain import Family, Tier
 from liaowang.pipeline import Pipeline
-from liaowang.riskspec import RiskSettings
+from foundation.riskspec import RiskSettings
 from liaowang.scenario import FakeClock
 from rules.base import Signal
 from tests.risk.support import SITE, T0, TANKS

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from alerting import AlertManager, AlertStore
-from liaowang.alertspec import AlertingSettings
-from liaowang.config import Config, Fleet
-from liaowang.domain import Quality, Reading
-from liaowang.rulespec import RuleBook
+from foundation.alertspec import AlertingSettings
+from foundation.config import Config, Fleet
+from foundation.domain import Quality, Reading
+from foundation.rulespec import RuleBook
 from rules import RuleEngine, Signal
 from rules.snapshot import SnapshotStore
 

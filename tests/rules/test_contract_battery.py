@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from liaowang.domain import Quality, Reading
+from foundation.domain import Quality, Reading
 from tests.rules.feeds import deliver, engine_for, key, restart, series, shuffled_within
 
 DAY = 86_400.0

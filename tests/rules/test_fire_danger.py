@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from liaowang.rulespec import RuleBook
+from foundation.rulespec import RuleBook
 from rules.engine import RuleEngine
 from rules.fire import DangerWarning
 from tests.rules.feeds import T0, deliver, engine_for, series
@@ -135,7 +135,7 @@ FWI_CLASSES = [
 
 
 def test_fwi_stays_selectable_and_follows_the_fwi_system_day_by_day(demo_config):
-    from liaowang.rulespec import FireDangerSpec
+    from foundation.rulespec import FireDangerSpec
     from rules.fwi import FwiState, fwi_day
 
     fleet = demo_config.fleet
@@ -179,7 +179,7 @@ def test_a_dry_week_climbs_three_four_five_with_yellow_orange_red_proposals(demo
 @pytest.mark.parametrize(("update", "error"), [({"warnings": {"六级": "red"}}, "unknown classes"),
                                                ({"phenology": {13: 5}}, "months must be 1-12")])
 def test_the_spec_refuses_unknown_warning_classes_and_months(demo_config, update, error):
-    from liaowang.rulespec import FireDangerSpec
+    from foundation.rulespec import FireDangerSpec
 
     data = {**_spec(demo_config).model_dump(exclude_none=True), **update}
     with pytest.raises(ValueError, match=error):

@@ -6,7 +6,7 @@ import pytest
 
 from alerting.model import Alert
 from alerting.notify import Router
-from liaowang.domain import Tier
+from foundation.domain import Tier
 
 PLANT = {"plant-operator", "plant-safety"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from liaowang.config import TierMapping
-from liaowang.domain import Tier
+from foundation.config import TierMapping
+from foundation.domain import Tier
 from rules.threshold import ThresholdRule
 from tests.rules.feeds import deliver, engine_for, series
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from liaowang.domain import Tier
+from foundation.domain import Tier
 from tests.rules.feeds import deliver, engine_for, series
 
 

@@ -3,7 +3,7 @@ other families keep out-of-range as a fault (rules/fault.py, DOMAIN.md "Gas").""
 
 from __future__ import annotations
 
-from liaowang.domain import Family, Tier
+from foundation.domain import Family, Tier
 from tests.rules.feeds import deliver, engine_for, series
 
 

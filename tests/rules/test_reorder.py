@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from liaowang.domain import ReadingBatch
+from foundation.domain import ReadingBatch
 from rules.reorder import ReorderBuffer
 
 SENSORS = ("S0", "S1", "S2")

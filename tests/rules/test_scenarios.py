@@ -12,7 +12,7 @@ import random
 
 import numpy as np
 
-from liaowang.domain import Reading
+from foundation.domain import Reading
 from tests.rules.feeds import T0, Alerts, deliver, engine_for, series
 from tests.rules.test_contract_battery import DAY, weather
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alerting import AlertManager, AlertStore
-from liaowang.domain import Quality, Reading, Tier
+from foundation.domain import Quality, Reading, Tier
 from rules import RuleEngine
 
 T0 = 1_795_564_800.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from liaowang.domain import Quality, Reading, Tier
+from foundation.domain import Quality, Reading, Tier
 from rules import RuleEngine, ThresholdRule
 
 T0 = 1_795_564_800.0

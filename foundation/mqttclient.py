@@ -11,7 +11,7 @@ import time
 import paho.mqtt.client as mqtt
 import structlog
 
-from liaowang.config import MqttSettings
+from foundation.config import MqttSettings
 
 log = structlog.get_logger("mqtt")
 

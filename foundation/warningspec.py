@@ -5,8 +5,8 @@ the legal levels Ⅰ–Ⅳ of the Emergency Response Law (art. 63: 红 橙 黄 �
 alarm priorities (docs/alarms.md). Everything a bureau tunes about them lives here, validated
 once at load, every number with its ``source`` (docs/warnings.md explains each key).
 
-This module imports only `liaowang.domain` and pydantic at import time, so `liaowang.config` may
-import it; `load_warning_settings` imports `liaowang.config` when it runs.
+This module imports only `foundation.domain` and pydantic at import time, so `foundation.config` may
+import it; `load_warning_settings` imports `foundation.config` when it runs.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:  # only for annotations: liaowang.config imports this module
-    from liaowang.alertspec import AlertingSettings
-    from liaowang.config import Fleet
+if TYPE_CHECKING:  # only for annotations: foundation.config imports this module
+    from foundation.alertspec import AlertingSettings
+    from foundation.config import Fleet
 
 __all__ = ["CAP_CATEGORIES", "CapProfile", "CategorySpec", "Circle", "Guidance", "GuidanceMatch", "Issuer", "Measure",
            "Verification", "WarningLevel", "WarningRoute", "WarningRouteMatch", "WarningSettings", "Zone",
@@ -407,7 +407,7 @@ def load_warning_settings(folder: Path, alerting: "AlertingSettings | None" = No
     With ``alerting`` its routes' receivers must be alerting.yaml's; with ``fleet`` the sites
     named by zones and routes must exist. Counties are always checked.
     """
-    from liaowang.config import COUNTIES, ConfigError, _read_yaml, _validate  # config imports this module
+    from foundation.config import COUNTIES, ConfigError, _read_yaml, _validate  # config imports this module
 
     path = Path(folder) / "warnings.yaml"
     if not path.exists():

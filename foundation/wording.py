@@ -1,4 +1,4 @@
-"""The words and templates of alarm texts (``liaowang/defaults/messages.yaml``), checked once at load.
+"""The words and templates of alarm texts (``foundation/defaults/messages.yaml``), checked once at load.
 
 `Wording` holds, for both languages, the priorities, levels, rule kinds, quantities and units in
 words and the templates of titles and texts; `alerting.messages.Messages` fills them in. Loading
@@ -216,7 +216,7 @@ class Wording(_Strict):
 
 
 def load_wording(path: str | Path | None = None) -> Wording:
-    """Load and check the words and templates: the shipped ``liaowang/defaults/messages.yaml``, with the
+    """Load and check the words and templates: the shipped ``foundation/defaults/messages.yaml``, with the
     entries of ``path`` (a bureau's ``messages.yaml``) replacing or adding to the shipped ones, section by section.
 
     Raises ValueError naming the section, key and language of the first problem.

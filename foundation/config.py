@@ -9,11 +9,11 @@ A configuration folder holds::
     liaowang.yaml   runtime settings (MQTT, HTTP, storage, ingest limits, auth tokens)
     tiers.yaml      device alarm level (gas 一级/二级, process H/HH/L/LL, fire) → alarm priority (tier colour)
     setpoints.yaml  named setpoint profiles, each rung with its source
-    sites.yaml      sites with county, kind, GB 18218 major-hazard grade and hazard units (liaowang.hazardunits)
+    sites.yaml      sites with county, kind, GB 18218 major-hazard grade and hazard units (foundation.hazardunits)
     sensors.yaml    sensors with site, family, quantity, unit, position, period, setpoints
-    rules.yaml      rule specifications (liaowang.rulespec); optional: without it, thresholds only
+    rules.yaml      rule specifications (foundation.rulespec); optional: without it, thresholds only
 
-This module imports only `liaowang.domain` and `liaowang.rulespec`, so every stage may import it.
+This module imports only `foundation.domain` and `foundation.rulespec`, so every stage may import it.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, T
                       ValidationInfo, field_validator, model_validator)
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from liaowang.domain import Family, Reading, ReadingBatch, Tier, parse_time
-from liaowang.guidancespec import GuidanceBook, GuidanceError, load_alarm_guidance
-from liaowang.alertspec import AlertingSettings
-from liaowang.hazardunits import (HazardIndex, HazardUnit, Members, ResponsibleContact, site_unit_problems,
+from foundation.domain import Family, Reading, ReadingBatch, Tier, parse_time
+from foundation.guidancespec import GuidanceBook, GuidanceError, load_alarm_guidance
+from foundation.alertspec import AlertingSettings
+from foundation.hazardunits import (HazardIndex, HazardUnit, Members, ResponsibleContact, site_unit_problems,
                                   unit_sensor_problems)
-from liaowang.riskspec import RiskSettings, load_risk_settings
-from liaowang.warningspec import WarningSettings, load_warning_settings
-from liaowang.wording import Wording, load_wording, merged
-from liaowang.rulespec import (ConfirmationSpec, FireDetectionSpec, PredictiveSpec, RuleBook, ThresholdSpec)
+from foundation.riskspec import RiskSettings, load_risk_settings
+from foundation.warningspec import WarningSettings, load_warning_settings
+from foundation.wording import Wording, load_wording, merged
+from foundation.rulespec import (ConfirmationSpec, FireDetectionSpec, PredictiveSpec, RuleBook, ThresholdSpec)
 
 COUNTIES = ("东昌府区", "茌平区", "临清市", "阳谷县", "莘县", "东阿县", "冠县", "高唐县")
 """Liaocheng's eight county-level areas (DOMAIN.md); development zones lie inside them."""
@@ -567,7 +567,7 @@ class AuthSettings(_Strict):
 
     def holds_demo_users(self) -> bool:
         """Whether any configured user still has its public demo password (README)."""
-        from liaowang.passwords import verify  # argon2: only when asked (at `liaowang run`), not at every load
+        from foundation.passwords import verify  # argon2: only when asked (at `liaowang run`), not at every load
 
         return any(verify(DEMO_PASSWORDS[u.name], u.password_hash) for u in self.users if u.name in DEMO_PASSWORDS)
 

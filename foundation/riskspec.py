@@ -11,7 +11,7 @@ The model is additive: each rule adds non-negative points, each group of rules i
 score is the sum of the groups, and the grade is the highest band the score reaches. More
 alarms, more special work or worse data quality can therefore never lower a grade.
 
-This module imports only pydantic at import time; `load_risk_settings` imports `liaowang.config`
+This module imports only pydantic at import time; `load_risk_settings` imports `foundation.config`
 when it runs.
 """
 
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from liaowang.warningspec import WarningLevel
+from foundation.warningspec import WarningLevel
 
 if TYPE_CHECKING:  # annotations only
-    from liaowang.config import Fleet
+    from foundation.config import Fleet
 
 __all__ = ["AlarmRules", "Band", "Certainty", "CommitmentRules", "DataQualityRules", "GradeBands", "InherentRules",
            "OperatingKind", "OperatingRules", "PRIORITIES", "ProposalRules", "RiskSettings", "load_risk_settings"]
@@ -393,7 +393,7 @@ def load_risk_settings(folder: Path, fleet: "Fleet | None" = None) -> RiskSettin
 
     With ``fleet``, the sites it names must exist.
     """
-    from liaowang.config import ConfigError, _read_yaml, _validate  # config may import this module
+    from foundation.config import ConfigError, _read_yaml, _validate  # config may import this module
 
     path = Path(folder) / "risk.yaml"
     if not path.exists():

@@ -4,7 +4,7 @@ Validated at load like everything a user tunes. Defaults follow DOMAIN.md (ISA-1
 orange and red latch; chattering is ≥ 3 activations in 60 s; a flood is > 10 new alerts in 10 min
 per duty desk; an alert active for more than 24 h is stale. Acknowledgement deadlines per tier
 (red 5 min, orange 10 min, yellow 30 min) escalate an unacknowledged alert's notification to the
-next receiver of its route. This module imports only `liaowang.domain`, `liaowang.rulespec` and pydantic.
+next receiver of its route. This module imports only `foundation.domain`, `foundation.rulespec` and pydantic.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from liaowang.domain import Family, Tier
-from liaowang.rulespec import TierName
+from foundation.domain import Family, Tier
+from foundation.rulespec import TierName
 
 
 class _Strict(BaseModel):

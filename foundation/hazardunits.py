@@ -20,7 +20,7 @@ grade of its highest unit, checked at load.
 >>> unit.s, unit.r_computed, unit.r_value
 (12.0, 96.0, 96.0)
 
-This module imports only pydantic, so `liaowang.config` may import it.
+This module imports only pydantic, so `foundation.config` may import it.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-if TYPE_CHECKING:  # annotations only: liaowang.config imports this module
-    from liaowang.config import Sensor, Site
+if TYPE_CHECKING:  # annotations only: foundation.config imports this module
+    from foundation.config import Sensor, Site
 
 __all__ = ["KEY_PROCESSES", "KEY_PROCESSES_SOURCE", "RESPONSIBLE_ROLES", "HazardIndex", "HazardUnit",
            "ResponsibleContact", "ResponsiblePerson", "ResponsiblePersons", "Substance", "gb18218_grade",

@@ -15,7 +15,7 @@ lives in `rules/`). Every number that decides a tier records its ``source``. Kin
     fire_detection  direct detection (smoke, flame, CO, temperature jump) above the danger tier
 
 The stale (deadman) rule covers every sensor and is set in ``liaowang.yaml`` (``rules.stale_*``).
-This module imports only `liaowang.domain` and pydantic.
+This module imports only `foundation.domain` and pydantic.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from liaowang.domain import Family, Tier
+from foundation.domain import Family, Tier
 
 
 def _tier(value: Any) -> Any:
