@@ -2,10 +2,12 @@
 FROM python:3.11.10-slim-bookworm
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY foundation ./foundation
 COPY liaowang ./liaowang
 COPY ingest ./ingest
 COPY rules ./rules
 COPY alerting ./alerting
+COPY earlywarning ./earlywarning
 COPY simulators ./simulators
 COPY dashboards ./dashboards
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 liaowang && mkdir /data && chown liaowang /data
