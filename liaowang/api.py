@@ -30,6 +30,7 @@ from liaowang.api_ui import ui_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from foundation.domain import Tier, iso
+from liaowang.sse import Resume, last_event_id
 from liaowang.params import body_time, parse_time_param, split_choices
 from liaowang.pipeline import AlertingUnavailable, Pipeline
 from liaowang.users import People
@@ -429,12 +430,17 @@ def create_app(pipeline: Pipeline) -> FastAPI:
 
     @app.get(f"{API}/events")
     async def events(request: Request, principal: Principal = Depends(reader)) -> StreamingResponse:
-        """Server-Sent Events of the caller's sites: ``alert`` on every alert change, ``site`` on every status change."""
-        queue = pipeline.hub.subscribe(principal.scope)
+        """Server-Sent Events of the caller's sites: ``alert`` on every alert change, ``site`` on every status change,
+        each with ``id: <seq>``; a reconnect with ``Last-Event-ID`` (or ``?last_event_id=``) first gets every event
+        after it (or a ``reset`` event when that is older than the kept window: reload), then the live ones."""
+        queue = pipeline.hub.subscribe(principal.scope)  # before reading the log: nothing falls between the two
+        resume = Resume(pipeline.event_log, principal.scope, last_event_id(request))
 
         async def stream() -> AsyncIterator[bytes]:
             try:
-                yield b"retry: 2000\nevent: hello\ndata: {}\n\n"
+                yield await run_in_threadpool(resume.start, {})
+                while page := await run_in_threadpool(resume.next_page):
+                    yield b"".join(page)
                 checked = asyncio.get_running_loop().time()
                 while True:
                     try:
@@ -443,6 +449,8 @@ def create_app(pipeline: Pipeline) -> FastAPI:
                         frame = b": keep-alive\n\n"
                     if frame is None or await request.is_disconnected():
                         return
+                    if not resume.admit(frame):
+                        continue  # already sent from the log
                     if principal.session is not None and asyncio.get_running_loop().time() - checked >= 15:
                         checked = asyncio.get_running_loop().time()
                         if not await run_in_threadpool(auth.still_signed_in, principal):
