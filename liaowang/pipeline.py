@@ -46,6 +46,7 @@ from foundation.config import Config, Sensor
 from liaowang.diskwatch import DiskSpace, DiskWatch
 from foundation.domain import Family, ReadingBatch, Tier, iso
 from rules.base import Signal
+from liaowang.commands import apply_command
 from liaowang.events import EventFeed, EventHub
 from foundation.mqttclient import make_client
 from foundation.supervise import StageState, StageStatus, Supervisor
@@ -474,6 +475,10 @@ class Pipeline:
             raise AlertingUnavailable(f"alerts.db: {type(err).__name__}: {str(err)[:200]}") from err
         self._publish_changes(changes)
         return changes
+
+    def command(self, request: dict) -> dict:
+        """A person's action as a command (`liaowang.commands`), applied here: this process owns every site."""
+        return apply_command(self.alerts, request, self.act, clock=self.clock)
 
     def announce(self, changes: Sequence[AlertChange]) -> None:
         """Notify (outbox), publish alert changes on MQTT and SSE, then refresh site statuses."""
