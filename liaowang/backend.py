@@ -116,12 +116,13 @@ class ApiBackend:
 
     ``commands`` sends actions to owners (None: actions answer 503, e.g. a read-only API).
     ``wait_for_events`` blocks until the store announces new events or the timeout passes (a
-    PostgreSQL LISTEN); without it the feed polls every 250 ms.
+    PostgreSQL LISTEN: `liaowang.pgnotify.listener`); without it the feed polls every 250 ms.
+    ``alert_db``: the shared store (PostgreSQL's AlertDB); default the ``alerts.db`` of ``data_dir``.
     """
 
     def __init__(self, config: Config, data_dir: Path, commands: Any | None = None,
                  clock: Callable[[], float] = time.time,
-                 wait_for_events: Callable[[float], object] | None = None) -> None:
+                 wait_for_events: Callable[[float], object] | None = None, alert_db: AlertDB | None = None) -> None:
         self.config = config
         self.fleet = config.fleet
         self.settings = config.settings
@@ -130,7 +131,7 @@ class ApiBackend:
         self.registry = CollectorRegistry()
         self._commands_total = Counter("liaowang_api_commands_total", "Commands sent to partition owners by outcome",
                                        ["outcome"], registry=self.registry)
-        self.alert_db = AlertDB(data_dir / "alerts.db")  # the shared store (PostgreSQL once storage.database_url lands)
+        self.alert_db = alert_db if alert_db is not None else AlertDB(data_dir / "alerts.db")
         self.alert_store = AlertStore(self.alert_db)
         self.audit = AuditLog(self.alert_db)
         self._suppressions = Suppressions(self.alert_db, config.alerting.maintenance)

@@ -55,6 +55,11 @@ def cmd_api(args: argparse.Namespace) -> int:
         log.error("http_port_in_use", host=settings.http.host, port=http_port, hint="choose another with --http-port")
         return 1
     data_dir = Path(args.data_dir or settings.storage.data_dir)
+    if getattr(settings.storage, "database_url", None):
+        # h-pg's PostgreSQL AlertDB goes here: ApiBackend(..., alert_db=<its AlertDB>,
+        # wait_for_events=liaowang.pgnotify.listener(url)); refuse rather than serve the wrong store
+        log.error("postgresql_store_not_wired", hint="this build of liaowang api reads the SQLite alerts.db only")
+        return 2
     if not (data_dir / "alerts.db").exists():
         log.error("store_missing", path=str(data_dir / "alerts.db"),
                   hint="point --data-dir at the data directory the workers (or liaowang run) write")
