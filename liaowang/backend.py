@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 
 import orjson
 import structlog
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerting import Alert, AlertStore, site_statuses
 from alerting.audit import AuditLog
@@ -143,6 +143,10 @@ class ApiBackend:
         self.hub = EventHub()
         self.feed = EventFeed(self.event_log, self.hub)
         self._wait = wait_for_events
+        Gauge("liaowang_sse_clients", "SSE streams open on this API process", registry=self.registry).set_function(
+            self.hub.count)
+        Gauge("liaowang_event_feed_lag", "Logged events this process has not yet handed to its SSE streams",
+              registry=self.registry).set_function(lambda: max(0, self.event_log.head() - self.feed.position))
         self.readings = SQLiteSink(data_dir / "readings.db")
         self.live = _LatestReadings(self.readings)
         self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)  # zones of rules

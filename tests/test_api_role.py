@@ -92,18 +92,13 @@ class Sse:
         self.conn.close()
 
 
-@pytest.fixture
-def world(tmp_path, demo_config, nats_url) -> Iterator[tuple[Pipeline, int, "Owner"]]:
-    """A Pipeline writing data_dir's store and owning every partition, and ``liaowang api`` over the same dir."""
-    data_dir = tmp_path / "data"
-    pipeline = Pipeline(demo_config, data_dir)
-    pipeline.commit_signals([signal("LC-LUXI-GD-01", Tier.ORANGE, 1_795_564_800.0)])
-    owner = Owner(nats_url, pipeline)
+def launch_api(data_dir: Path, nats_url: str) -> tuple[int, subprocess.Popen]:
+    """Start ``liaowang api`` over ``data_dir``'s store; return its port and process once it answers."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "liaowang.cli", "api", "--config", str(CONFIG_DIR), "--data-dir",
                              str(data_dir), "--http-port", str(port), "--nats", nats_url, "--partitions", str(P)],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=data_dir.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def up() -> bool:
         try:
@@ -114,12 +109,28 @@ def world(tmp_path, demo_config, nats_url) -> Iterator[tuple[Pipeline, int, "Own
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             return False
     wait_until(up, timeout=30)
-    yield pipeline, port, owner
+    return port, proc
+
+
+def stop_api(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def world(tmp_path, demo_config, nats_url) -> Iterator[tuple[Pipeline, int, "Owner"]]:
+    """A Pipeline writing data_dir's store and owning every partition, and ``liaowang api`` over the same dir."""
+    data_dir = tmp_path / "data"
+    pipeline = Pipeline(demo_config, data_dir)
+    pipeline.commit_signals([signal("LC-LUXI-GD-01", Tier.ORANGE, 1_795_564_800.0)])
+    owner = Owner(nats_url, pipeline)
+    port, proc = launch_api(data_dir, nats_url)
+    yield pipeline, port, owner
+    stop_api(proc)
     if not owner.closed:
         owner.close()
     pipeline.stop()
@@ -226,3 +237,41 @@ def test_a_dropped_stream_resumes_from_last_event_id_while_alarms_keep_changing(
     wanted = [e.seq for e in pipeline.event_log.since(origin, limit=100_000)]
     assert drops > 5 and len(wanted) > 100
     assert got == wanted  # nothing missed, nothing doubled, in order
+
+
+@pytest.mark.slow
+def test_a_stream_moves_to_another_api_process_after_kill_9_and_misses_nothing(world, nats_url, tmp_path):
+    """Two api processes over one store; the client's process is killed with SIGKILL mid-stream while alarms
+    keep changing; it reconnects to the other with its last id and gets every event after it, once."""
+    pipeline, _, _ = world
+    port_b, proc_b = launch_api(tmp_path / "data", nats_url)  # the world's store
+    try:
+        port_c, proc_c = launch_api(tmp_path / "data", nats_url)  # the one to kill
+        stream = Sse(port_c)
+        seq, event, _ = stream.next()
+        origin = seq
+        got: list[int] = []
+        ts = 1_795_566_000.0
+        for n in range(30):
+            ts += 1
+            pipeline.commit_signals([signal(SENSORS[n % 3], [Tier.YELLOW, Tier.RED, None][(n // 3) % 3], ts)])
+            if n == 10:
+                while len(got) < 5:
+                    seq, event, _ = stream.next()
+                    got.append(seq)
+                proc_c.kill()  # SIGKILL: no goodbye, the socket just dies
+                proc_c.wait()
+        with pytest.raises((EOFError, ConnectionError, OSError)):
+            while True:
+                seq, event, _ = stream.next()
+                got.append(seq)
+        stream.close()
+        stream = Sse(port_b, stream.last_id, timeout=3.0)
+        assert stream.next()[1] == "hello"
+        while got[-1:] != [pipeline.event_log.head()]:
+            seq, event, _ = stream.next()
+            got.append(seq)
+        stream.close()
+        assert got == [e.seq for e in pipeline.event_log.since(origin, limit=100_000)]
+    finally:
+        stop_api(proc_b)

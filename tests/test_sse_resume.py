@@ -117,3 +117,61 @@ def monkeypatch_module():
     liaowang.sse.PAGE = 2
     yield
     liaowang.sse.PAGE = saved
+
+
+# ------------------------------------------------------------------ over the API (examples)
+
+import orjson  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from liaowang.api import create_app  # noqa: E402
+from liaowang.pipeline import Pipeline  # noqa: E402
+
+
+@pytest.fixture
+def served(tmp_path, demo_config):
+    pipeline = Pipeline(demo_config, tmp_path / "data")
+    yield TestClient(create_app(pipeline)), pipeline
+    pipeline.stop()
+
+
+def opening(client: TestClient, path: str, headers: dict, frames: int) -> list[dict[str, str]]:
+    """The first ``frames`` SSE frames of a stream, each as its fields."""
+    out, current = [], {}
+    with client.stream("GET", path, headers={"Authorization": "Bearer demo-duty", **headers}) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line == "":
+                out.append(current)
+                current = {}
+                if len(out) == frames:
+                    break
+            elif not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                current[key] = value
+    return out
+
+
+def test_a_reconnect_gets_what_it_missed_then_an_id_beyond_the_window_gets_reset(served):
+    client, pipeline = served
+    for n in range(6):
+        pipeline.event_log.append("site", "LC-LUXI", {"site_id": "LC-LUXI", "n": n}, at=pipeline.clock())
+    frames = opening(client, "/api/v1/events", {"Last-Event-ID": "3"}, 4)
+    assert [(f["event"], f["id"]) for f in frames] == [("hello", "3"), ("site", "4"), ("site", "5"), ("site", "6")]
+    frames = opening(client, "/api/v1/events?last_event_id=5", {}, 2)  # for readers that cannot set the header
+    assert [(f["event"], f["id"]) for f in frames] == [("hello", "5"), ("site", "6")]
+    pipeline.event_log.keep_rows = 2
+    pipeline.event_log.prune(pipeline.clock())
+    frames = opening(client, "/api/v1/events", {"Last-Event-ID": "3"}, 2)  # 4 was pruned: no silent gap
+    assert [(f["event"], f["id"]) for f in frames] == [("hello", "6"), ("reset", "6")]
+    assert orjson.loads(frames[1]["data"])["head"] == 6
+    for garbage in ("abc", "-1", "999"):  # not an id of this log (another server's, a wiped data dir)
+        assert [f["event"] for f in opening(client, "/api/v1/events", {"Last-Event-ID": garbage}, 2)] == ["hello", "reset"]
+
+
+def test_the_site_stream_resumes_with_that_sites_events_only(served):
+    client, pipeline = served
+    for site in ("LC-LUXI", "LC-XFHG", "LC-LUXI"):
+        pipeline.event_log.append("site", site, {"site_id": site}, at=pipeline.clock())
+    frames = opening(client, "/api/v1/sites/LC-LUXI/live", {"Last-Event-ID": "0"}, 3)
+    assert [(f["event"], f.get("id")) for f in frames] == [("hello", "0"), ("site", "1"), ("site", "3")]
