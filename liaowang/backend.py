@@ -18,6 +18,7 @@ Any number of ``liaowang api`` processes can serve the same store.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -203,10 +204,15 @@ class ApiBackend:
         """Publish a warning document (QoS 1) and log its SSE event, as the pipeline does."""
         sent = self._mqtt.publish(topic, payload, qos=1, retain=retain).rc == 0
         if payload:
-            warning = orjson.loads(payload).get("warning", {})
-            self.event_log.append("warning", warning.get("site_id"), {
-                "id": warning.get("id"), "event": orjson.loads(payload).get("event"),
-                "site_id": warning.get("site_id"), "level": warning.get("level")}, self.clock())
+            try:
+                body = orjson.loads(payload)
+                warning = body.get("warning", {})
+                self.event_log.append("warning", warning.get("site_id"), {
+                    "id": warning.get("id"), "event": body.get("event"), "site_id": warning.get("site_id"),
+                    "level": warning.get("level")}, self.clock())
+            except (orjson.JSONDecodeError, AttributeError, sqlite3.Error, OSError) as err:
+                # the warning is stored and its MQTT copy went out; the maps show it at their next refresh
+                log.error("warning_event_not_sent_to_map", topic=topic, error=str(err)[:200])
         return sent
 
     def _notify_warning(self, notice: Notice) -> None:
