@@ -116,23 +116,25 @@ class EventLog:
         self.db = db
         self.keep_rows = keep_rows
         self.keep_s = keep_s
-        self.dialect = getattr(db, "dialect", "sqlite")  # h-pg's backend names itself "postgresql"
+        dialect = getattr(db, "dialect", "sqlite")  # h-pg's backend names itself "postgresql"
+        self.dialect = getattr(dialect, "name", dialect)  # h-pg's AlertDB gives a Dialect (merge of h-api and h-pg)
+        self._translate = not hasattr(dialect, "name")  # h-pg's PostgreSQL connection translates ``?`` itself
         with db.transaction() as conn:
             for statement in _DDL[self.dialect].split(";"):
                 if statement.strip():
                     conn.execute(statement)
 
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+        return sql.replace("?", "%s") if self.dialect == "postgresql" and self._translate else sql
 
     def append(self, kind: str, site_id: str | None, payload: dict[str, Any], at: float) -> int:
         """Append one event inside the caller's transaction (or its own) and return its ``seq``."""
         body = orjson.dumps(payload)
         with self.db.transaction() as conn:
             if self.dialect == "postgresql":
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_APPEND_LOCK,))
-                row = conn.execute("INSERT INTO events (at, site_id, kind, payload) VALUES (%s, %s, %s, %s) "
-                                   "RETURNING seq", (at, site_id, kind, body)).fetchone()
+                conn.execute(self._sql("SELECT pg_advisory_xact_lock(?)"), (PG_APPEND_LOCK,))
+                row = conn.execute(self._sql("INSERT INTO events (at, site_id, kind, payload) VALUES (?, ?, ?, ?) "
+                                             "RETURNING seq"), (at, site_id, kind, body)).fetchone()
                 conn.execute(f"NOTIFY {EVENTS_CHANNEL}")
                 return int(row[0])
             cursor = conn.execute("INSERT INTO events (at, site_id, kind, payload) VALUES (?, ?, ?, ?)",
