@@ -1,4 +1,4 @@
-"""A real PostgreSQL 15 on a loopback port for tests (h-api's own; h-pg's fixtures may replace it).
+"""A real PostgreSQL 15 on a loopback port for the event-log tests (h-api; h-pg's tests/pgserver.py may replace it).
 
 postgres refuses to run as root: the cluster lives in a directory the ``postgres`` user owns and is
 started with ``runuser -u postgres``; tests connect over TCP as that user (trust on loopback).
