@@ -1,8 +1,9 @@
 """``liaowang api``: the stateless HTTP, SSE and map role (issue 15) — no broker, no ingest, no rules here.
 
-It serves the shared store that workers (or a ``liaowang run``) write, fans the event log out to its
-SSE clients and sends people's alarm actions to the partition owners over NATS. Run any number of
-them behind a load balancer; each holds nothing a restart would lose.
+It serves the shared store that workers (or a ``liaowang run``) write — PostgreSQL when
+``storage.database_url`` is set (woken by its NOTIFY), else the data dir's ``alerts.db`` —, fans the
+event log out to its SSE clients and sends people's alarm actions to the partition owners over NATS.
+Run any number of them behind a load balancer; each holds nothing a restart would lose.
 
     liaowang api --config config --data-dir data --http-port 8001 --nats nats://127.0.0.1:4222 --partitions 8
 
@@ -55,12 +56,19 @@ def cmd_api(args: argparse.Namespace) -> int:
         log.error("http_port_in_use", host=settings.http.host, port=http_port, hint="choose another with --http-port")
         return 1
     data_dir = Path(args.data_dir or settings.storage.data_dir)
-    if getattr(settings.storage, "database_url", None):
-        # h-pg's PostgreSQL AlertDB goes here: ApiBackend(..., alert_db=<its AlertDB>,
-        # wait_for_events=liaowang.pgnotify.listener(url)); refuse rather than serve the wrong store
-        log.error("postgresql_store_not_wired", hint="this build of liaowang api reads the SQLite alerts.db only")
-        return 2
-    if not (data_dir / "alerts.db").exists():
+    url = getattr(settings.storage, "database_url", None)  # PostgreSQL (h-pg's storage.database_url)
+    alert_db = wait = None
+    if url is not None:
+        from alerting.db import AlertDB
+        from liaowang.pgnotify import listener
+
+        dsn = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)
+        try:
+            alert_db, wait = AlertDB(dsn), listener(dsn)
+        except Exception as err:  # psycopg's own errors: say which store, never its password
+            log.error("store_unreachable", error=type(err).__name__)
+            return 1
+    elif not (data_dir / "alerts.db").exists():
         log.error("store_missing", path=str(data_dir / "alerts.db"),
                   hint="point --data-dir at the data directory the workers (or liaowang run) write")
         return 1
@@ -76,7 +84,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         except Exception as err:  # nats-py raises its own and OS errors: refuse to start half-wired
             log.error("nats_unreachable", servers=servers, error=f"{type(err).__name__}: {err}")
             return 1
-    backend = ApiBackend(config, data_dir, commands)
+    backend = ApiBackend(config, data_dir, commands, wait_for_events=wait, alert_db=alert_db)
     try:
         backend.start()
         server = HttpServer(uvicorn.Config(create_app(backend), host=settings.http.host, port=http_port,
