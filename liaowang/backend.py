@@ -148,7 +148,8 @@ class ApiBackend:
             self.hub.count)
         Gauge("liaowang_event_feed_lag", "Logged events this process has not yet handed to its SSE streams",
               registry=self.registry).set_function(lambda: max(0, self.event_log.head() - self.feed.position))
-        self.readings = SQLiteSink(data_dir / "readings.db")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.readings = SQLiteSink(data_dir / "readings.db")  # a liaowang run's; empty in a cluster (readings: Influx)
         self.live = _LatestReadings(self.readings)
         self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)  # zones of rules
         self._mqtt = make_client(self.settings.mqtt, f"{self.settings.mqtt.client_id}-api-{id(self):x}")
