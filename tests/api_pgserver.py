@@ -22,7 +22,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def running_postgres() -> Iterator[str]:
-    """initdb + postgres on a free port; yields a conninfo string; stops and removes the cluster after."""
+    """initdb + postgres on a free port; yields its URL; stops and removes the cluster after."""
     if not (PG_BIN / "postgres").exists() or shutil.which("runuser") is None:
         pytest.skip("PostgreSQL 15 is not installed")
     root = Path(tempfile.mkdtemp(prefix="lw-pg-"))
@@ -34,7 +34,7 @@ def running_postgres() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([*as_pg, str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
                              "-k", str(root), "-c", "fsync=off"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    conninfo = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+    conninfo = f"postgresql://postgres@127.0.0.1:{port}/postgres"  # a URL: psycopg and h-pg's AlertDB take it
     try:
         import psycopg
         deadline = time.monotonic() + 30

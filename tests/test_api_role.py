@@ -6,6 +6,7 @@ the owner over a real nats-server — or answer 503 when no owner does."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import http.client
 import os
 import subprocess
@@ -23,6 +24,7 @@ from liaowang.commands import partition_of, serve_commands
 from liaowang.pipeline import Pipeline
 from rules.base import Signal
 from tests.conftest import CONFIG_DIR, ROOT, free_port, wait_until
+from tests.api_pgserver import postgres  # noqa: F401  (a fixture)
 from tests.natsserver import nats_url  # noqa: F401  (a fixture)
 
 P = 4
@@ -92,10 +94,10 @@ class Sse:
         self.conn.close()
 
 
-def launch_api(data_dir: Path, nats_url: str) -> tuple[int, subprocess.Popen]:
+def launch_api(data_dir: Path, nats_url: str, **env_vars: str) -> tuple[int, subprocess.Popen]:
     """Start ``liaowang api`` over ``data_dir``'s store; return its port and process once it answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_vars}
     proc = subprocess.Popen([sys.executable, "-m", "liaowang.cli", "api", "--config", str(CONFIG_DIR), "--data-dir",
                              str(data_dir), "--http-port", str(port), "--nats", nats_url, "--partitions", str(P)],
                             cwd=data_dir.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -275,3 +277,48 @@ def test_a_stream_moves_to_another_api_process_after_kill_9_and_misses_nothing(w
         assert got == [e.seq for e in pipeline.event_log.since(origin, limit=100_000)]
     finally:
         stop_api(proc_b)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("foundation.database") is None,
+                    reason="h-pg's PostgreSQL store is not merged in this branch")
+def test_on_postgresql_the_api_process_is_woken_by_notify(postgres, demo_config, tmp_path, nats_url):
+    """With storage.database_url (h-pg's PostgreSQL AlertDB): the owner writes PostgreSQL, ``liaowang api`` reads
+    it and its SSE stream is woken by LISTEN/NOTIFY rather than the 250 ms poll."""
+    from pydantic import SecretStr
+
+    import psycopg
+    admin = psycopg.connect(postgres, autocommit=True)
+    admin.execute("DROP DATABASE IF EXISTS api_role")
+    admin.execute("CREATE DATABASE api_role")
+    admin.close()
+    url = postgres.rsplit("/", 1)[0] + "/api_role"
+    storage = demo_config.settings.storage.model_copy(update={"database_url": SecretStr(url)})
+    config = demo_config.model_copy(update={"settings": demo_config.settings.model_copy(update={"storage": storage})})
+    pipeline = Pipeline(config, tmp_path / "data")
+    pipeline.commit_signals([signal("LC-LUXI-GD-01", Tier.ORANGE, 1_795_564_800.0)])
+    owner = Owner(nats_url, pipeline)
+    port, proc = launch_api(tmp_path / "api", nats_url, LIAOWANG_STORAGE__DATABASE_URL=url)
+    try:
+        status, alerts = get(port, "/api/v1/alerts")
+        assert status == 200 and [a["subject"] for a in alerts] == ["LC-LUXI-GD-01"]
+        stream = Sse(port)
+        assert stream.next()[1] == "hello"
+        latencies = []
+        for n, sensor in enumerate(["LC-LUXI-GD-02", "LC-XFHG-GD-01"]):
+            started = time.monotonic()
+            pipeline.commit_signals([signal(sensor, Tier.YELLOW, 1_795_564_810.0 + n)])
+            while True:
+                _, event, data = stream.next()
+                if event == "alert" and data["subject"] == sensor:
+                    latencies.append(time.monotonic() - started)
+                    break
+        print("publish → SSE over PostgreSQL NOTIFY, s:", [round(x, 3) for x in latencies])
+        assert max(latencies) < 1.0
+        status, body = get(port, f"/api/v1/alerts/{alerts[0]['id']}/ack", "POST", {"note": "收到"})
+        assert status == 200 and body["state"] == "acknowledged"
+        stream.close()
+    finally:
+        stop_api(proc)
+        owner.close()
+        pipeline.stop()
