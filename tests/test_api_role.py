@@ -6,7 +6,6 @@ the owner over a real nats-server — or answer 503 when no owner does."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import http.client
 import os
 import subprocess
@@ -19,6 +18,7 @@ from typing import Iterator
 import orjson
 import pytest
 
+from foundation.config import StorageSettings
 from foundation.domain import Family, Tier
 from liaowang.commands import partition_of, serve_commands
 from liaowang.pipeline import Pipeline
@@ -280,8 +280,8 @@ def test_a_stream_moves_to_another_api_process_after_kill_9_and_misses_nothing(w
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("foundation.database") is None,
-                    reason="h-pg's PostgreSQL store is not merged in this branch")
+@pytest.mark.skipif("database_url" not in StorageSettings.model_fields,
+                    reason="h-pg's PostgreSQL store (storage.database_url) is not merged in this branch")
 def test_on_postgresql_the_api_process_is_woken_by_notify(postgres, demo_config, tmp_path, nats_url):
     """With storage.database_url (h-pg's PostgreSQL AlertDB): the owner writes PostgreSQL, ``liaowang api`` reads
     it and its SSE stream is woken by LISTEN/NOTIFY rather than the 250 ms poll."""
