@@ -259,7 +259,12 @@ async def serve_commands(nc: Any, partition: int, handle: Callable[[dict[str, An
         except orjson.JSONDecodeError as err:
             reply = _error("bad_request", f"not JSON: {err}")
         else:
-            reply = await asyncio.to_thread(handle, request)
+            try:
+                reply = await asyncio.to_thread(handle, request)
+            except Exception as err:  # a handler other than apply_command: the requester still gets an answer
+                log.error("command_handler_failed", partition=partition, error=f"{type(err).__name__}: {err}",
+                          exc_info=True)
+                reply = _error("internal", f"{type(err).__name__}: {str(err)[:200]}")
         await msg.respond(orjson.dumps(reply))
 
     # a queue group: should two processes ever both subscribe (a lease handover), one of them answers
