@@ -6,6 +6,8 @@ One account ``LIAOWANG`` holds every user (subject mappings are per account) wit
 - ``worker`` consumes the partition streams, holds leases in KV, answers commands on ``lw.cmd.>``
   and publishes dead letters and alert news; it cannot publish readings;
 - ``api`` sends people's commands (``lw.cmd.>`` requests) and nothing else;
+- ``bridge`` publishes readings and status with JetStream acknowledgements (a bridge from mosquitto
+  that acknowledges a gateway's QoS 1 message only once the partition stream stored it);
 - ``admin`` provisions streams and KV (`liaowang nats-setup`).
 
 No anonymous access: every client logs in. Routes between nodes log in too (cluster authorization).
@@ -36,7 +38,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from foundation.partition import DEADLETTER_SUBJECT
@@ -73,16 +75,18 @@ class Credentials:
     api: str
     admin: str
     route: str
+    bridge: str
 
     @classmethod
     def generate(cls) -> "Credentials":
         """Fresh random passwords (``secrets``: 24 bytes each)."""
-        return cls(**{name: secrets.token_urlsafe(24) for name in ("gateway", "worker", "api", "admin", "route")})
+        return cls(**{f.name: secrets.token_urlsafe(24) for f in fields(cls)})
 
     @classmethod
     def load(cls, path: Path) -> "Credentials":
-        """Read the ``passwords`` of a ``credentials.json`` this module wrote."""
-        return cls(**json.loads(path.read_text())["passwords"])
+        """Read the ``passwords`` of a ``credentials.json`` this module wrote (a user added since gets a new one)."""
+        kept = json.loads(path.read_text())["passwords"]
+        return cls(**{f.name: kept.get(f.name) or secrets.token_urlsafe(24) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -167,9 +171,11 @@ def _users(creds: Credentials) -> str:
          "liaowang.v1.site-status.>", "lw.cmd.>"],
         ["_INBOX.>", "lw.cmd.>", "$KV.LW_LEASES.>"])
     api = _permissions(["lw.cmd.>"], ["_INBOX.>"])
+    bridge = _permissions(["lw.in.*.readings.*", "lw.in.*.readings.*.*", "lw.in.*.status.*"], ["_INBOX.>"])
     rows = [f"{{ user: \"gateway\", password: {_q(creds.gateway)}, permissions: {gateway} }}",
             f"{{ user: \"worker\", password: {_q(creds.worker)}, permissions: {worker} }}",
             f"{{ user: \"api\", password: {_q(creds.api)}, permissions: {api} }}",
+            f"{{ user: \"bridge\", password: {_q(creds.bridge)}, permissions: {bridge} }}",
             f"{{ user: \"admin\", password: {_q(creds.admin)} }}"]
     return ",\n      ".join(rows)
 
