@@ -1,10 +1,11 @@
-"""`liaowang nats-config` and `liaowang nats-setup`: the NATS side of a scaled-out deployment.
+"""`liaowang nats-config`, `nats-setup` and `nats-bridge`: the NATS side of a scaled-out deployment.
 
 ``nats-config`` writes one nats-server file per node and ``credentials.json`` (liaowang/cluster/natsconf.py);
 run again, it keeps the passwords it made and refuses another partition count (sites would move).
 ``nats-setup`` provisions streams, consumers and the lease bucket on a running cluster, idempotently
 (liaowang/cluster/streams.py), as ``admin`` from ``credentials.json`` or from the environment
 (``LIAOWANG_NATS_URL`` comma-separated, ``LIAOWANG_NATS_USER``, ``LIAOWANG_NATS_PASSWORD``).
+``nats-bridge`` runs liaowang/cluster/bridge.py: mosquitto → JetStream, acked to the gateway once stored.
 """
 
 from __future__ import annotations
@@ -86,6 +87,32 @@ def cmd_nats_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nats_bridge(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from foundation.config import MqttSettings
+    from ingest.jetstream import NatsEndpoint
+    from liaowang.cluster.bridge import MqttJetStreamBridge
+
+    creds = json.loads(Path(args.credentials).read_text())
+    host, _, port = args.mqtt.rpartition(":")
+    mqtt = MqttSettings(host=host or "127.0.0.1", port=int(port), username=os.environ.get("LIAOWANG_MQTT_USERNAME"),
+                        password=os.environ.get("LIAOWANG_MQTT_PASSWORD"))
+    bridge = MqttJetStreamBridge(mqtt, NatsEndpoint(tuple(creds["servers"]), "bridge", creds["passwords"]["bridge"],
+                                                    "liaowang-nats-bridge"), client_id=args.client_id)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    bridge.start()
+    if not bridge.wait_connected(30):
+        print(f"nats-bridge: not connected after 30 s: {bridge.problems() or 'MQTT broker not answering'}",
+              file=sys.stderr)
+    stop.wait()
+    bridge.stop()
+    return 0
+
+
 def add_cluster_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``nats-config`` and ``nats-setup`` on the `liaowang` command's subparsers."""
     conf = sub.add_parser("nats-config", help="write nats-server configuration files for an N-node cluster")
@@ -111,3 +138,11 @@ def add_cluster_parsers(sub: argparse._SubParsersAction) -> None:
     setup.add_argument("--ack-wait-s", type=float, default=30.0)
     setup.add_argument("--max-ack-pending", type=int, default=20_000)
     setup.set_defaults(func=cmd_nats_setup)
+
+    bridge = sub.add_parser("nats-bridge", help="forward gateways' QoS 1 readings from an MQTT broker into JetStream, "
+                                                "acknowledging each only once stored (Ctrl-C stops)")
+    bridge.add_argument("--credentials", required=True, help="credentials.json written by nats-config")
+    bridge.add_argument("--mqtt", default="127.0.0.1:1883", help="HOST:PORT of the gateways' broker (user and "
+                        "password from LIAOWANG_MQTT_USERNAME / LIAOWANG_MQTT_PASSWORD)")
+    bridge.add_argument("--client-id", default="liaowang-nats-bridge", help="its persistent session on the broker")
+    bridge.set_defaults(func=cmd_nats_bridge)

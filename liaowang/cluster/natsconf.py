@@ -171,7 +171,8 @@ def _users(creds: Credentials) -> str:
          "liaowang.v1.site-status.>", "lw.cmd.>"],
         ["_INBOX.>", "lw.cmd.>", "$KV.LW_LEASES.>"])
     api = _permissions(["lw.cmd.>"], ["_INBOX.>"])
-    bridge = _permissions(["lw.in.*.readings.*", "lw.in.*.readings.*.*", "lw.in.*.status.*"], ["_INBOX.>"])
+    bridge = _permissions(["lw.in.*.readings.*", "lw.in.*.readings.*.*", "lw.in.*.status.*", DEADLETTER_SUBJECT],
+                          ["_INBOX.>"])
     rows = [f"{{ user: \"gateway\", password: {_q(creds.gateway)}, permissions: {gateway} }}",
             f"{{ user: \"worker\", password: {_q(creds.worker)}, permissions: {worker} }}",
             f"{{ user: \"api\", password: {_q(creds.api)}, permissions: {api} }}",
