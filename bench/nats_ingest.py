@@ -1,6 +1,7 @@
 """MQTT → NATS JetStream (3 nodes, R3) → JetStreamSource throughput on this machine (issue 15).
 
 Run:  .venv/bin/python bench/nats_ingest.py [--messages 20000] [--partitions 4] [--publishers 2] [--batch 1]
+                                            [--ingress mqtt-listener|bridge|jetstream] [--drain]
                                             [--source-processes]
 
 Method. A real 3-node nats-server cluster on loopback (tests/cluster/natscluster.py: the test
@@ -11,6 +12,12 @@ design: a GIL per partition). Then ``--publishers`` processes publish the feed o
 the nodes' MQTT listeners (paho with flow control, round-robin over nodes), while the sources
 consume. Reported: publish rate (every PUBACK received), and the end-to-end rate: readings handed
 down by the sources / time from the first publish to the last reading handed down.
+
+``--ingress bridge``: the publishers publish to mosquitto instead, and `liaowang nats-bridge`'s
+class moves the messages into JetStream (acked to the gateway once stored). ``--ingress
+jetstream``: the publishers are nats-py JetStream publishers (windows of 500 awaited PubAcks).
+``--drain``: the sources start only after everything is stored, so the figure is the sources'
+own rate (fetch, decode, memory sink, ack).
 """
 
 from __future__ import annotations
@@ -57,10 +64,11 @@ def feed(count: int, batch: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def _publisher(port: int, password: str, messages: list[tuple[str, bytes]], index: int, go, done) -> None:
+def _publisher(port: int, password: str, messages: list[tuple[str, bytes]], index: int, go, done,
+               user: str = "gateway") -> None:
     import paho.mqtt.client as mqtt
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-gw-{index}", clean_session=True)
-    client.username_pw_set("gateway", password)
+    client.username_pw_set(user, password)
     client.connect("127.0.0.1", port)
     client.loop_start()
     out = BoundedPublisher(client, max_outstanding=1000)
@@ -70,6 +78,25 @@ def _publisher(port: int, password: str, messages: list[tuple[str, bytes]], inde
     ok = out.flush(timeout=600)
     client.disconnect()
     client.loop_stop()
+    done.put((index, ok, time.time()))
+
+
+def _js_publisher(servers: tuple[str, ...], password: str, messages: list[tuple[str, bytes]], index: int, go,
+                  done) -> None:
+    import asyncio
+
+    import nats
+
+    async def main() -> bool:
+        nc = await nats.connect(list(servers), user="bridge", password=password)
+        js = nc.jetstream(timeout=10)
+        go.wait()
+        for start in range(0, len(messages), 500):
+            await asyncio.gather(*(js.publish(t.replace("/", "."), p) for t, p in messages[start:start + 500]))
+        await nc.close()
+        return True
+
+    ok = asyncio.run(main())
     done.put((index, ok, time.time()))
 
 
@@ -94,6 +121,8 @@ def main() -> int:
     parser.add_argument("--publishers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=1, help="readings per MQTT message")
     parser.add_argument("--source-processes", action="store_true", help="one process per partition's source")
+    parser.add_argument("--ingress", choices=("mqtt-listener", "bridge", "jetstream"), default="mqtt-listener")
+    parser.add_argument("--drain", action="store_true", help="start the sources once everything is stored")
     args = parser.parse_args()
     messages = feed(args.messages, args.batch)
     config = load_config(ROOT / "config")
@@ -105,35 +134,68 @@ def main() -> int:
             stop = ctx.Event()
             counts = ctx.Manager().dict() if args.source_processes else None
             sources, downs, procs = [], [], []
-            for p in range(args.partitions):
-                if args.source_processes:
-                    state = {k: v for k, v in cluster.__dict__.items() if k != "procs"}
-                    proc = ctx.Process(target=_source_process, args=(state, p, counts, stop))
-                    proc.start()
-                    procs.append(proc)
-                else:
-                    down = Downstream()
-                    source = make_source(cluster, config, p, MemorySink(), down)
-                    source.start()
-                    assert source.wait_connected(30)
-                    sources.append(source)
-                    downs.append(down)
-            time.sleep(2 if args.source_processes else 0.2)
+
+            def start_sources() -> None:
+                for p in range(args.partitions):
+                    if args.source_processes:
+                        state = {k: v for k, v in cluster.__dict__.items() if k != "procs"}
+                        proc = ctx.Process(target=_source_process, args=(state, p, counts, stop))
+                        proc.start()
+                        procs.append(proc)
+                    else:
+                        down = Downstream()
+                        source = make_source(cluster, config, p, MemorySink(), down)
+                        source.start()
+                        assert source.wait_connected(30)
+                        sources.append(source)
+                        downs.append(down)
 
             def handed_down() -> int:
                 return sum(counts.values()) if counts is not None else sum(len(d.seen) for d in downs)
 
+            if not args.drain:
+                start_sources()
+                time.sleep(2 if args.source_processes else 0.2)
+            bridge = broker = None
+            if args.ingress == "bridge":
+                from bench.common import login, start_broker
+                from foundation.config import MqttSettings
+                from liaowang.cluster.bridge import MqttJetStreamBridge
+                broker, mqtt_port = start_broker()
+                bridge = MqttJetStreamBridge(MqttSettings(host="127.0.0.1", port=mqtt_port, **login()),
+                                             cluster.endpoint("bridge"))
+                bridge.start()
+                assert bridge.wait_connected(30)
             go, done = ctx.Event(), ctx.Queue()
             slices = [messages[i::args.publishers] for i in range(args.publishers)]
-            pubs = [ctx.Process(target=_publisher, args=(cluster.nodes[i % 3].mqtt_port, cluster.mqtt_password(),
-                                                         slices[i], i, go, done)) for i in range(args.publishers)]
+            if args.ingress == "jetstream":
+                pubs = [ctx.Process(target=_js_publisher, args=(cluster.servers, cluster.plan.credentials.bridge,
+                                                                slices[i], i, go, done)) for i in range(args.publishers)]
+            elif args.ingress == "bridge":
+                import os
+                mqtt_pw = os.environ["LIAOWANG_MQTT__PASSWORD"]
+                pubs = [ctx.Process(target=_publisher, args=(mqtt_port, mqtt_pw, slices[i], i, go, done,
+                                                             os.environ["LIAOWANG_MQTT__USERNAME"]))
+                        for i in range(args.publishers)]
+            else:
+                pubs = [ctx.Process(target=_publisher, args=(cluster.nodes[i % 3].mqtt_port, cluster.mqtt_password(),
+                                                             slices[i], i, go, done)) for i in range(args.publishers)]
             for proc in pubs:
                 proc.start()
             time.sleep(1.0)  # every publisher connected
-            t0 = time.time()
+            t0 = t_pub = time.time()
             go.set()
             finished = [done.get(timeout=600) for _ in pubs]
             published_at = max(t for _, _, t in finished)
+            if bridge is not None:
+                while bridge.forwarded < len(messages) and time.time() < t0 + 600:
+                    time.sleep(0.01)
+                published_at = time.time()  # stored in JetStream, not only acked by mosquitto
+                bridge.stop()
+                broker.stop()
+            if args.drain:
+                t0 = time.time()
+                start_sources()
             deadline = time.time() + 300
             while handed_down() < args.messages and time.time() < deadline:
                 time.sleep(0.01)
@@ -149,11 +211,12 @@ def main() -> int:
         finally:
             cluster.stop()
     mode = "one process per partition" if args.source_processes else "sources in one process"
-    print(f"feed: {args.messages} readings in {len(messages)} MQTT messages (batch {args.batch}), "
+    print(f"feed: {args.messages} readings in {len(messages)} messages (batch {args.batch}), ingress {args.ingress}, "
           f"{args.publishers} publishers, {args.partitions} partitions R3 on 3 nodes, {mode}")
-    print(f"all PUBACKed: {all(ok for _, ok, _ in finished)}; publish: "
-          f"{len(messages) / (published_at - t0):,.0f} msg/s ({args.messages / (published_at - t0):,.0f} readings/s)")
-    print(f"end to end (MQTT → NATS → source, handed down {got}): {got / (t_end - t0):,.0f} readings/s, "
+    print(f"all acknowledged: {all(ok for _, ok, _ in finished)}; publish: "
+          f"{len(messages) / (published_at - t_pub):,.0f} msg/s ({args.messages / (published_at - t_pub):,.0f} readings/s)")
+    what = "drain of the stored feed by the sources" if args.drain else "end to end (publish → NATS → source)"
+    print(f"{what}, handed down {got}: {got / (t_end - t0):,.0f} readings/s, "
           f"{len(messages) * got / args.messages / (t_end - t0):,.0f} msg/s")
     return 0 if got >= args.messages else 1
 
