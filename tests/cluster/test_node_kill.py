@@ -137,7 +137,8 @@ def test_kill9_of_a_nats_node_mid_stream_loses_no_acknowledged_reading(fresh_nat
         cluster.restart(victim)
         assert done.wait(180) and failures == []
         try:
-            wait_for(lambda: sum(len(d.seen) for d in downs) >= TOTAL, timeout=60, what="every reading handed down")
+            wait_for(lambda: sum(len(d.seen) for d in downs) >= TOTAL, timeout=30 if ingress == "mqtt-listener" else 60,
+                     what="every reading handed down")
         except AssertionError:
             from foundation.partition import partition_of
             expected = Counter(partition_of(site, cluster.partitions) for site, _, _ in feed)
