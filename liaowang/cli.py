@@ -12,8 +12,8 @@ import structlog
 
 from foundation.config import Config, ConfigError, default_config_dir, hash_token, load_config
 from liaowang.broker import is_loopback
-from liaowang.cli_cluster import add_cluster_parsers
 from liaowang.cli_api import add_api_parser
+from liaowang.cli_cluster import add_cluster_parsers
 from liaowang.cli_users import add_users_parser
 from foundation.logs import configure_logging
 
