@@ -164,6 +164,11 @@ class AlertStore:
             return conn.execute(f"SELECT {columns} FROM alerts a WHERE {where} ORDER BY raised_at DESC, id",
                                 args).fetchall()
 
+    def count(self, where: str, args: Sequence[object]) -> int:
+        """How many alerts match ``where`` (no ORDER BY: PostgreSQL refuses one beside an aggregate)."""
+        with self.reading() as conn:
+            return conn.execute(f"SELECT count(*) FROM alerts a WHERE {where}", args).fetchone()[0]
+
     def by_ids(self, ids: Sequence[str]) -> list[Alert]:
         """The alerts with these ids, in the order given (ids not stored are left out)."""
         found: dict[str, Alert] = {}

@@ -185,9 +185,10 @@ TestSessions.settings = settings(max_examples=60, stateful_step_count=30, deadli
 # ---------------------------------------------------------------------------- examples
 
 @pytest.fixture
-def people():
+def people(alerts_db_target):
+    """People and sessions on a fresh alerts.db: SQLite, then PostgreSQL."""
     now = [1_000.0]
-    db = AlertDB(":memory:")
+    db = AlertDB(alerts_db_target)
     store = People(db, AuditLog(db), AuthSettings(lockout=LockoutSettings(failures=3, window_s=60, lock_s=120)),
                    lambda: now[0], FAST)
     store.add("zhang", "张三", "operator", ("LC-LUXI",), "zhang-password", by="test")
