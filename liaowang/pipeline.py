@@ -79,7 +79,8 @@ class Pipeline:
         self.hub = EventHub()
         self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
-        self.alert_db = AlertDB(data_dir / "alerts.db")  # one connection: one transaction spans every table
+        # one connection: one transaction spans every table (alerts.db, or PostgreSQL when storage.database_url)
+        self.alert_db = AlertDB(self.settings.storage.alerts_target(data_dir))
         self.alert_store = AlertStore(self.alert_db)
         self.audit = AuditLog(self.alert_db)
         self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)
