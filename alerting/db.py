@@ -42,8 +42,8 @@ CREATE TABLE IF NOT EXISTS partition_fence (
 class _Shared:
     """What every view of one database shares: the connection, its lock and the open-transaction depth."""
 
-    def __init__(self, conn: Any, dialect: Dialect, path: str) -> None:
-        self.conn, self.dialect, self.path = conn, dialect, path
+    def __init__(self, conn: Any, dialect: Dialect, path: str, url: str = "") -> None:
+        self.conn, self.dialect, self.path, self.url = conn, dialect, path, url
         self.lock = threading.RLock()
         self.depth = 0
 
@@ -67,7 +67,7 @@ class AlertDB:
                  _fences: Mapping[int, int] | None = None) -> None:
         if _shared is None:
             if is_database_url(target):
-                _shared = _Shared(PgConnection(str(target)), POSTGRES, "")
+                _shared = _Shared(PgConnection(str(target)), POSTGRES, "", str(target))
             else:
                 conn = connect(target)
                 _shared = _Shared(conn, SQLITE, sqlite_path(conn))
@@ -90,6 +90,11 @@ class AlertDB:
     def path(self) -> str:
         """The SQLite file behind the connection; '' in memory and on PostgreSQL (long reads share the connection)."""
         return self._shared.path
+
+    @property
+    def url(self) -> str:
+        """The PostgreSQL URL ('' on SQLite): long reads open their own connection to it."""
+        return self._shared.url
 
     @property
     def fences(self) -> dict[int, int]:

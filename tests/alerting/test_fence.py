@@ -204,3 +204,17 @@ def test_no_lower_epoch_commits_after_a_higher_one(fence_db, run):
     assert epochs == sorted(epochs)
     fence = db.conn.execute('SELECT epoch FROM partition_fence WHERE "partition" = 0').fetchone()
     assert (fence[0] if fence else None) == recorded
+
+
+def test_a_lost_connection_fails_one_write_and_the_next_one_reconnects(pg_url):
+    """The server ends the store's session (a restart, a failover): that write raises a `StoreError` the
+    pipeline keeps pending; the next one opens a new connection and commits."""
+    store = AlertStore(AlertDB(pg_url).fence(4, epoch=1))
+    store.set_horizon("r", "s", 1.0)
+    pid = store.db.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    AlertDB(pg_url).conn.execute("SELECT pg_terminate_backend(?)", (pid,))
+    with pytest.raises(StoreError):
+        store.set_horizon("r", "s", 2.0)
+    store.set_horizon("r", "s", 3.0)
+    assert store.horizons() == {("r", "s"): 3.0}
+    assert store.count("1=1", []) == 0  # the long-read connection is another session
