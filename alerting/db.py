@@ -35,7 +35,7 @@ _FENCE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS partition_fence (
     "partition" BIGINT PRIMARY KEY,
     epoch BIGINT NOT NULL
-);
+)
 """
 
 
@@ -122,7 +122,10 @@ class AlertDB:
         if epoch < 0 or partition < 0:
             raise ValueError("partition and epoch are non-negative")
         with self.lock:
-            self._shared.conn.executescript(_FENCE_SCHEMA)
+            if self.dialect is SQLITE:  # one statement: sqlite3's executescript would commit an open transaction
+                self._shared.conn.execute(_FENCE_SCHEMA)
+            else:  # advisory-locked: two workers creating it at once would collide in PostgreSQL's catalog
+                self._shared.conn.executescript(_FENCE_SCHEMA)
         return AlertDB("", _shared=self._shared, _fences={**self._fences, partition: epoch})
 
     @contextmanager
@@ -157,18 +160,17 @@ class AlertDB:
                 shared.depth = 0
 
     def _check_fences(self) -> None:
-        conn, for_update = self._shared.conn, self._shared.dialect.for_update
+        conn = self._shared.conn
+        greatest = "max" if self.dialect is SQLITE else "GREATEST"
         for partition, epoch in sorted(self._fences.items()):  # one order everywhere: no lock cycles
-            conn.execute('INSERT INTO partition_fence ("partition", epoch) VALUES (?, ?) '
-                         'ON CONFLICT ("partition") DO NOTHING', (partition, epoch))
-            recorded = conn.execute(f'SELECT epoch FROM partition_fence WHERE "partition" = ?{for_update}',
-                                    (partition,)).fetchone()[0]
+            # One round trip: the upsert creates the row or locks it (until commit) and keeps the higher epoch.
+            recorded = conn.execute(
+                f'INSERT INTO partition_fence ("partition", epoch) VALUES (?, ?) ON CONFLICT ("partition") '
+                f"DO UPDATE SET epoch = {greatest}(partition_fence.epoch, excluded.epoch) RETURNING epoch",
+                (partition, epoch)).fetchone()[0]
             if recorded > epoch:
                 log.warning("transaction_fenced", partition=partition, epoch=epoch, recorded_epoch=recorded)
                 raise Fenced(partition, epoch, recorded)
-            if recorded < epoch:
-                conn.execute('UPDATE partition_fence SET epoch = ? WHERE "partition" = ?', (epoch, partition))
-                log.info("fence_advanced", partition=partition, epoch=epoch, previous_epoch=recorded)
 
     @property
     def depth(self) -> int:

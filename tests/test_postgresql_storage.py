@@ -141,3 +141,22 @@ def test_kill_9_in_the_middle_of_an_alarm_transaction_leaves_nothing_half_stored
     store = AlertStore(AlertDB(pg_url).fence(0, epoch=2))
     store.set_horizon("r", "s", 1.0)
     assert rows(pg_url, 'SELECT epoch FROM partition_fence') == [(2,)]
+
+
+def test_liaowang_users_works_on_the_configured_postgresql(tmp_path, pg_url):
+    """`liaowang users` with LIAOWANG_STORAGE__DATABASE_URL: the people land in PostgreSQL, not in a data dir file."""
+    env = {**os.environ, "LIAOWANG_STORAGE__DATABASE_URL": pg_url}
+
+    def users(*args: str, password: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "liaowang.cli", "users", *args, "--config", str(ROOT / "config"),
+                               "--data-dir", str(tmp_path / "data"), *(["--password-stdin"] if password else [])],
+                              input=(password or "") + "\n", capture_output=True, text=True, timeout=60, env=env,
+                              cwd=ROOT)
+
+    added = users("add", "wang", "--role", "operator", "--sites", "LC-XFHG", password="wang-first-pass")
+    assert added.returncode == 0, added.stderr
+    assert users("disable", "wang").returncode == 0
+    assert "wang\t" in users("list").stdout
+    assert rows(pg_url, "SELECT role, disabled FROM users WHERE name = 'wang'") == [("operator", 1)]
+    assert ("user_created",) in rows(pg_url, "SELECT action FROM audit WHERE subject = 'wang'")
+    assert not (tmp_path / "data" / "alerts.db").exists()
