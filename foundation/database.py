@@ -198,6 +198,7 @@ class PgConnection:
         self._connect_timeout_s = connect_timeout_s
         self._lock = threading.RLock()  # psycopg connections are thread-safe; this keeps reconnecting single
         self._raw = self._connect()
+        self._open_transaction = False  # a BEGIN ran and its COMMIT/ROLLBACK has not
 
     def _connect(self):
         try:
@@ -212,34 +213,44 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
-        """Whether a transaction is open (also a failed one waiting for its ROLLBACK)."""
-        if self._raw.closed:
-            return False
+        """Whether a transaction is open (also a failed one, or one whose connection was lost, waiting for its
+        ROLLBACK)."""
+        if self._raw.closed or self._raw.broken:
+            return self._open_transaction
         return self._raw.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE
 
     def _ensure_open(self, sql: str) -> None:
-        if self._raw.closed or self._raw.broken:
-            if sql.lstrip().upper().startswith(("COMMIT", "ROLLBACK")):
-                return  # nothing to finish on a lost connection: let the statement fail below
-            with self._lock:
-                if self._raw.closed or self._raw.broken:
-                    self._raw = self._connect()
+        ends = sql.lstrip()[:8].upper().startswith(("COMMIT", "ROLLBACK"))
+        if ends:
+            self._open_transaction = False
+        if not (self._raw.closed or self._raw.broken) or ends:
+            return  # a COMMIT on a lost connection must fail below: nothing was committed
+        if self._open_transaction:
+            # a new connection would run the rest of the transaction's statements one by one, committed:
+            # refuse until the caller rolls back and retries the whole transaction
+            raise StoreError("PostgreSQL: the connection was lost inside a transaction; nothing of it is kept, "
+                             "roll back and retry it")
+        with self._lock:
+            if self._raw.closed or self._raw.broken:
+                self._raw = self._connect()
 
     def execute(self, sql: str, params: Sequence[Any] | Iterable[Any] = ()) -> Any:
         """Run one statement with ``?`` parameters; a cursor with ``fetchone``/``fetchall``/iteration/``rowcount``."""
         self._ensure_open(sql)
-        cur = self._raw.cursor()
         try:
+            cur = self._raw.cursor()
             cur.execute(translate_placeholders(sql), _params(params))
         except self._psycopg.Error as err:
             raise _as_store_error(err, self._psycopg) from err
+        if sql.lstrip()[:5].upper() == "BEGIN":
+            self._open_transaction = True
         return cur
 
     def executemany(self, sql: str, seq_of_params: Iterable[Iterable[Any]]) -> Any:
         """Run one statement once per parameter row (psycopg pipelines them)."""
         self._ensure_open(sql)
-        cur = self._raw.cursor()
         try:
+            cur = self._raw.cursor()
             cur.executemany(translate_placeholders(sql), [_params(p) for p in seq_of_params])
         except self._psycopg.Error as err:
             raise _as_store_error(err, self._psycopg) from err

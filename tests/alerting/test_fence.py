@@ -218,3 +218,26 @@ def test_a_lost_connection_fails_one_write_and_the_next_one_reconnects(pg_url):
     store.set_horizon("r", "s", 3.0)
     assert store.horizons() == {("r", "s"): 3.0}
     assert store.count("1=1", []) == 0  # the long-read connection is another session
+
+
+def test_a_connection_lost_inside_a_transaction_never_commits_the_rest_of_it(pg_url):
+    """After the server ends the session mid-transaction, later statements of that transaction are refused (a
+    fresh connection would commit them one by one); the caller's retry of the whole transaction commits."""
+    db = AlertDB(pg_url).fence(6, epoch=1)
+    store = AlertStore(db)
+    pid = db.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with pytest.raises(StoreError):
+        with db.transaction():
+            store.set_horizon("r", "a", 1.0)
+            AlertDB(pg_url).conn.execute("SELECT pg_terminate_backend(?)", (pid,))
+            with pytest.raises(StoreError):
+                store.set_horizon("r", "b", 2.0)  # the server is gone
+            try:
+                store.set_horizon("r", "c", 3.0)  # a caller that swallowed the error and went on
+            except StoreError as err:
+                assert "inside a transaction" in str(err)
+                raise
+    assert store.horizons() == {}  # nothing of it, not even "c" on a new connection
+    with db.transaction():
+        store.set_horizon("r", "a", 1.0)
+    assert store.horizons() == {("r", "a"): 1.0}
