@@ -68,7 +68,8 @@ class AlertingUnavailable(DownstreamUnavailable):
 class Pipeline:
     """Everything between the broker and the API, for one configuration and data directory."""
 
-    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time,
+                 alert_db: AlertDB | None = None) -> None:
         self.config = config
         self.fleet = config.fleet
         self.settings = config.settings
@@ -80,7 +81,8 @@ class Pipeline:
         self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
         # one connection: one transaction spans every table (alerts.db, or PostgreSQL when storage.database_url)
-        self.alert_db = AlertDB(self.settings.storage.alerts_target(data_dir))
+        # a worker passes its fenced view (AlertDB.fenced): every alarm transaction then checks its leases' epochs
+        self.alert_db = alert_db or AlertDB(self.settings.storage.alerts_target(data_dir))
         self.alert_store = AlertStore(self.alert_db)
         self.audit = AuditLog(self.alert_db)
         self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)

@@ -24,6 +24,8 @@ from foundation.domain import Reading
 from liaowang.api import create_app
 from liaowang.pipeline import Pipeline
 
+from .conftest import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 DUTY = {"Authorization": "Bearer demo-duty"}
 
@@ -160,3 +162,39 @@ def test_liaowang_users_works_on_the_configured_postgresql(tmp_path, pg_url):
     assert rows(pg_url, "SELECT role, disabled FROM users WHERE name = 'wang'") == [("operator", 1)]
     assert ("user_created",) in rows(pg_url, "SELECT action FROM audit WHERE subject = 'wang'")
     assert not (tmp_path / "data" / "alerts.db").exists()
+
+
+def test_a_pipeline_on_a_fenced_view_stops_writing_once_a_newer_owner_has_written(tmp_path, demo_config, pg_url):
+    """A worker wires `Pipeline(alert_db=AlertDB(url).fenced(...))`: while it holds the newest epoch its alarms
+    commit; once a newer owner of the partition has written, its transitions stay pending (`Fenced`, reported as
+    alerts.db unavailable), and nothing of them reaches PostgreSQL."""
+    from alerting.db import AlertDB
+    from liaowang.pipeline import AlertingUnavailable
+
+    view = AlertDB(pg_url).fenced({0: 1})
+    pipeline = Pipeline(on_postgresql(demo_config, pg_url), tmp_path / "data", alert_db=view)
+    try:
+        now = time.time()
+        ingest(pipeline, [Reading("LC-LUXI-GD-01", "LC-LUXI", now - 4 + i, v) for i, v in enumerate([5, 25, 45])])
+        raised = rows(pg_url, "SELECT count(*) FROM alerts")[0][0]
+        assert raised >= 1
+        with AlertDB(pg_url).fence(0, epoch=2).transaction():
+            pass  # the partition's new owner commits its first transaction
+        with pytest.raises(AlertingUnavailable):
+            ingest(pipeline, [Reading("LC-XFHG-GD-01", "LC-XFHG", now + i, v) for i, v in enumerate([5, 25, 45])])
+        assert rows(pg_url, "SELECT count(*) FROM alerts")[0][0] == raised
+        assert pipeline.health()["pending_alarm_transitions"] > 0
+        view.set_fences({0: 3})  # a new lease for this worker (a higher epoch): the pending transitions commit
+
+        def committed() -> bool:
+            try:
+                pipeline.commit_signals([])  # what the ticker does, after the retry back-off
+            except AlertingUnavailable:
+                return False
+            return True
+
+        wait_until(committed, timeout=30)
+        assert rows(pg_url, "SELECT count(*) FROM alerts")[0][0] > raised
+        assert pipeline.health()["pending_alarm_transitions"] == 0
+    finally:
+        pipeline.stop()
