@@ -88,7 +88,7 @@ class AlertDB:
 
     @property
     def path(self) -> str:
-        """The SQLite file behind the connection; '' in memory and on PostgreSQL (long reads share the connection)."""
+        """The SQLite file behind the connection ('' in memory and on PostgreSQL): long reads open their own to it."""
         return self._shared.path
 
     @property
