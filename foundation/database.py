@@ -174,6 +174,10 @@ def translate_placeholders(sql: str) -> str:
     return "".join(out)
 
 
+_SESSION_LIMITS = (("idle_in_transaction_session_timeout", 60_000), ("statement_timeout", 120_000))
+"""Session limits (ms) a PostgreSQL connection gets unless the URL (``options=-c …``), role or server sets them."""
+
+
 def _params(params: Iterable[Any]) -> tuple:
     # SQLite stores a bool as 0/1 in an INTEGER column; PostgreSQL refuses to compare a boolean with a bigint.
     return tuple(int(p) if p is True or p is False else p for p in params)
@@ -202,7 +206,15 @@ class PgConnection:
 
     def _connect(self):
         try:
-            return self._psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout_s)))
+            # keepalives: a server that vanished (power, network) is noticed in seconds, not at the kernel's hours
+            raw = self._psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout_s)),
+                                        keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
+            # A worker that stalls inside a transaction (paused, hung) holds its partition's fence row and so blocks
+            # the partition's next owner: the server ends such a session. Kept when the URL, role or server sets it.
+            for setting, default_ms in _SESSION_LIMITS:
+                if raw.execute(f"SHOW {setting}").fetchone()[0] == "0":
+                    raw.execute(f"SET {setting} = {default_ms}")
+            return raw
         except self._psycopg.Error as err:
             raise _as_store_error(err, self._psycopg) from err
 

@@ -198,3 +198,33 @@ def test_a_pipeline_on_a_fenced_view_stops_writing_once_a_newer_owner_has_writte
         assert pipeline.health()["pending_alarm_transitions"] == 0
     finally:
         pipeline.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_paused_inside_its_transaction_is_ended_and_the_new_owner_takes_over(pg_url):
+    """SIGSTOP of a worker holding its partition's fence row (a long GC pause, a hung host): the server ends its
+    session after the idle-in-transaction limit, the partition's new owner commits, and the paused worker, resumed,
+    commits nothing."""
+    from alerting import AlertStore
+    from alerting.db import AlertDB
+
+    limited = f"{pg_url}?options=-c%20idle_in_transaction_session_timeout%3D1000"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, limited, str(ROOT / "config")], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in child.stdout:
+            if line.startswith("inside"):
+                break
+        else:
+            child.wait(30)
+            pytest.fail(f"the child died before its transaction: {child.stderr.read()[-2000:]}")
+        os.kill(child.pid, signal.SIGSTOP)
+        store = AlertStore(AlertDB(pg_url).fence(0, epoch=2))
+        store.set_horizon("r", "s", 1.0)  # waits for the paused worker's fence row until the server ends it
+        assert rows(pg_url, 'SELECT epoch FROM partition_fence') == [(2,)]
+        os.kill(child.pid, signal.SIGCONT)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    assert rows(pg_url, "SELECT count(*) FROM alerts") == [(0,)]
+    assert rows(pg_url, "SELECT count(*) FROM audit") == [(0,)]
