@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
 from alerting.audit import AuditLog
-from alerting.db import AlertDB
+from alerting.db import AlertDB, Fenced
 from alerting.messages import Messages
 from alerting.mute import OutOfService
 from earlywarning import Notice, RiskMonitor, WarningDesk
@@ -263,7 +263,7 @@ class Pipeline:
                         if change.event == "raised":
                             self.incidents.open_from_alarm(change.alert)
             except (sqlite3.Error, OSError) as err:
-                self._apply_failed.labels("storage").inc()
+                self._apply_failed.labels("fenced" if isinstance(err, Fenced) else "storage").inc()  # fenced: lease lost
                 self._alerting_problem = f"alerts.db: {type(err).__name__}: {str(err)[:200]}"
                 self._retry_at = now + min(0.25 * 2 ** min(self._apply_failures, 5), 5.0)
                 self._apply_failures += 1

@@ -184,6 +184,7 @@ def test_a_pipeline_on_a_fenced_view_stops_writing_once_a_newer_owner_has_writte
             ingest(pipeline, [Reading("LC-XFHG-GD-01", "LC-XFHG", now + i, v) for i, v in enumerate([5, 25, 45])])
         assert rows(pg_url, "SELECT count(*) FROM alerts")[0][0] == raised
         assert pipeline.health()["pending_alarm_transitions"] > 0
+        assert pipeline.registry.get_sample_value("liaowang_alert_apply_failures_total", {"kind": "fenced"}) >= 1
         view.set_fences({0: 3})  # a new lease for this worker (a higher epoch): the pending transitions commit
 
         def committed() -> bool:
