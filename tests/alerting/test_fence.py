@@ -212,7 +212,7 @@ def test_a_lost_connection_fails_one_write_and_the_next_one_reconnects(pg_url):
     store = AlertStore(AlertDB(pg_url).fence(4, epoch=1))
     store.set_horizon("r", "s", 1.0)
     pid = store.db.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    AlertDB(pg_url).conn.execute("SELECT pg_terminate_backend(?)", (pid,))
+    end_session(pg_url, pid)
     with pytest.raises(StoreError):
         store.set_horizon("r", "s", 2.0)
     store.set_horizon("r", "s", 3.0)
@@ -229,7 +229,7 @@ def test_a_connection_lost_inside_a_transaction_never_commits_the_rest_of_it(pg_
     with pytest.raises(StoreError):
         with db.transaction():
             store.set_horizon("r", "a", 1.0)
-            AlertDB(pg_url).conn.execute("SELECT pg_terminate_backend(?)", (pid,))
+            end_session(pg_url, pid)
             with pytest.raises(StoreError):
                 store.set_horizon("r", "b", 2.0)  # the server is gone
             try:
@@ -241,3 +241,14 @@ def test_a_connection_lost_inside_a_transaction_never_commits_the_rest_of_it(pg_
     with db.transaction():
         store.set_horizon("r", "a", 1.0)
     assert store.horizons() == {("r", "a"): 1.0}
+
+
+def end_session(url: str, pid: int) -> None:
+    """Have the server end one session, and wait until it is gone (pg_terminate_backend only signals it)."""
+    admin = AlertDB(url)
+    admin.conn.execute("SELECT pg_terminate_backend(?)", (pid,))
+    deadline = time.monotonic() + 30
+    while admin.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", (pid,)).fetchone()[0]:
+        assert time.monotonic() < deadline, f"session {pid} outlived its termination"
+        time.sleep(0.02)
+    admin.close()
