@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
 from alerting.audit import AuditLog
-from alerting.db import AlertDB
+from alerting.db import AlertDB, Fenced
 from alerting.eventlog import EventLog
 from alerting.messages import Messages
 from alerting.mute import OutOfService
@@ -70,7 +70,8 @@ class AlertingUnavailable(DownstreamUnavailable):
 class Pipeline:
     """Everything between the broker and the API, for one configuration and data directory."""
 
-    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time,
+                 alert_db: AlertDB | None = None) -> None:
         self.config = config
         self.fleet = config.fleet
         self.settings = config.settings
@@ -81,7 +82,9 @@ class Pipeline:
         self.hub = EventHub()
         self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
-        self.alert_db = AlertDB(data_dir / "alerts.db")  # one connection: one transaction spans every table
+        # one connection: one transaction spans every table (alerts.db, or PostgreSQL when storage.database_url)
+        # a worker passes its fenced view (AlertDB.fenced): every alarm transaction then checks its leases' epochs
+        self.alert_db = alert_db or AlertDB(self.settings.storage.alerts_target(data_dir))
         self.alert_store = AlertStore(self.alert_db)
         self.audit = AuditLog(self.alert_db)
         self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)
@@ -265,7 +268,7 @@ class Pipeline:
                         if change.event == "raised":
                             self.incidents.open_from_alarm(change.alert)
             except (sqlite3.Error, OSError) as err:
-                self._apply_failed.labels("storage").inc()
+                self._apply_failed.labels("fenced" if isinstance(err, Fenced) else "storage").inc()  # fenced: lease lost
                 self._alerting_problem = f"alerts.db: {type(err).__name__}: {str(err)[:200]}"
                 self._retry_at = now + min(0.25 * 2 ** min(self._apply_failures, 5), 5.0)
                 self._apply_failures += 1
