@@ -15,7 +15,37 @@ True
 
 from __future__ import annotations
 
-__all__ = ["fnv1a_32", "partition_of"]
+__all__ = ["fnv1a_32", "partition_of", "stream_name", "stream_subjects", "WORKER_CONSUMER", "LEASE_BUCKET",
+           "DEADLETTER_STREAM", "DEADLETTER_SUBJECT"]
+
+# The names of the shared design's JetStream objects, here so that ingest (the source), liaowang.cluster
+# (provisioning) and the worker agree without importing each other.
+WORKER_CONSUMER = "lw-worker"
+"""The durable pull consumer of every partition stream; only the partition's lease holder fetches from it."""
+LEASE_BUCKET = "LW_LEASES"
+"""The KV bucket of partition leases (key ``partition.{p}``) and the bureau election (key ``bureau``)."""
+DEADLETTER_STREAM = "LW_DEADLETTER"
+"""Keeps the dead letters (subject `DEADLETTER_SUBJECT`)."""
+DEADLETTER_SUBJECT = "liaowang.v1.deadletter"
+"""The NATS spelling of the contract's MQTT dead-letter topic ``liaowang/v1/deadletter``."""
+
+
+def stream_name(partition: int) -> str:
+    """The stream of one partition.
+
+    >>> stream_name(3)
+    'LW_P3'
+    """
+    return f"LW_P{partition}"
+
+
+def stream_subjects(partition: int) -> str:
+    """The subjects a partition's stream captures (the server's mapping puts a site's messages there).
+
+    >>> stream_subjects(3)
+    'lw.in.3.>'
+    """
+    return f"lw.in.{partition}.>"
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193

@@ -39,20 +39,15 @@ import secrets
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from foundation.partition import DEADLETTER_SUBJECT
+
 __all__ = ["ClusterPlan", "Credentials", "Node", "mappings", "render_node", "write_cluster",
-           "ACCOUNT", "READINGS_SUBJECT", "STATUS_SUBJECT", "DEADLETTER_SUBJECT", "stream_subjects"]
+           "ACCOUNT", "READINGS_SUBJECT", "STATUS_SUBJECT", "DEADLETTER_SUBJECT"]
 
 ACCOUNT = "LIAOWANG"
 CLUSTER_NAME = "liaowang"
 READINGS_SUBJECT = "liaowang.v1.readings"
 STATUS_SUBJECT = "liaowang.v1.status"
-DEADLETTER_SUBJECT = "liaowang.v1.deadletter"
-"""The NATS spelling of the contract's MQTT dead-letter topic ``liaowang/v1/deadletter``."""
-
-
-def stream_subjects(partition: int) -> str:
-    """The subjects partition ``partition``'s stream captures: ``lw.in.{p}.>``."""
-    return f"lw.in.{partition}.>"
 
 
 def mappings(partitions: int) -> dict[str, str]:
