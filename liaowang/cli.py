@@ -12,6 +12,7 @@ import structlog
 
 from foundation.config import Config, ConfigError, default_config_dir, hash_token, load_config
 from liaowang.broker import is_loopback
+from liaowang.cli_cluster import add_cluster_parsers
 from liaowang.cli_users import add_users_parser
 from foundation.logs import configure_logging
 
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("token")
     token.set_defaults(func=cmd_hash_token)
     add_users_parser(sub)
+    add_cluster_parsers(sub)
     return parser
 
 

@@ -1,1 +1,1 @@
-"""The cluster roles' coordination: NATS configuration and streams, and leases with a fencing epoch."""
+"""The scaled-out deployment's NATS side: server configuration (natsconf) and stream provisioning (streams)."""
