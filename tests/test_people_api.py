@@ -161,7 +161,7 @@ def test_the_event_stream_of_a_cookie_signed_plant_operator_carries_its_plant_on
     with luxi.stream("GET", "/api/v1/events") as response:
         assert response.status_code == 200
         lines = response.iter_lines()
-        assert [next(lines) for _ in range(4)] == ["retry: 2000", "event: hello", "data: {}", ""]
+        assert [next(lines) for _ in range(5)] == ["retry: 2000", f"id: {pipeline.event_log.head()}", "event: hello", "data: {}", ""]
         leak(pipeline, "LC-XFHG-GD-02", "LC-XFHG")  # first: had it been sent, it would come before LC-LUXI's
         leak(pipeline, "LC-LUXI-GD-02", "LC-LUXI")
         event = None
