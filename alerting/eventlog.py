@@ -114,14 +114,16 @@ class EventLog:
         self.db = db
         self.keep_rows = keep_rows
         self.keep_s = keep_s
-        self.dialect = getattr(db, "dialect", "sqlite")  # h-pg's backend names itself "postgresql"
+        dialect = getattr(db, "dialect", "sqlite")  # h-pg's backend names itself "postgresql"
+        self.dialect = getattr(dialect, "name", dialect)  # h-pg's AlertDB gives a Dialect (merge of h-api and h-pg)
+        self._translate = not hasattr(dialect, "name")  # h-pg's PostgreSQL connection translates ``?`` itself
         with db.transaction() as conn:
             for statement in _DDL[self.dialect].split(";"):
                 if statement.strip():
                     conn.execute(statement)
 
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+        return sql.replace("?", "%s") if self.dialect == "postgresql" and self._translate else sql
 
     def append(self, kind: str, site_id: str | None, payload: dict[str, Any], at: float) -> int:
         """Append one event inside the caller's transaction (or its own) and return its ``seq``."""

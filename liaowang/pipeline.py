@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import orjson
@@ -42,7 +42,7 @@ from ingest.influx_v1 import InfluxV1Writer
 from ingest.influx_v2 import InfluxV2Writer
 from ingest.lineprotocol import LineEncoder
 from ingest.spooled import SpooledSink
-from foundation.config import Config, Sensor
+from foundation.config import Config, Fleet, Sensor
 from liaowang.diskwatch import DiskSpace, DiskWatch
 from foundation.domain import Family, ReadingBatch, Tier, iso
 from rules.base import Signal
@@ -63,6 +63,21 @@ APPLY_ATTEMPTS = 3
 before they are given up (reported with a ``_system`` alarm); storage errors are retried for ever."""
 
 
+class Source(Protocol):
+    """What the pipeline needs of its ingest: `IngestService` (MQTT) or a worker's `ingest.jetstream.JetStreamSource`."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def problems(self) -> list[str]: ...
+    def dead_letter_late(self, late: ReadingBatch) -> None: ...
+    @property
+    def connected(self) -> bool: ...
+
+
+SourceFactory = Callable[["Pipeline", IngestMetrics], Source]
+"""Builds a pipeline's source from the pipeline (its handlers, sinks, live values) and its ingest metrics."""
+
+
 class AlertingUnavailable(DownstreamUnavailable):
     """``alerts.db`` could not commit (a full disk, a locked or failing file): signals stay pending."""
 
@@ -70,9 +85,18 @@ class AlertingUnavailable(DownstreamUnavailable):
 class Pipeline:
     """Everything between the broker and the API, for one configuration and data directory."""
 
-    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time, *,
+                 fleet: Fleet | None = None, alert_db: AlertDB | None = None, alert_store: AlertStore | None = None,
+                 snapshots: SnapshotStore | None = None, source: SourceFactory | None = None, desks: bool = True,
+                 client_suffix: str = "") -> None:
+        """Everything from ``config``; a worker (liaowang/worker.py) builds one per owned partition instead with
+        its partition's sites (``fleet``), the shared fenced ``alert_db`` and ``alert_store``, the partition's
+        ``snapshots`` and a JetStream ``source``; ``desks=False`` leaves the bureau-wide desks (notification
+        delivery, warnings and risk timers) to the bureau lease holder. With a ``source``, recovery restores
+        the snapshot only: the source replays the stream from the snapshot's position."""
         self.config = config
-        self.fleet = config.fleet
+        self.fleet = fleet or config.fleet
+        self.desks = desks
         self.settings = config.settings
         self.clock = clock
         self.started_at = clock()
@@ -81,8 +105,9 @@ class Pipeline:
         self.hub = EventHub()
         self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
-        self.alert_db = AlertDB(data_dir / "alerts.db")  # one connection: one transaction spans every table
-        self.alert_store = AlertStore(self.alert_db)
+        # one connection: one transaction spans every table
+        self.alert_db = alert_store.db if alert_store is not None else alert_db or AlertDB(data_dir / "alerts.db")
+        self.alert_store = alert_store or AlertStore(self.alert_db)
         self.audit = AuditLog(self.alert_db)
         self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)
         self.out_of_service = OutOfService(self.alert_db, config.alerting.out_of_service)
@@ -93,7 +118,8 @@ class Pipeline:
         self.feed = EventFeed(self.event_log, self.hub)
         self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)
         self._engine_lock = threading.RLock()
-        self.snapshots = SnapshotStore(data_dir / "rules.db")
+        self.snapshots = snapshots or SnapshotStore(data_dir / "rules.db")
+        self._rerun_stored = source is None
         self._last_snapshot = self.started_at
         self._late = Counter("liaowang_rule_late_readings_total",
                              "Readings that arrived after a later reading of their sensor had been evaluated "
@@ -103,7 +129,7 @@ class Pipeline:
         self._alert_changes = Counter("liaowang_alert_changes_total", "Alert changes by event", ["event"],
                                       registry=self.registry)
         self._open_alerts = Gauge("liaowang_alerts_open", "Open alerts by tier", ["tier"], registry=self.registry)
-        self._publisher_client = make_client(self.settings.mqtt, f"{self.settings.mqtt.client_id}-alerts")
+        self._publisher_client = make_client(self.settings.mqtt, f"{self.settings.mqtt.client_id}-alerts{client_suffix}")
         self.publisher = MqttAlertPublisher(self._publisher_client)
         self.notifier = Notifier(self.alert_db, config.alerting, self.fleet, self.alerts, clock,
                                  self._publish_notification)
@@ -146,9 +172,9 @@ class Pipeline:
                                           "Readings stored but dead-lettered as evaluation_failed", registry=self.registry)
         ingest_metrics = IngestMetrics(self.registry)
         self.sinks: list[Sink] = [self.readings, *self._remote_sinks(data_dir, ingest_metrics)]
-        self.ingest = IngestService(self.settings, self.fleet, self.sinks, ingest_metrics,
-                                    self.live, self.handle_batch, self.handle_gateway, clock,
-                                    supervisor=self.supervisor, on_evaluation_failed=self.handle_evaluation_failed)
+        self.ingest: Source = source(self, ingest_metrics) if source is not None else IngestService(
+            self.settings, self.fleet, self.sinks, ingest_metrics, self.live, self.handle_batch, self.handle_gateway,
+            clock, supervisor=self.supervisor, on_evaluation_failed=self.handle_evaluation_failed)
         self._last_retention = 0.0
         self._observers: list[Callable[[ReadingBatch], None]] = []
         sites = np.array(self.fleet.sensor_sites)
@@ -169,7 +195,7 @@ class Pipeline:
             outcome = self.engine.restore(self.snapshots)
             since = max(self.engine.resume_point(), self.clock() - self.settings.rules.recovery_window_s)
             rerun = changes = 0
-            if any(v.startswith("restored") for v in outcome.values()):
+            if self._rerun_stored and any(v.startswith("restored") for v in outcome.values()):
                 for batch in self.readings.batches_since(since, self.fleet.sensor_ids, self.fleet.sensor_sites):
                     signals = self.engine.evaluate(batch)
                     rerun += len(batch)
@@ -198,7 +224,8 @@ class Pipeline:
         self._publisher_client.loop_start()
         self.check_disks()  # health knows the volumes from the first request on
         self.ingest.start()
-        self.notifier.start()
+        if self.desks:
+            self.notifier.start()
         self._ticker = self.supervisor.spawn("status-ticker", self._tick)
         self.refresh_statuses()
         log.info("pipeline_started", sites=len(self.fleet.sites), sensors=len(self.fleet.sensors))
@@ -214,7 +241,8 @@ class Pipeline:
         self.snapshots.close()
         self._publisher_client.disconnect()
         self._publisher_client.loop_stop()
-        self.notifier.stop()
+        if self.desks:
+            self.notifier.stop()
         self.alert_store.close()
         self.hub.close_all()
         log.info("pipeline_stopped")
@@ -449,6 +477,8 @@ class Pipeline:
         """Shelf expiry, notification escalation, repeats and flood digests on the injected clock."""
         now = self.clock()
         self.act(lambda: self.alerts.expire_shelves(now))
+        if not self.desks:  # escalations, repeats and digests are the bureau desk's (one process for the bureau)
+            return
         changes = self.notifier.tick(now)  # escalations record themselves and enqueue their own notifications
         if changes:
             self._publish_changes(changes)
@@ -552,7 +582,9 @@ class Pipeline:
                 duties.append(self.check_disks)
             duties.append(self.flush_rules)
             if beat % 4 == 0:
-                duties += [self.check_time_rules, self.check_alert_timers, self.check_warning_timers]
+                duties += [self.check_time_rules, self.check_alert_timers]
+                if self.desks:
+                    duties.append(self.check_warning_timers)
             if self.clock() - self._last_snapshot >= self.settings.rules.snapshot_every_s:
                 duties.append(self.snapshot)
             if self.clock() - self._last_retention >= RETENTION_EVERY_S:
