@@ -207,8 +207,10 @@ class NatsCluster:
         """Every message subject held by ``stream``, in stream order."""
         async def read(nc, js):
             info = await js.stream_info(stream)
-            out = []
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            out: list[str] = []
+            if not info.state.messages:
+                return out
+            for seq in range(max(1, info.state.first_seq), info.state.last_seq + 1):
                 try:
                     out.append((await js.get_msg(stream, seq)).subject)
                 except nats.js.errors.NotFoundError:
