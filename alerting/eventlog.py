@@ -130,9 +130,9 @@ class EventLog:
         body = orjson.dumps(payload)
         with self.db.transaction() as conn:
             if self.dialect == "postgresql":
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_APPEND_LOCK,))
-                row = conn.execute("INSERT INTO events (at, site_id, kind, payload) VALUES (%s, %s, %s, %s) "
-                                   "RETURNING seq", (at, site_id, kind, body)).fetchone()
+                conn.execute(self._sql("SELECT pg_advisory_xact_lock(?)"), (PG_APPEND_LOCK,))
+                row = conn.execute(self._sql("INSERT INTO events (at, site_id, kind, payload) VALUES (?, ?, ?, ?) "
+                                             "RETURNING seq"), (at, site_id, kind, body)).fetchone()
                 conn.execute(f"NOTIFY {EVENTS_CHANNEL}")
                 return int(row[0])
             cursor = conn.execute("INSERT INTO events (at, site_id, kind, payload) VALUES (?, ?, ?, ?)",

@@ -13,6 +13,7 @@ import structlog
 from foundation.config import Config, ConfigError, default_config_dir, hash_token, load_config
 from liaowang.broker import is_loopback
 from liaowang.cli_cluster import add_cluster_parsers
+from liaowang.cli_roles import add_role_parsers
 from liaowang.cli_users import add_users_parser
 from foundation.logs import configure_logging
 
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_hash_token)
     add_users_parser(sub)
     add_cluster_parsers(sub)
+    add_role_parsers(sub)
     return parser
 
 
