@@ -127,10 +127,14 @@ class Feed:
                  orjson.dumps({"sensor_id": r.sensor_id, "ts": r.ts, "value": r.value})) for r in self.readings]
 
 
-def gas_feed(config: Config, start: float, steps: int = 60, excursion_every: int = 2) -> Feed:
+def gas_feed(config: Config, start: float, steps: int = 60, excursion_every: int = 6) -> Feed:
     """Every point gas detector (``*-GD-*``) of the demo fleet, one reading each ``period_s``, ``steps`` steps
     from ``start``: baseline 5 %LEL; every ``excursion_every``-th detector climbs past both levels (45 %LEL)
-    in the middle third and falls back. Deterministic: no randomness at all."""
+    in the middle third and falls back. Deterministic: no randomness at all.
+
+    Every sixth detector keeps each county under the flood limit (> 10 new alarms in 10 min per duty desk):
+    flood grouping counts a county's raises, and a county's sites lie in several partitions, so a worker
+    sees only its partitions' share (a known difference from the single process)."""
     from foundation.domain import Quality
 
     fleet = config.fleet
@@ -173,11 +177,20 @@ def alarms(database_url: str) -> list[tuple]:
     return sorted((r, s, round(float(t), 3), int(tier), st) for r, s, t, tier, st in rows if r not in TIME_RULES)
 
 
-def outbox_keys(database_url: str) -> list[str]:
+_OUTBOX = ("SELECT a.rule_id, a.subject, a.raised_at, o.receiver, o.channel, o.kind FROM outbox o "
+           "JOIN alerts a ON a.id = o.alert_id")
+
+
+def _notifications(rows) -> list[tuple]:
+    return sorted((r, s, round(float(t), 3), rc, int(ch), k) for r, s, t, rc, ch, k in rows if r not in TIME_RULES)
+
+
+def notifications(database_url: str) -> list[tuple]:
+    """(rule_id, subject, raised_at, receiver, channel, kind) of every outbox document, sorted (duplicates kept)."""
     import psycopg
 
     with psycopg.connect(database_url) as conn:
-        return [r[0] for r in conn.execute("SELECT key FROM outbox").fetchall()]
+        return _notifications(conn.execute(_OUTBOX).fetchall())
 
 
 def stored_readings(root: Path) -> set[tuple[str, float]]:
@@ -195,15 +208,13 @@ def stored_readings(root: Path) -> set[tuple[str, float]]:
     return out
 
 
-def reference_alarms(config: Config, feed: Feed, data_dir: Path) -> list[tuple]:
-    """The single-process path: `Pipeline` on SQLite, fed the same readings in the same order, all flushed."""
+def reference_alarms(config: Config, feed: Feed, data_dir: Path) -> tuple[list[tuple], list[tuple]]:
+    """The single-process path: `Pipeline` on SQLite, fed the same readings in the same order, all flushed.
+    Returns its alarms and its notifications (as `alarms` and `notifications` give them)."""
     from liaowang.pipeline import Pipeline
 
     pipeline = Pipeline(config, data_dir)
     try:
-        by_site: dict[str, list[Reading]] = {}
-        for r in feed.readings:
-            by_site.setdefault(r.site_id, []).append(r)
         batch = []
         for r in feed.readings:
             batch.append(r)
@@ -214,9 +225,10 @@ def reference_alarms(config: Config, feed: Feed, data_dir: Path) -> list[tuple]:
             pipeline.handle_batch(config.fleet.batch(batch))
         pipeline.flush_rules(everything=True)
         rows = pipeline.alert_db.conn.execute("SELECT rule_id, subject, raised_at, tier, state FROM alerts").fetchall()
+        sent = _notifications(pipeline.alert_db.conn.execute(_OUTBOX).fetchall())
     finally:
         pipeline.stop()
-    return sorted((r, s, round(float(t), 3), int(tier), st) for r, s, t, tier, st in rows if r not in TIME_RULES)
+    return sorted((r, s, round(float(t), 3), int(tier), st) for r, s, t, tier, st in rows if r not in TIME_RULES), sent
 
 
 def wait_for(condition, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
