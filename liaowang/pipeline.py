@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
 from alerting.audit import AuditLog
-from alerting.db import AlertDB
+from alerting.db import AlertDB, Fenced
 from alerting.eventlog import EventLog
 from alerting.messages import Messages
 from alerting.mute import OutOfService
@@ -97,6 +97,8 @@ class Pipeline:
         self.config = config
         self.fleet = fleet or config.fleet
         self.desks = desks
+        self.on_fenced: Callable[[Fenced], None] | None = None
+        """Called when a commit was refused because a newer lease epoch holds the partition (workers only)."""
         self.settings = config.settings
         self.clock = clock
         self.started_at = clock()
@@ -230,14 +232,17 @@ class Pipeline:
         self.refresh_statuses()
         log.info("pipeline_started", sites=len(self.fleet.sites), sensors=len(self.fleet.sensors))
 
-    def stop(self) -> None:
-        """Stop the ticker and ingest (finishing queued work), snapshot the rules, then close the publisher and stores."""
+    def stop(self, final_snapshot: bool = True) -> None:
+        """Stop the ticker and ingest (finishing queued work), snapshot the rules, then close the publisher and stores.
+
+        ``final_snapshot=False``: a worker that lost its partition's lease writes nothing more."""
         self._stop.set()
         self.supervisor.stop()
         if self._ticker is not None:  # started (tools and tests drive a pipeline without starting it)
             self.ingest.stop()
             self._ticker.join(timeout=5)
-        self.snapshot()
+        if final_snapshot:
+            self.snapshot()
         self.snapshots.close()
         self._publisher_client.disconnect()
         self._publisher_client.loop_stop()
@@ -293,6 +298,8 @@ class Pipeline:
                         if change.event == "raised":
                             self.incidents.open_from_alarm(change.alert)
             except (sqlite3.Error, OSError) as err:
+                if isinstance(err, Fenced) and self.on_fenced is not None:
+                    self.on_fenced(err)  # a newer owner holds the partition: the worker stops it
                 self._apply_failed.labels("storage").inc()
                 self._alerting_problem = f"alerts.db: {type(err).__name__}: {str(err)[:200]}"
                 self._retry_at = now + min(0.25 * 2 ** min(self._apply_failures, 5), 5.0)
@@ -502,6 +509,8 @@ class Pipeline:
                 changes = action()
                 self.notifier.on_changes(changes)
         except (sqlite3.Error, OSError) as err:
+            if isinstance(err, Fenced) and self.on_fenced is not None:
+                self.on_fenced(err)
             raise AlertingUnavailable(f"alerts.db: {type(err).__name__}: {str(err)[:200]}") from err
         self._publish_changes(changes)
         return changes

@@ -102,6 +102,8 @@ class Worker:
         self.leases: dict[str, Lease] = {}
         self.bureau: BureauDesk | None = None
         self._subs: dict[int, Any] = {}
+        self._tasks: set[asyncio.Task] = set()   # partitions starting or stopping: never awaited by the beat
+        self._starting: set[int] = set()
         self._fenced: set[int] = set()
         self._fenced_lock = threading.Lock()
         self._stop = asyncio.Event()
@@ -167,7 +169,12 @@ class Worker:
 
     async def _shutdown(self) -> None:
         for p in sorted(self.runners):
-            await self._hand_back(p)
+            self._spawn(self._hand_back(p))
+        while self._tasks:  # leases keep being renewed while partitions snapshot and stop
+            await asyncio.wait(set(self._tasks), timeout=self.options.lease_ttl_s / 6)
+            for key, lease in list(self.leases.items()):
+                if key != BUREAU_KEY:
+                    await self._keep(key, lease)
         await self._stop_bureau(release=True)
         try:
             await self.kv.delete(f"worker.{self.owner}")
@@ -190,10 +197,12 @@ class Worker:
         if not claim:
             return
         target = math.ceil(self.options.partitions / max(1, self._live))
-        if len(self.runners) < target:
-            await self._claim(target)
-        elif len(self.runners) > target and time.monotonic() - self._live_since >= self.options.lease_ttl_s:
-            await self._hand_back(max(self.runners))  # one per beat: the others take it at once (released)
+        held = len(self.runners) + len(self._starting)
+        if held < target and not self._starting:  # one start at a time: a slow restore must not hoard partitions
+            await self._claim()
+        elif (len(self.runners) > target and not self._starting
+              and time.monotonic() - self._live_since >= self.options.lease_ttl_s):
+            self._spawn(self._hand_back(max(self.runners)))  # one per beat: others take it at once (released)
         if self.options.bureau and BUREAU_KEY not in self.leases:
             try:
                 lease = await self.lease_client.acquire(BUREAU_KEY)
@@ -237,7 +246,10 @@ class Worker:
         if lease.valid(now) and not lease.renew_due(now):
             return
         try:
-            self.leases[key] = await self.lease_client.renew(lease)
+            self.leases[key] = renewed = await self.lease_client.renew(lease)
+            runner = self.runners.get(int(key.split(".")[1])) if key != BUREAU_KEY else None
+            if runner is not None and runner.lease.epoch == renewed.epoch:
+                runner.valid_until = renewed.valid_until  # its commits check this on their own clock
             return
         except LeaseLost as err:
             reason = "lost"
@@ -254,15 +266,13 @@ class Worker:
         else:
             await self._revoke(int(key.split(".")[1]), reason)
 
-    async def _claim(self, target: int) -> None:
-        """Take free or expired partitions, starting at an offset of our own (fewer CAS races), up to ``target``."""
+    async def _claim(self) -> None:
+        """Take one free or expired partition, looking from an offset of our own (fewer CAS races)."""
         count = self.options.partitions
         first = int.from_bytes(self.owner.encode()[-4:], "big") % count
         for i in range(count):
-            if len(self.runners) >= target:
-                return
             p = (first + i) % count
-            if p in self.runners:
+            if p in self.runners or f"partition.{p}" in self.leases:
                 continue
             try:
                 lease = await self.lease_client.acquire(f"partition.{p}")
@@ -270,25 +280,42 @@ class Worker:
                 self._kv_problem = str(err)
                 return
             if lease is not None:
-                await self._start_partition(p, lease)
+                self.leases[f"partition.{p}"] = lease  # renewed by the beat while the partition starts
+                self._starting.add(p)
+                self._spawn(self._start_partition(p, lease))
+                return
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ partitions
 
     async def _start_partition(self, p: int, lease: Lease) -> None:
         key = f"partition.{p}"
-        self.leases[key] = lease
         t0 = time.monotonic()
         try:
             runner = await asyncio.to_thread(self._make_runner, p, lease)
         except Exception as err:  # PostgreSQL down, fenced already: give the lease back, try again later
             log.error("partition_start_failed", partition=p, epoch=lease.epoch, error=f"{type(err).__name__}: {err}",
                       exc_info=True)
-            self.leases.pop(key, None)
-            try:
-                await self.lease_client.release(lease)
-            except LeaseUnavailable:
-                pass
+            self._starting.discard(p)
+            current = self.leases.get(key)
+            if current is not None and current.epoch == lease.epoch:
+                del self.leases[key]
+                try:
+                    await self.lease_client.release(current)
+                except LeaseUnavailable:
+                    pass
             return
+        self._starting.discard(p)
+        current = self.leases.get(key)
+        if current is None or current.epoch != lease.epoch:  # lost while it started: it must not run
+            log.warning("partition_lost_while_starting", partition=p, epoch=lease.epoch)
+            await asyncio.to_thread(runner.revoke)
+            return
+        runner.valid_until = current.valid_until  # renewed while it started
         self.runners[p] = runner
         try:
             self._subs[p] = await serve_commands(self.nc, p, lambda request, r=runner: apply_command(
@@ -329,11 +356,13 @@ class Worker:
                 log.warning("commands_unsubscribe_failed", partition=p, error=str(err))
 
     async def _revoke(self, p: int, reason: str) -> None:
-        """Stop partition ``p`` writing nothing more (its lease is gone)."""
+        """Stop partition ``p`` writing nothing more (its lease is gone); a partition still starting is revoked
+        by its start task when it sees the lease gone."""
         runner = self.runners.pop(p, None)
         self.leases.pop(f"partition.{p}", None)
         if runner is None:
             return
+        runner.fenced.set()  # at once, before the slower close below: nothing more is committed
         await self._unserve(p)
         await asyncio.to_thread(runner.revoke)
         self._revoked.labels(reason).inc()
@@ -347,7 +376,7 @@ class Worker:
         if runner is None:
             return
         await self._unserve(p)
-        await asyncio.to_thread(runner.stop)
+        await asyncio.to_thread(runner.stop)  # the beat keeps renewing its lease meanwhile: the final snapshot commits
         lease = self.leases.pop(f"partition.{p}", None)
         if lease is not None and lease.valid(time.monotonic()) and not runner.fenced.is_set():
             try:

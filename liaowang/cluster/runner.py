@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import structlog
 
 from alerting import AlertStore
 from alerting.db import AlertDB, Fenced
 from foundation.config import Config, Fleet
+from foundation.database import StoreError
 from foundation.partition import partition_of
 from ingest import IngestMetrics
 from ingest.jetstream import JetStreamSource, NatsEndpoint
@@ -54,6 +56,16 @@ class ScopedAlertStore(AlertStore):
 
     def open_alerts(self):  # type: ignore[override]
         return [a for a in super().open_alerts() if a.site_id in self.sites]
+
+
+class LeaseExpired(Fenced):
+    """This worker's lease of the partition ran out (or was revoked) before a commit: refused here, before
+    the database is asked, so a worker that slept past its lease writes nothing even before its successor
+    has recorded a higher epoch."""
+
+    def __init__(self, partition: int, epoch: int) -> None:
+        StoreError.__init__(self, f"partition {partition}: lease (epoch {epoch}) expired or revoked in this worker")
+        self.partition, self.epoch, self.recorded = partition, epoch, None
 
 
 class _FencedSnapshots(PartitionSnapshots):
@@ -90,10 +102,12 @@ class PartitionRunner:
         self.partition = partition
         self.lease = lease
         self.fenced = threading.Event()
+        self.valid_until = lease.valid_until  # monotonic; the worker moves it at every renewal
         self._on_fenced = on_fenced
         self.fleet = partition_fleet(config.fleet, partition, partitions)
         self._base = AlertDB(database)
         self.db = self._base.fence(partition, lease.epoch)
+        self._guard(self.db)
         with self.db.transaction():
             pass  # record our epoch first: the last owner can write nothing after this point
         self.snapshots = _FencedSnapshots(self.db, partition)
@@ -121,10 +135,26 @@ class PartitionRunner:
                  sensors=len(self.fleet.sensors), resume_after_seq=resume,
                  restore_s=round(time.monotonic() - started, 3))
 
+    def _guard(self, db: AlertDB) -> None:
+        """Every transaction of ``db`` first checks, on this process's clock, that the lease still holds."""
+        unguarded = db.transaction
+
+        @contextmanager
+        def transaction() -> Iterator[Any]:
+            if self.fenced.is_set() or time.monotonic() >= self.valid_until:
+                err = LeaseExpired(self.partition, self.lease.epoch)
+                self._fenced(err)
+                raise err
+            with unguarded() as conn:
+                yield conn
+
+        db.transaction = transaction  # type: ignore[method-assign]
+
     def _fenced(self, err: Fenced) -> None:
         if not self.fenced.is_set():
             self.fenced.set()
-            log.error("partition_fenced", partition=self.partition, epoch=self.lease.epoch, recorded_epoch=err.recorded)
+            log.error("partition_fenced", partition=self.partition, epoch=self.lease.epoch, recorded_epoch=err.recorded,
+                      reason=str(err))
             self._on_fenced(self.partition)
 
     def owns(self, site_id: str) -> bool:

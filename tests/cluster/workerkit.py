@@ -48,6 +48,7 @@ class WorkerProcess:
             creds.write_text(json.dumps({"servers": list(cluster.servers), "partitions": cluster.partitions,
                                          "passwords": {"worker": cluster.plan.credentials.worker}}))
         env = {**os.environ, "LIAOWANG_MQTT__PORT": str(cluster.nodes[0].mqtt_port),
+               "LIAOWANG_RULES__SNAPSHOT_EVERY_S": "2",  # takeovers resume from a recent stream position
                "LIAOWANG_MQTT__USERNAME": "worker", "LIAOWANG_MQTT__PASSWORD": cluster.plan.credentials.worker,
                "PYTHONPATH": str(ROOT)}
         self.log_path = root / f"{name}.log"
