@@ -130,3 +130,25 @@ def test_a_paused_old_owner_is_fenced_and_stops(run: Run) -> None:
     run.check()
     assert victim.proc is not None and victim.proc.poll() is None   # it lives on, owning what it may
     assert all(holders(run.cluster)[p] != victim.name or True for p in theirs)
+
+
+@pytest.mark.parametrize("shape", ["single", "batch100"])
+def test_cluster_throughput(fresh_nats_cluster, pg_url: str, tmp_path: Path, demo_config, shape: str) -> None:
+    """Measured, not asserted beyond completion: gateway (MQTT QoS 1 over NATS) → 3 workers → stored and evaluated.
+
+    ``pytest tests/cluster/test_workers.py -k throughput -s -m slow`` prints readings/s; everything (3 NATS nodes,
+    PostgreSQL, 3 workers, the publisher) shares this machine's 2 cores.
+    """
+    run = Run(fresh_nats_cluster, pg_url, tmp_path, demo_config, steps=400 if shape == "single" else 2000)
+    try:
+        messages = run.feed.messages() if shape == "single" else run.feed.batches(100)
+        want = {(r.sensor_id, round(r.ts, 3)) for r in run.feed.readings}
+        t0 = time.monotonic()
+        published = publish_mqtt(run.cluster, 1, messages, client_id=f"bench-{shape}")
+        wait_for(lambda: stored_readings(tmp_path) >= want, 110, interval=0.5, what="every reading stored")
+        took = time.monotonic() - t0
+        print(f"\nthroughput {shape}: {len(want)} readings in {len(messages)} messages; published in {published:.2f} s "
+              f"({len(messages) / published:.0f} msg/s); stored and evaluated by 3 workers in {took:.2f} s "
+              f"= {len(want) / took:.0f} readings/s")
+    finally:
+        run.stop()

@@ -127,6 +127,18 @@ class Feed:
         return [(f"liaowang/v1/readings/{r.site_id}/{r.sensor_id}",
                  orjson.dumps({"sensor_id": r.sensor_id, "ts": r.ts, "value": r.value})) for r in self.readings]
 
+    def batches(self, size: int = 100) -> list[tuple[str, bytes]]:
+        """The same readings as site batches of up to ``size`` (the contract's batch topic), in order per site."""
+        by_site: dict[str, list[Reading]] = {}
+        for r in self.readings:
+            by_site.setdefault(r.site_id, []).append(r)
+        out = []
+        for site, readings in by_site.items():
+            for i in range(0, len(readings), size):
+                out.append((f"liaowang/v1/readings/{site}", orjson.dumps({"site_id": site, "readings": [
+                    {"sensor_id": r.sensor_id, "ts": r.ts, "value": r.value} for r in readings[i:i + size]]})))
+        return out
+
 
 def gas_feed(config: Config, start: float, steps: int = 60, excursion_every: int = 6) -> Feed:
     """Every point gas detector (``*-GD-*``) of the demo fleet, one reading each ``period_s``, ``steps`` steps
