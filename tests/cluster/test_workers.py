@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .workerkit import (WorkerProcess, alarms, gas_feed, holders, notifications, publish_mqtt, reference_alarms,
-                        stored_readings, wait_for)
+from .workerkit import (WorkerProcess, alarms, gas_feed, holders, notifications, publish_mqtt, publish_parallel,
+                        reference_alarms, stored_readings, wait_for)
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ class Run:
         self.cluster = make_cluster()
         self.pg_url, self.root, self.config = pg_url, root, config
         self.workers = [WorkerProcess(f"w{i}", root, self.cluster, pg_url, TTL).start() for i in range(3)]
-        self.feed = gas_feed(config, time.time() - 3600, steps=steps)
+        self.feed = gas_feed(config, time.time() - 5 * steps - 600, steps=steps)  # all in the past (period ≤ 5 s)
         self.messages = self.feed.messages()
         wait_for(lambda: _all_owned(self.cluster, self.workers), 40, what="every partition owned, balanced")
 
@@ -132,19 +132,20 @@ def test_a_paused_old_owner_is_fenced_and_stops(run: Run) -> None:
     assert all(holders(run.cluster)[p] != victim.name or True for p in theirs)
 
 
-@pytest.mark.parametrize("shape", ["single", "batch100"])
+@pytest.mark.parametrize("shape", ["single", "single-4conn", "batch100"])
 def test_cluster_throughput(fresh_nats_cluster, pg_url: str, tmp_path: Path, demo_config, shape: str) -> None:
     """Measured, not asserted beyond completion: gateway (MQTT QoS 1 over NATS) → 3 workers → stored and evaluated.
 
     ``pytest tests/cluster/test_workers.py -k throughput -s -m slow`` prints readings/s; everything (3 NATS nodes,
     PostgreSQL, 3 workers, the publisher) shares this machine's 2 cores.
     """
-    run = Run(fresh_nats_cluster, pg_url, tmp_path, demo_config, steps=400 if shape == "single" else 2000)
+    run = Run(fresh_nats_cluster, pg_url, tmp_path, demo_config, steps=2000 if shape == "batch100" else 400)
     try:
-        messages = run.feed.messages() if shape == "single" else run.feed.batches(100)
+        messages = run.feed.messages() if shape.startswith("single") else run.feed.batches(100)
         want = {(r.sensor_id, round(r.ts, 3)) for r in run.feed.readings}
         t0 = time.monotonic()
-        published = publish_mqtt(run.cluster, 1, messages, client_id=f"bench-{shape}")
+        published = (publish_parallel(run.cluster, messages, 4) if shape == "single-4conn"
+                     else publish_mqtt(run.cluster, 1, messages, client_id=f"bench-{shape}"))
         wait_for(lambda: stored_readings(tmp_path) >= want, 110, interval=0.5, what="every reading stored")
         took = time.monotonic() - t0
         print(f"\nthroughput {shape}: {len(want)} readings in {len(messages)} messages; published in {published:.2f} s "

@@ -181,6 +181,32 @@ def publish_mqtt(cluster: NatsCluster, node: int, messages: list[tuple[str, byte
     return took
 
 
+def publish_parallel(cluster: NatsCluster, messages: list[tuple[str, bytes]], connections: int = 4) -> float:
+    """Like `publish_mqtt` over ``connections`` gateway connections (spread over the nodes), sites split between
+    them so each sensor's readings keep their order; returns the seconds until every PUBACK."""
+    import threading
+
+    lanes: list[list[tuple[str, bytes]]] = [[] for _ in range(connections)]
+    for topic, payload in messages:
+        lanes[hash(topic.split("/")[3]) % connections].append((topic, payload))
+    errors: list[BaseException] = []
+
+    def lane(i: int) -> None:
+        try:
+            publish_mqtt(cluster, i % len(cluster.nodes), lanes[i], client_id=f"feed-lane-{i}")
+        except BaseException as err:
+            errors.append(err)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=lane, args=(i,)) for i in range(connections) if lanes[i]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return time.perf_counter() - t0
+
+
 def alarms(database_url: str) -> list[tuple]:
     """(rule_id, subject, raised_at, tier, state) of every alarm in the shared store, sorted."""
     import psycopg
