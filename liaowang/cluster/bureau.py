@@ -19,6 +19,7 @@ from alerting.db import AlertDB
 from alerting.notify import Notifier
 from foundation.config import Config
 from foundation.mqttclient import make_client
+from liaowang.cluster.runner import schema_lock
 
 __all__ = ["BureauDesk"]
 
@@ -32,8 +33,9 @@ class BureauDesk:
         self.db = AlertDB(database)
         mqtt = config.settings.mqtt
         self._client = make_client(mqtt, f"{mqtt.client_id}-bureau-{owner}")
-        manager = AlertManager(AlertStore(self.db), config.fleet, time.time, config.alerting)  # read-only here
-        self.notifier = Notifier(self.db, config.alerting, config.fleet, manager, time.time, self._publish)
+        with schema_lock(self.db):
+            manager = AlertManager(AlertStore(self.db), config.fleet, time.time, config.alerting)  # read-only here
+            self.notifier = Notifier(self.db, config.alerting, config.fleet, manager, time.time, self._publish)
         self._mqtt = mqtt
 
     @classmethod

@@ -34,7 +34,9 @@ from liaowang.cluster.lease import Lease
 from liaowang.cluster.snapshots import PartitionSnapshots
 from liaowang.pipeline import Pipeline
 
-__all__ = ["PartitionRunner", "partition_fleet", "ScopedAlertStore"]
+__all__ = ["PartitionRunner", "partition_fleet", "ScopedAlertStore", "schema_lock"]
+
+SCHEMA_LOCK = 0x4C57_5343  # "LWSC": PostgreSQL advisory lock key of store set-up
 
 log = structlog.get_logger("worker")
 
@@ -56,6 +58,23 @@ class ScopedAlertStore(AlertStore):
 
     def open_alerts(self):  # type: ignore[override]
         return [a for a in super().open_alerts() if a.site_id in self.sites]
+
+
+@contextmanager
+def schema_lock(db: AlertDB) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock `SCHEMA_LOCK` while the stores create their tables.
+
+    Two workers starting partitions at once both run ``CREATE TABLE IF NOT EXISTS``; PostgreSQL lets
+    one of them fail with a unique violation on ``pg_type`` (seen here). One at a time, it cannot.
+    Nothing to do on SQLite (one writer at a time anyway)."""
+    if db.dialect.name != "postgresql":
+        yield
+        return
+    db.conn.execute("SELECT pg_advisory_lock(?)", (SCHEMA_LOCK,))
+    try:
+        yield
+    finally:
+        db.conn.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK,))
 
 
 class LeaseExpired(Fenced):
@@ -106,28 +125,33 @@ class PartitionRunner:
         self._on_fenced = on_fenced
         self.fleet = partition_fleet(config.fleet, partition, partitions)
         self._base = AlertDB(database)
-        self.db = self._base.fence(partition, lease.epoch)
-        self._guard(self.db)
-        with self.db.transaction():
-            pass  # record our epoch first: the last owner can write nothing after this point
-        self.snapshots = _FencedSnapshots(self.db, partition)
-        self.snapshots.on_fenced = self._fenced
-        resume = self.snapshots.stream_seq() or 0
-        self.resumed_from = resume
+        try:
+            with schema_lock(self._base):  # stores create their tables: one worker at a time
+                self.db = self._base.fence(partition, lease.epoch)
+                self._guard(self.db)
+                with self.db.transaction():
+                    pass  # record our epoch first: the last owner can write nothing after this point
+                self.snapshots = _FencedSnapshots(self.db, partition)
+                self.snapshots.on_fenced = self._fenced
+                resume = self.snapshots.stream_seq() or 0
+                self.resumed_from = resume
 
-        def source(pipeline: Pipeline, metrics: IngestMetrics) -> JetStreamSource:
-            made = _ResumingSource(endpoint, partition, partitions, pipeline.settings, pipeline.fleet, pipeline.sinks,
-                                   metrics, pipeline.live, pipeline.handle_batch, pipeline.handle_gateway,
-                                   pipeline.clock, supervisor=pipeline.supervisor,
-                                   on_evaluation_failed=pipeline.handle_evaluation_failed)
-            made.resume_from = resume + 1
-            return made
+                def source(pipeline: Pipeline, metrics: IngestMetrics) -> JetStreamSource:
+                    made = _ResumingSource(endpoint, partition, partitions, pipeline.settings, pipeline.fleet, pipeline.sinks,
+                                           metrics, pipeline.live, pipeline.handle_batch, pipeline.handle_gateway,
+                                           pipeline.clock, supervisor=pipeline.supervisor,
+                                           on_evaluation_failed=pipeline.handle_evaluation_failed)
+                    made.resume_from = resume + 1
+                    return made
 
-        store = ScopedAlertStore(self.db, frozenset(self.fleet.sites))
-        started = time.monotonic()
-        self.pipeline = Pipeline(config, data_dir / f"p{partition}", fleet=self.fleet, alert_store=store,
-                                 snapshots=self.snapshots, source=source, desks=False,
-                                 client_suffix=f"-{owner}-p{partition}")
+                store = ScopedAlertStore(self.db, frozenset(self.fleet.sites))
+                started = time.monotonic()
+                self.pipeline = Pipeline(config, data_dir / f"p{partition}", fleet=self.fleet, alert_store=store,
+                                         snapshots=self.snapshots, source=source, desks=False,
+                                         client_suffix=f"-{owner}-p{partition}")
+        except BaseException:
+            self._base.close()
+            raise
         self.pipeline.on_fenced = self._fenced
         source_obj = self.pipeline.ingest
         self.snapshots.position = lambda: max(resume, getattr(source_obj, "acked_through", 0))

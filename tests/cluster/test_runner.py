@@ -32,13 +32,14 @@ def signal(site: str, sensor: str, ts: float) -> Signal:
 
 
 @pytest.fixture
-def make(demo_config, tmp_path: Path):
+def make(demo_config, tmp_path: Path, alerts_db_target):
+    """Runners on one shared alert database: SQLite and a private PostgreSQL (tests/pgserver.py)."""
     made: list[PartitionRunner] = []
     fenced: list[int] = []
 
     def build(epoch: int, valid_for: float = 60.0, name: str = "a") -> PartitionRunner:
         p = partition_of("LC-LUXI", P)
-        runner = PartitionRunner(demo_config, tmp_path / name, ENDPOINT, str(tmp_path / "shared.db"), p, P,
+        runner = PartitionRunner(demo_config, tmp_path / name, ENDPOINT, str(alerts_db_target), p, P,
                                  lease(epoch, valid_for), name, fenced.append)
         made.append(runner)
         return runner
