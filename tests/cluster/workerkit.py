@@ -232,6 +232,31 @@ def notifications(database_url: str) -> list[tuple]:
         return _notifications(conn.execute(_OUTBOX).fetchall())
 
 
+def outbox_statuses(database_url: str) -> dict[str, int]:
+    """Outbox documents by delivery status."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        return dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+
+
+def open_alarm(database_url: str) -> tuple[str, str]:
+    """(alert id, site) of one open, unacknowledged feed alarm."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT id, site_id, rule_id, state FROM alerts ORDER BY id").fetchall()
+    return next((i, site) for i, site, rule, state in rows if rule not in TIME_RULES and state in ("active", "returned",
+                                                                                                     "rtn_unack"))
+
+
+def alarm_state(database_url: str, alert_id: str) -> str:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT state FROM alerts WHERE id = %s", (alert_id,)).fetchone()[0]
+
+
 def stored_readings(root: Path) -> set[tuple[str, float]]:
     """(sensor, ts) of every reading stored in any worker's per-partition SQLite files under ``root``."""
     import sqlite3
