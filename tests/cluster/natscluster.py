@@ -159,8 +159,9 @@ class NatsCluster:
         proc.wait(timeout=10)
         self.procs[i] = None
 
-    def restart(self, i: int, timeout: float = 30.0) -> None:
-        """Start node ``i`` again on its ports and store; return once it is ready."""
+    def restart(self, i: int, timeout: float = 90.0) -> None:
+        """Start node ``i`` again on its ports and store; return once it is ready (its /healthz is 503 until it
+        has caught up every stream: tens of seconds on a busy 2-core machine)."""
         self._spawn(i)
         self.wait_ready(i, timeout)
 
