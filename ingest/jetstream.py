@@ -112,6 +112,10 @@ def subject_topic(subject: str, partition: int) -> tuple[str, str] | None:
     return tokens[3], f"liaowang/v1/{tokens[3]}/" + "/".join(tokens[4:])
 
 
+class _CallTimeout(Exception):
+    """A coroutine handed to the source's event loop did not finish in time (the loop is stuck or starved)."""
+
+
 class _Stopped(Exception):
     """Stop was asked while a batch could not be finished: it is nak'ed, never half-acknowledged."""
 
@@ -257,8 +261,12 @@ class JetStreamSource:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
+            # Since 3.11 this is the builtin TimeoutError, which asyncio and nats-py raise too: only a future
+            # still running means *our* wait ran out; otherwise it is the coroutine's own error.
+            if future.done():
+                raise
             future.cancel()
-            raise TimeoutError(f"NATS call took over {timeout} s") from None
+            raise _CallTimeout(f"NATS call took over {timeout} s") from None
 
     async def _connect(self) -> None:
         async def disconnected() -> None:
@@ -310,7 +318,7 @@ class JetStreamSource:
     async def _fetch(self) -> list[Msg]:
         try:
             return await self._psub.fetch(self._fetch_batch, timeout=self._fetch_timeout)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nats-py raises either when nothing came
             return []
 
     def _set_connected(self, value: int) -> None:
@@ -369,7 +377,8 @@ class JetStreamSource:
 
         async def nak_all() -> None:
             for message in batch:
-                await message.nak()
+                if not message.is_acked:  # acked before a failed ack_sync: the server decides, nak would raise
+                    await message.nak()
             await self._nc.flush(timeout=2) if self._nc is not None else None
 
         try:

@@ -72,3 +72,25 @@ def test_a_gateway_cannot_log_in_without_the_password(nats_cluster: NatsCluster)
         time.sleep(0.05)
     client.loop_stop()
     assert refused == [True]
+
+
+def test_nats_setup_cli_provisions_from_the_credentials_file(nats_cluster: NatsCluster,
+                                                             capsys) -> None:
+    """`liaowang nats-setup --credentials FILE` logs in as admin and finds everything in place."""
+    import json
+
+    from liaowang.cli import main
+    assert main(["nats-setup", "--credentials", str(nats_cluster.root / "nats" / "credentials.json")]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["created"] == [] and done["updated"] == [] and "LW_LEASES" in done["unchanged"]
+
+
+def test_nats_setup_cli_says_why_it_failed(capsys) -> None:
+    from liaowang.cli import main
+    import os
+    os.environ["LIAOWANG_NATS_URL"] = "nats://127.0.0.1:1"  # nobody listens there
+    try:
+        assert main(["nats-setup", "--partitions", "2"]) == 1
+    finally:
+        del os.environ["LIAOWANG_NATS_URL"]
+    assert "nats-setup failed" in capsys.readouterr().err
