@@ -35,15 +35,15 @@ _FENCE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS partition_fence (
     "partition" BIGINT PRIMARY KEY,
     epoch BIGINT NOT NULL
-);
+)
 """
 
 
 class _Shared:
     """What every view of one database shares: the connection, its lock and the open-transaction depth."""
 
-    def __init__(self, conn: Any, dialect: Dialect, path: str) -> None:
-        self.conn, self.dialect, self.path = conn, dialect, path
+    def __init__(self, conn: Any, dialect: Dialect, path: str, url: str = "") -> None:
+        self.conn, self.dialect, self.path, self.url = conn, dialect, path, url
         self.lock = threading.RLock()
         self.depth = 0
 
@@ -67,13 +67,13 @@ class AlertDB:
                  _fences: Mapping[int, int] | None = None) -> None:
         if _shared is None:
             if is_database_url(target):
-                _shared = _Shared(PgConnection(str(target)), POSTGRES, "")
+                _shared = _Shared(PgConnection(str(target)), POSTGRES, "", str(target))
             else:
                 conn = connect(target)
                 _shared = _Shared(conn, SQLITE, sqlite_path(conn))
         self._shared = _shared
-        self._fences = dict(_fences or {})
-        self.conn = _shared.conn if not self._fences else _FencedConnection(self)
+        self._fences = dict(_fences) if _fences is not None else None  # None: an unfenced database
+        self.conn = _shared.conn if self._fences is None else _FencedConnection(self)
         self.lock = _shared.lock
 
     @staticmethod
@@ -92,9 +92,36 @@ class AlertDB:
         return self._shared.path
 
     @property
+    def url(self) -> str:
+        """The PostgreSQL URL ('' on SQLite): long reads open their own connection to it."""
+        return self._shared.url
+
+    @property
     def fences(self) -> dict[int, int]:
         """partition → epoch this view's transactions are fenced with (empty: not fenced)."""
-        return dict(self._fences)
+        return dict(self._fences or {})
+
+    def fenced(self, fences: Mapping[int, int] | None = None) -> "AlertDB":
+        """A fenced view of this database (see `fence`) for ``fences`` (partition → epoch; none yet is fine).
+
+        A worker builds its stores on one such view and changes its fences with `set_fences` as it gains
+        and loses partitions; every store sees the change at its next transaction."""
+        fences = dict(fences or {})
+        if any(p < 0 or e < 0 for p, e in fences.items()):
+            raise ValueError("partition and epoch are non-negative")
+        with self.lock:
+            if self.dialect is SQLITE:  # one statement: sqlite3's executescript would commit an open transaction
+                self._shared.conn.execute(_FENCE_SCHEMA)
+            else:  # advisory-locked: two workers creating it at once would collide in PostgreSQL's catalog
+                self._shared.conn.executescript(_FENCE_SCHEMA)
+        return AlertDB("", _shared=self._shared, _fences=fences)
+
+    def set_fences(self, fences: Mapping[int, int]) -> None:
+        """Replace this fenced view's fences (waits for an open transaction to end)."""
+        if self._fences is None:
+            raise ValueError("not a fenced view: make one with fenced() or fence()")
+        with self.lock:
+            self._fences = dict(fences)
 
     def fence(self, partition: int, epoch: int) -> "AlertDB":
         """A view of this database whose every transaction is fenced for ``partition`` at ``epoch`` too.
@@ -114,11 +141,7 @@ class AlertDB:
         ...
         foundation.database.Fenced: partition 3: epoch 5 is fenced off by epoch 8
         """
-        if epoch < 0 or partition < 0:
-            raise ValueError("partition and epoch are non-negative")
-        with self.lock:
-            self._shared.conn.executescript(_FENCE_SCHEMA)
-        return AlertDB("", _shared=self._shared, _fences={**self._fences, partition: epoch})
+        return self.fenced({**self.fences, partition: epoch})
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -152,18 +175,17 @@ class AlertDB:
                 shared.depth = 0
 
     def _check_fences(self) -> None:
-        conn, for_update = self._shared.conn, self._shared.dialect.for_update
-        for partition, epoch in sorted(self._fences.items()):  # one order everywhere: no lock cycles
-            conn.execute('INSERT INTO partition_fence ("partition", epoch) VALUES (?, ?) '
-                         'ON CONFLICT ("partition") DO NOTHING', (partition, epoch))
-            recorded = conn.execute(f'SELECT epoch FROM partition_fence WHERE "partition" = ?{for_update}',
-                                    (partition,)).fetchone()[0]
+        conn = self._shared.conn
+        greatest = "max" if self.dialect is SQLITE else "GREATEST"
+        for partition, epoch in sorted((self._fences or {}).items()):  # one order everywhere: no lock cycles
+            # One round trip: the upsert creates the row or locks it (until commit) and keeps the higher epoch.
+            recorded = conn.execute(
+                f'INSERT INTO partition_fence ("partition", epoch) VALUES (?, ?) ON CONFLICT ("partition") '
+                f"DO UPDATE SET epoch = {greatest}(partition_fence.epoch, excluded.epoch) RETURNING epoch",
+                (partition, epoch)).fetchone()[0]
             if recorded > epoch:
                 log.warning("transaction_fenced", partition=partition, epoch=epoch, recorded_epoch=recorded)
                 raise Fenced(partition, epoch, recorded)
-            if recorded < epoch:
-                conn.execute('UPDATE partition_fence SET epoch = ? WHERE "partition" = ?', (epoch, partition))
-                log.info("fence_advanced", partition=partition, epoch=epoch, previous_epoch=recorded)
 
     @property
     def depth(self) -> int:

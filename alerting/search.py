@@ -145,7 +145,7 @@ def search(store: AlertStore, query: AlarmQuery, scope: frozenset[str] | None, n
         sites = set(scope) if sites is None else sites & scope
     where, args = _where(query, sites, store.db.dialect)
     if not query.text:
-        total = store.select_columns("count(*)", where, args)[0][0]
+        total = store.count(where, args)
         return Found(total, store.select(where, args, limit, offset))
     needle = query.text.casefold()
     hits = [i for i, record in store.select_columns("a.id, a.record", where, args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -11,6 +12,7 @@ import orjson
 
 from alerting.model import OPEN_STATES, Alert
 from alerting.db import AlertDB
+from foundation.database import PgConnection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -49,6 +51,8 @@ class AlertStore:
             self._conn.executescript(self.db.dialect.schema(_SCHEMA))
         # the SQLite file behind the connection ('' in memory, on PostgreSQL): long reads open their own to it
         self._path = self.db.path
+        self._reader: PgConnection | None = None
+        self._reader_lock = threading.Lock()
 
     def save(self, alert: Alert) -> None:
         """Insert or replace one alert."""
@@ -115,9 +119,15 @@ class AlertStore:
     def reading(self) -> Iterator[sqlite3.Connection]:
         """A connection for long reads (history, exports, statistics) that never holds up the alarm writer.
 
-        On a database file it is a fresh read-only connection (WAL lets it read beside the writer);
-        on an in-memory database and on PostgreSQL, the shared connection under the lock.
+        On a database file it is a fresh read-only connection (WAL lets it read beside the writer); on
+        PostgreSQL the store's own reader connection; on an in-memory database, the shared connection under the lock.
         """
+        if self.db.url:
+            with self._reader_lock:  # one reader connection, beside the writer's (PostgreSQL: READ COMMITTED)
+                if self._reader is None:
+                    self._reader = PgConnection(self.db.url)
+                yield self._reader
+            return
         if not self._path:
             with self._lock:
                 yield self._conn
@@ -164,6 +174,11 @@ class AlertStore:
             return conn.execute(f"SELECT {columns} FROM alerts a WHERE {where} ORDER BY raised_at DESC, id",
                                 args).fetchall()
 
+    def count(self, where: str, args: Sequence[object]) -> int:
+        """How many alerts match ``where`` (no ORDER BY: PostgreSQL refuses one beside an aggregate)."""
+        with self.reading() as conn:
+            return conn.execute(f"SELECT count(*) FROM alerts a WHERE {where}", args).fetchone()[0]
+
     def by_ids(self, ids: Sequence[str]) -> list[Alert]:
         """The alerts with these ids, in the order given (ids not stored are left out)."""
         found: dict[str, Alert] = {}
@@ -185,6 +200,9 @@ class AlertStore:
             return False
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and the reader's, on PostgreSQL)."""
         with self._lock:
             self._conn.close()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from foundation.config import Config, ConfigError, default_config_dir, hash_token, load_config
+from foundation.database import target_name
 from liaowang.broker import is_loopback
 from liaowang.cli_cluster import add_cluster_parsers
 from liaowang.cli_roles import add_role_parsers
@@ -45,6 +46,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     fleet = config.fleet
     print(f"{config.folder}: ok — {len(fleet.sites)} sites, {len(fleet.sensors)} sensors, "
           f"{len(fleet.profiles)} setpoint profiles, {len(config.settings.auth.tokens)} tokens")
+    if (url := config.settings.storage.database_url) is not None:
+        print(f"alarms, warnings and people in PostgreSQL: {target_name(url.get_secret_value())}")
     return 0
 
 

@@ -85,12 +85,12 @@ class AlertingUnavailable(DownstreamUnavailable):
 class Pipeline:
     """Everything between the broker and the API, for one configuration and data directory."""
 
-    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time, *,
-                 fleet: Fleet | None = None, alert_db: AlertDB | None = None, alert_store: AlertStore | None = None,
-                 snapshots: SnapshotStore | None = None, source: SourceFactory | None = None, desks: bool = True,
-                 client_suffix: str = "") -> None:
+    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time,
+                 alert_db: AlertDB | None = None, *, fleet: Fleet | None = None,
+                 alert_store: AlertStore | None = None, snapshots: SnapshotStore | None = None,
+                 source: SourceFactory | None = None, desks: bool = True, client_suffix: str = "") -> None:
         """Everything from ``config``; a worker (liaowang/worker.py) builds one per owned partition instead with
-        its partition's sites (``fleet``), the shared fenced ``alert_db`` and ``alert_store``, the partition's
+        its partition's sites (``fleet``), the shared fenced ``alert_db`` or ``alert_store``, the partition's
         ``snapshots`` and a JetStream ``source``; ``desks=False`` leaves the bureau-wide desks (notification
         delivery, warnings and risk timers) to the bureau lease holder. With a ``source``, recovery restores
         the snapshot only: the source replays the stream from the snapshot's position."""
@@ -107,8 +107,10 @@ class Pipeline:
         self.hub = EventHub()
         self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
-        # one connection: one transaction spans every table
-        self.alert_db = alert_store.db if alert_store is not None else alert_db or AlertDB(data_dir / "alerts.db")
+        # one connection: one transaction spans every table (alerts.db, or PostgreSQL when storage.database_url)
+        # a worker passes its fenced view: every alarm transaction then checks its lease's epoch
+        self.alert_db = (alert_store.db if alert_store is not None
+                         else alert_db or AlertDB(self.settings.storage.alerts_target(data_dir)))
         self.alert_store = alert_store or AlertStore(self.alert_db)
         self.audit = AuditLog(self.alert_db)
         self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -135,11 +135,28 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(url)
 
 
+def schema_url(url: str, schema: str) -> str:
+    """``url`` with its connections working in ``schema`` (created when absent): a cheap fresh store."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return f"{url}?options=-csearch_path%3D{schema}"
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def alerts_db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
-    """Where a test's ``alerts.db`` lives, once per backend: a SQLite file, then a fresh PostgreSQL database.
+def alerts_db_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], "str | Path"]:
+    """Makes stores for a test, once per backend: ``new("a.db")`` is a SQLite file in the test's directory,
+    or a fresh schema of the test's own PostgreSQL database; the same name gives the same store again.
 
     Anything that takes an `AlertDB` target (`AlertStore(target)`, `AlertDB(target)`) opens either."""
     if request.param == "sqlite":
-        return tmp_path / "alerts.db"
-    return request.getfixturevalue("pg_url")
+        return lambda name: tmp_path / name
+    url = request.getfixturevalue("pg_url")
+    return lambda name: schema_url(url, "s_" + "".join(c if c.isalnum() else "_" for c in name))
+
+
+@pytest.fixture
+def alerts_db_target(alerts_db_factory: Callable[[str], "str | Path"]) -> "str | Path":
+    """Where a test's ``alerts.db`` lives, once per backend: a SQLite file, then a fresh PostgreSQL database."""
+    return alerts_db_factory("alerts.db")
