@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS events (
     payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_kind_site ON events (kind, site_id, seq);
 CREATE TABLE IF NOT EXISTS events_pruned (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     through INTEGER NOT NULL
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS events (
     payload BYTEA NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_kind_site ON events (kind, site_id, seq);
 CREATE TABLE IF NOT EXISTS events_pruned (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     through BIGINT NOT NULL
@@ -183,6 +185,14 @@ class EventLog:
             if not rows and after > (head := self.head()):
                 raise EventsExpired(after, pruned, head)
         return [LoggedEvent(int(r[0]), float(r[1]), r[2], r[3], bytes(r[4])) for r in rows]
+
+    def latest(self, kind: str) -> dict[str, dict[str, Any]]:
+        """The newest kept event of ``kind`` per site, as its JSON payload (a stateless API's site statuses)."""
+        with self.db.lock:
+            rows = self.db.conn.execute(self._sql(
+                "SELECT site_id, payload FROM events WHERE seq IN (SELECT MAX(seq) FROM events WHERE kind = ? "
+                "AND site_id IS NOT NULL GROUP BY site_id)"), (kind,)).fetchall()
+        return {r[0]: orjson.loads(bytes(r[1])) for r in rows}
 
     def prune(self, now: float) -> int:
         """Drop events older than ``keep_s`` and beyond the newest ``keep_rows``; remember the highest

@@ -33,6 +33,7 @@ from foundation.domain import Tier, iso
 from liaowang.commands import ERRORS as COMMAND_ERRORS
 from liaowang.sse import Resume, last_event_id
 from liaowang.params import body_time, parse_time_param, split_choices
+from liaowang.backend import Backend
 from liaowang.pipeline import Pipeline
 from liaowang.users import People
 
@@ -99,8 +100,9 @@ def alarm_kpis_for(pipeline: Pipeline, start: float, now: float, sites: frozense
                       lambda subject: subject_name(pipeline.fleet, subject))
 
 
-def create_app(pipeline: Pipeline) -> FastAPI:
-    """The FastAPI application over a started (or startable) pipeline.
+def create_app(pipeline: Backend) -> FastAPI:
+    """The FastAPI application over a started (or startable) pipeline, or any other `Backend` (the stateless
+    ``liaowang api`` role's `ApiBackend`): the routes are the same, only where reads and actions go differs.
 
     Every API route names what it needs as a dependency (`reader`, `operator`, ...), checked before
     the request's body is read (`AuthFirstRoute`). A token scoped to sites sees only those sites:

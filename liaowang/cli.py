@@ -13,6 +13,7 @@ import structlog
 from foundation.config import Config, ConfigError, default_config_dir, hash_token, load_config
 from foundation.database import target_name
 from liaowang.broker import is_loopback
+from liaowang.cli_api import add_api_parser
 from liaowang.cli_cluster import add_cluster_parsers
 from liaowang.cli_roles import add_role_parsers
 from liaowang.cli_users import add_users_parser
@@ -311,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_users_parser(sub)
     add_cluster_parsers(sub)
     add_role_parsers(sub)
+    add_api_parser(sub)
     return parser
 
 

@@ -291,9 +291,12 @@ class CommandClient:
 
         self._thread.start()
 
+        async def on_error(err: Exception) -> None:  # nats-py reconnects by itself; say what it meets
+            log.warning("nats_error", servers=self.servers, error=f"{type(err).__name__}: {err}")
+
         async def connect() -> Any:
             return await nats.connect(servers=self.servers, name="liaowang-api", max_reconnect_attempts=-1,
-                                      connect_timeout=self.timeout_s)
+                                      connect_timeout=self.timeout_s, error_cb=on_error)
         self._nc = asyncio.run_coroutine_threadsafe(connect(), self._loop).result(self.timeout_s + 5)
         return self
 

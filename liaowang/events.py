@@ -45,6 +45,11 @@ class EventHub:
             self._clients.append((asyncio.get_running_loop(), q, None if sites is None else frozenset(sites)))
         return q
 
+    def count(self) -> int:
+        """How many SSE clients are subscribed (a gauge for the duty engineer)."""
+        with self._lock:
+            return len(self._clients)
+
     def unsubscribe(self, q: asyncio.Queue[bytes | None]) -> None:
         """Forget a client's queue."""
         with self._lock:
@@ -148,7 +153,9 @@ class EventFeed:
         clients cannot be given what they missed: each gets a ``reset`` event and reloads.
         """
         published = 0
-        with self._lock:
+        # the store's lock first, then ours: a desk that publishes while holding the store's lock (warnings)
+        # and pumps must not wait on us while we wait on the store
+        with self.log.db.lock, self._lock:
             while True:
                 try:
                     events = self.log.since(self.position, None, 1000)

@@ -517,9 +517,10 @@ class Pipeline:
         self._publish_changes(changes)
         return changes
 
-    def command(self, request: dict) -> dict:
-        """A person's action as a command (`liaowang.commands`), applied here: this process owns every site."""
-        return apply_command(self.alerts, request, self.act, clock=self.clock)
+    def command(self, request: dict, owns: Callable[[str], bool] | None = None) -> dict:
+        """A person's action as a command (`liaowang.commands`), applied here; ``owns(site)``: whether this process
+        owns the site's partition now (a worker's leases; default: every site, as in ``liaowang run``)."""
+        return apply_command(self.alerts, request, self.act, owns=owns, clock=self.clock)
 
     def announce(self, changes: Sequence[AlertChange]) -> None:
         """Notify (outbox), publish alert changes on MQTT and SSE, then refresh site statuses."""

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import shutil
-import socket
 import sqlite3
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -26,6 +23,7 @@ from alerting.suppress import Suppressions
 from foundation.domain import Family, Tier
 from liaowang.commands import ERRORS, CommandClient, OwnerUnavailable, apply_command, partition_of, serve_commands
 from rules.base import Signal
+from tests.natsserver import nats_url  # noqa: F401  (a fixture)
 
 T0 = 1_795_564_800.0
 GAS = "gas.combustible_gas.threshold"
@@ -191,32 +189,6 @@ def test_commands_do_exactly_what_the_lifecycle_calls_do(tmp_path_factory, fleet
 
 
 # ------------------------------------------------------------------ over a real nats-server
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def nats_url(tmp_path):
-    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    if not Path(binary).exists():
-        pytest.skip("nats-server is not installed")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"nats://127.0.0.1:{port}"
-    proc.kill()
-    proc.wait()
-
 
 class Owner:
     """A partition owner in a thread: its own loop and nats connection, answering with ``handle``."""

@@ -31,30 +31,36 @@ class Wire:
 
 
 class Client:
-    """What a map page does: remembers the last id it was sent and the events it got."""
+    """What a map page does: remembers the last id it was sent; records each connection's start and events."""
 
     def __init__(self) -> None:
         self.last_id: str | None = None
-        self.got: list[int] = []
+        self.connections: list[tuple[int, list[int]]] = []  # (the position it starts after, the seqs it got)
 
     def receive(self, frames: bytes) -> None:
         for frame in frames.split(b"\n\n"):
-            for line in frame.split(b"\n"):
-                if line.startswith(b"id: "):
-                    self.last_id = line[4:].decode()
-            if b"event: reset" in frame:
-                raise AssertionError("no reset expected: the log keeps everything here")
-            if frame_seq(frame + b"\n") is not None and b"event: hello" not in frame:
-                self.got.append(frame_seq(frame + b"\n"))
+            fields = dict(line.split(b": ", 1) for line in frame.split(b"\n") if b": " in line)
+            if b"id" not in fields:
+                continue
+            self.last_id = fields[b"id"].decode()
+            if fields.get(b"event") in (b"hello", b"reset"):  # where this connection (re)starts
+                self.connections[-1] = (int(self.last_id), [])
+            else:
+                self.connections[-1][1].append(int(self.last_id))
 
 
-OPS = st.lists(st.sampled_from(["append_a", "append_b", "append_none", "pump", "connect", "page", "deliver",
-                                "drop"]), max_size=60)
+OPS = st.lists(st.one_of(st.sampled_from(["append_a", "append_b", "append_none", "pump", "connect", "page",
+                                          "deliver", "drop"]),
+                         st.tuples(st.just("connect_at"), st.integers(-1, 70))), max_size=60)
 
 
 @settings(max_examples=300, deadline=None)
 @given(ops=OPS, scoped=st.booleans())
 def test_any_interleaving_delivers_each_event_once_in_order(ops, scoped, monkeypatch_module):
+    """Appends, feed pumps, backlog pages, live deliveries, drops and reconnects — with the last id seen or an
+    arbitrary one (older, newer than the head, negative) — in any order: every connection gets exactly the
+    events of its sites after the position it starts from (its id, or the head after a reset), in order, and
+    the last one, drained, everything up to the head."""
     log = EventLog(AlertDB(":memory:"))
     wire = Wire()
     feed = EventFeed(log, wire)
@@ -64,14 +70,11 @@ def test_any_interleaving_delivers_each_event_once_in_order(ops, scoped, monkeyp
     caught_up = False
     appended: list[tuple[int, str | None]] = []
 
-    origin: list[int] = []  # the head at the first connection: every event after it is owed to the page
-
-    def connect() -> None:
+    def connect(last_id: str | None) -> None:
         nonlocal resume, caught_up
-        if not origin:
-            origin.append(log.head())
         wire.queue, wire.sites = [], sites      # subscribe first, as the route does
-        resume = Resume(log, sites, client.last_id)
+        resume = Resume(log, sites, last_id)
+        client.connections.append((-1, []))
         client.receive(resume.start({}))
         caught_up = False
 
@@ -82,13 +85,16 @@ def test_any_interleaving_delivers_each_event_once_in_order(ops, scoped, monkeyp
         client.receive(b"".join(frames))
 
     for op in ops:
-        if op.startswith("append"):
+        if isinstance(op, tuple):
+            if resume is None:
+                connect(str(op[1]))
+        elif op.startswith("append"):
             site = {"append_a": "A", "append_b": "B", "append_none": None}[op]
             appended.append((log.append("alert", site, {"site_id": site}, at=0.0), site))
         elif op == "pump":
             feed.pump()
         elif op == "connect" and resume is None:
-            connect()
+            connect(client.last_id)
         elif op == "page" and resume is not None and not caught_up:
             page()
         elif op == "deliver" and resume is not None and caught_up and wire.queue:
@@ -99,7 +105,7 @@ def test_any_interleaving_delivers_each_event_once_in_order(ops, scoped, monkeyp
             resume, wire.queue = None, None
     # the page stays open at the end: it reconnects if needed and everything is pumped and read
     if resume is None:
-        connect()
+        connect(client.last_id)
     while not caught_up:
         page()
     feed.pump()
@@ -107,8 +113,14 @@ def test_any_interleaving_delivers_each_event_once_in_order(ops, scoped, monkeyp
         frame = wire.queue.pop(0)
         if resume.admit(frame):
             client.receive(frame)
-    wanted = [seq for seq, site in appended if seq > origin[0] and (sites is None or site in sites)]
-    assert client.got == wanted, "a gap, a duplicate or a reordering"
+    mine = [seq for seq, site in appended if sites is None or site in sites]
+    for after, got in client.connections:
+        assert after >= 0, "every connection says where it starts"
+        expected = [s for s in mine if s > after][:len(got)]
+        assert got == expected, "a gap, a duplicate or a reordering"
+    after, got = client.connections[-1]
+    assert got == [s for s in mine if s > after], "the open page is caught up"
+
 
 @pytest.fixture(scope="module")
 def monkeypatch_module():
@@ -117,3 +129,61 @@ def monkeypatch_module():
     liaowang.sse.PAGE = 2
     yield
     liaowang.sse.PAGE = saved
+
+
+# ------------------------------------------------------------------ over the API (examples)
+
+import orjson  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from liaowang.api import create_app  # noqa: E402
+from liaowang.pipeline import Pipeline  # noqa: E402
+
+
+@pytest.fixture
+def served(tmp_path, demo_config):
+    pipeline = Pipeline(demo_config, tmp_path / "data")
+    yield TestClient(create_app(pipeline)), pipeline
+    pipeline.stop()
+
+
+def opening(client: TestClient, path: str, headers: dict, frames: int) -> list[dict[str, str]]:
+    """The first ``frames`` SSE frames of a stream, each as its fields."""
+    out, current = [], {}
+    with client.stream("GET", path, headers={"Authorization": "Bearer demo-duty", **headers}) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line == "":
+                out.append(current)
+                current = {}
+                if len(out) == frames:
+                    break
+            elif not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                current[key] = value
+    return out
+
+
+def test_a_reconnect_gets_what_it_missed_then_an_id_beyond_the_window_gets_reset(served):
+    client, pipeline = served
+    for n in range(6):
+        pipeline.event_log.append("site", "LC-LUXI", {"site_id": "LC-LUXI", "n": n}, at=pipeline.clock())
+    frames = opening(client, "/api/v1/events", {"Last-Event-ID": "3"}, 4)
+    assert [(f["event"], f["id"]) for f in frames] == [("hello", "3"), ("site", "4"), ("site", "5"), ("site", "6")]
+    frames = opening(client, "/api/v1/events?last_event_id=5", {}, 2)  # for readers that cannot set the header
+    assert [(f["event"], f["id"]) for f in frames] == [("hello", "5"), ("site", "6")]
+    pipeline.event_log.keep_rows = 2
+    pipeline.event_log.prune(pipeline.clock())
+    frames = opening(client, "/api/v1/events", {"Last-Event-ID": "3"}, 2)  # 4 was pruned: no silent gap
+    assert [(f["event"], f["id"]) for f in frames] == [("hello", "6"), ("reset", "6")]
+    assert orjson.loads(frames[1]["data"])["head"] == 6
+    for garbage in ("abc", "-1", "999"):  # not an id of this log (another server's, a wiped data dir)
+        assert [f["event"] for f in opening(client, "/api/v1/events", {"Last-Event-ID": garbage}, 2)] == ["hello", "reset"]
+
+
+def test_the_site_stream_resumes_with_that_sites_events_only(served):
+    client, pipeline = served
+    for site in ("LC-LUXI", "LC-XFHG", "LC-LUXI"):
+        pipeline.event_log.append("site", site, {"site_id": site}, at=pipeline.clock())
+    frames = opening(client, "/api/v1/sites/LC-LUXI/live", {"Last-Event-ID": "0"}, 3)
+    assert [(f["event"], f.get("id")) for f in frames] == [("hello", "0"), ("site", "1"), ("site", "3")]
