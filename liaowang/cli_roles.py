@@ -6,7 +6,8 @@ Where it connects comes from the command line or the environment, never from the
 - NATS: ``--credentials credentials.json`` (written by ``liaowang nats-config``: servers, the worker's
   password, P), or ``LIAOWANG_NATS_URL`` (comma-separated), ``LIAOWANG_NATS_USER`` (default
   ``worker``), ``LIAOWANG_NATS_PASSWORD`` and ``--partitions``;
-- shared state: ``--database-url`` or ``LIAOWANG_DATABASE_URL`` (``postgresql://…``).
+- shared state: ``--database-url``, ``LIAOWANG_DATABASE_URL`` or the configuration's ``storage.database_url``
+  (``LIAOWANG_STORAGE__DATABASE_URL``), ``postgresql://…``.
 
 SIGTERM or Ctrl-C hands every partition back (final snapshot, lease released) before exiting.
 """
@@ -42,12 +43,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     config = load_config(Path(args.config) if args.config else default_config_dir())
     endpoint, known = _endpoint(args)
     partitions = args.partitions or known
-    database = args.database_url or os.environ.get("LIAOWANG_DATABASE_URL")
+    configured = config.settings.storage.database_url
+    database = (args.database_url or os.environ.get("LIAOWANG_DATABASE_URL")
+                or (configured.get_secret_value() if configured is not None else None))
     if not partitions:
         print("--partitions is required without --credentials", file=sys.stderr)
         return 2
     if not database:
-        print("--database-url or LIAOWANG_DATABASE_URL is required (postgresql://…): the shared alarm store",
+        print("--database-url, LIAOWANG_DATABASE_URL or storage.database_url is required (postgresql://…): "
+              "the shared alarm store",
               file=sys.stderr)
         return 2
     data_dir = Path(args.data_dir or config.settings.storage.data_dir)
