@@ -31,8 +31,8 @@ from foundation.partition import partition_of
 from ingest import IngestMetrics
 from ingest.jetstream import JetStreamSource, NatsEndpoint
 from liaowang.cluster.lease import Lease
-from liaowang.cluster.snapshots import PartitionSnapshots
 from liaowang.pipeline import Pipeline
+from rules.snapshot import PartitionSnapshotStore
 
 __all__ = ["PartitionRunner", "partition_fleet", "ScopedAlertStore", "schema_lock"]
 
@@ -87,14 +87,21 @@ class LeaseExpired(Fenced):
         self.partition, self.epoch, self.recorded = partition, epoch, None
 
 
-class _FencedSnapshots(PartitionSnapshots):
-    """Snapshots that tell the runner when a save was refused by a newer epoch."""
+class _FencedSnapshots(PartitionSnapshotStore):
+    """The partition's snapshots (h-pg's store: rule state and stream position in one fenced transaction),
+    saved with the position ``position()`` gives, and telling the runner when a newer epoch refused a save.
+
+    The saved position is the last stream sequence acknowledged when the state was taken. Acks come only
+    after a batch is evaluated and its alarms committed, so the state may cover a batch past the position
+    (evaluated again after a takeover: the reorder buffer drops readings it has seen and ``signal_horizon``
+    skips alarm effects already recorded), never the other way round."""
 
     on_fenced: Callable[[Fenced], None] | None = None
+    position: Callable[[], int] = staticmethod(lambda: 0)
 
-    def save(self, parts, saved_at):  # type: ignore[override]
+    def save(self, parts, saved_at, stream_seq=None):  # type: ignore[override]
         try:
-            return super().save(parts, saved_at)
+            return super().save(parts, saved_at, stream_seq=self.position() if stream_seq is None else stream_seq)
         except Fenced as err:
             if self.on_fenced is not None:
                 self.on_fenced(err)
