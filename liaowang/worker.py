@@ -82,10 +82,12 @@ class _Roster:
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
         self._seen: dict[str, tuple[int, float]] = {}
+        self.counts: dict[str, int] = {}  # key → partitions the worker announced it runs
 
-    def observe(self, key: str, revision: int, now: float) -> None:
+    def observe(self, key: str, revision: int, now: float, count: int = 0) -> None:
         if self._seen.get(key, (None,))[0] != revision:
             self._seen[key] = (revision, now)
+        self.counts[key] = count
 
     def live(self, now: float) -> set[str]:
         return {k for k, (_, at) in self._seen.items() if now - at < self.ttl_s}
@@ -112,6 +114,7 @@ class Worker:
         self._roster = _Roster(options.lease_ttl_s)
         self._live = 1
         self._live_since = time.monotonic()
+        self._handed_back_at = float("-inf")
         self.registry = CollectorRegistry()
         self._owned = Gauge("liaowang_worker_partitions_owned", "Partitions this worker runs now",
                             registry=self.registry)
@@ -200,9 +203,11 @@ class Worker:
         held = len(self.runners) + len(self._starting)
         if held < target and not self._starting:  # one start at a time: a slow restore must not hoard partitions
             await self._claim()
-        elif (len(self.runners) > target and not self._starting
-              and time.monotonic() - self._live_since >= self.options.lease_ttl_s):
-            self._spawn(self._hand_back(max(self.runners)))  # one per beat: others take it at once (released)
+        elif (not self._starting and time.monotonic() - self._live_since >= self.options.lease_ttl_s
+              and time.monotonic() - self._handed_back_at >= 2 * self.options.lease_ttl_s
+              and (len(self.runners) > target or self._should_share())):
+            self._handed_back_at = time.monotonic()
+            self._spawn(self._hand_back(max(self.runners)))  # others take it at once (released)
         if self.options.bureau and BUREAU_KEY not in self.leases:
             try:
                 lease = await self.lease_client.acquire(BUREAU_KEY)
@@ -212,6 +217,19 @@ class Worker:
             if lease is not None:
                 self.leases[BUREAU_KEY] = lease
                 await self._start_bureau()
+
+    def _should_share(self) -> bool:
+        """ceil(P / N) each can leave a live worker with nothing (4 partitions, 3 workers: 2 + 2 + 0). When some
+        live worker runs fewer than floor(P / N), the one running the most (ties: the greatest name) hands one
+        back, so everybody ends up with floor or ceil."""
+        live = self._roster.live(time.monotonic()) | {f"worker.{self.owner}"}
+        counts = {k: self._roster.counts.get(k, 0) for k in live}
+        counts[f"worker.{self.owner}"] = len(self.runners)
+        floor_share = self.options.partitions // max(1, len(live))
+        if not any(c < floor_share for c in counts.values()):
+            return False
+        top = max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        return top == f"worker.{self.owner}" and len(self.runners) > floor_share
 
     async def _announce(self, now: float) -> None:
         """Rewrite our roster key and read the others'; count the live ones."""
@@ -228,7 +246,11 @@ class Worker:
                     entry = await self.kv.get(key)
                 except KeyNotFoundError:
                     continue
-                self._roster.observe(key, entry.revision, now)
+                try:
+                    count = len(orjson.loads(entry.value or b"{}").get("partitions") or [])
+                except (orjson.JSONDecodeError, AttributeError, TypeError):
+                    count = 0
+                self._roster.observe(key, entry.revision, now, count)
             self._kv_problem = None
         except Exception as err:
             self._kv_problem = f"lease bucket: {type(err).__name__}: {err}"
