@@ -41,7 +41,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from foundation.config import Config
-from foundation.partition import LEASE_BUCKET, partition_of
+from foundation.partition import LEASE_BUCKET, stream_name
 from ingest.jetstream import NatsEndpoint
 from liaowang.cluster.bureau import BureauDesk
 from liaowang.cluster.lease import Lease, LeaseLost, Leases, LeaseUnavailable, ensure_bucket
@@ -130,6 +130,10 @@ class Worker:
                                         registry=self.registry)
         self._live_gauge = Gauge("liaowang_worker_live_workers", "Workers this one sees announcing themselves",
                                  registry=self.registry)
+        self._stalls = Counter("liaowang_worker_partition_stalls_total",
+                               "Partitions restarted because their source stopped although the stream held more",
+                               registry=self.registry)
+        self.stall_s = max(15.0, 3 * options.lease_ttl_s)
         self._http: ThreadingHTTPServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -197,6 +201,8 @@ class Worker:
             await self._revoke(p, "fenced")
         for key, lease in list(self.leases.items()):
             await self._keep(key, lease)
+        for p, runner in list(self.runners.items()):
+            await self._watch(p, runner)
         if not claim:
             return
         target = math.ceil(self.options.partitions / max(1, self._live))
@@ -368,6 +374,41 @@ class Worker:
         with self._fenced_lock:
             out, self._fenced = self._fenced, set()
         return out
+
+    async def _watch(self, p: int, runner: PartitionRunner) -> None:
+        """Restart a partition whose source stopped acknowledging although its stream holds more (seen after a
+        NATS node died under a rewound consumer: the reconnected source fetched nothing more). The restart keeps
+        the lease: final snapshot, new connection, consumer rewound to the snapshot."""
+        now = time.monotonic()
+        seq = runner.acked_through()
+        if seq != runner.progress[0]:
+            runner.progress = (seq, now)
+            return
+        if now - runner.progress[1] < self.stall_s:
+            return
+        runner.progress = (seq, now)  # look again only after another stall_s
+        try:
+            info = await asyncio.wait_for(self.js.stream_info(stream_name(p)), self.options.lease_ttl_s / 3)
+        except Exception as err:  # NATS busy or a node down: the next look decides
+            log.warning("partition_watch_failed", partition=p, error=f"{type(err).__name__}: {err}")
+            return
+        if info.state.last_seq <= max(seq, runner.resumed_from):
+            return  # nothing new: a quiet feed, not a stall
+        log.error("partition_stalled", partition=p, acked_through=seq, stream_last_seq=info.state.last_seq,
+                  stalled_s=round(self.stall_s, 1))
+        self._stalls.inc()
+        self.runners.pop(p, None)
+        self._starting.add(p)
+        self._spawn(self._restart(p, runner))
+
+    async def _restart(self, p: int, runner: PartitionRunner) -> None:
+        await self._unserve(p)
+        await asyncio.to_thread(runner.stop)
+        lease = self.leases.get(f"partition.{p}")
+        if lease is None or lease.epoch != runner.lease.epoch:
+            self._starting.discard(p)
+            return  # lost meanwhile: someone else runs it
+        await self._start_partition(p, lease)
 
     async def _unserve(self, p: int) -> None:
         sub = self._subs.pop(p, None)

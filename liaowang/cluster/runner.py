@@ -161,6 +161,8 @@ class PartitionRunner:
             raise
         self.pipeline.on_fenced = self._fenced
         source_obj = self.pipeline.ingest
+        self.acked_through = lambda: max(resume, getattr(source_obj, "acked_through", 0))
+        self.progress = (resume, time.monotonic())  # (acked seq, when it last moved): the worker's stall watch
         self.snapshots.position = lambda: max(resume, getattr(source_obj, "acked_through", 0))
         log.info("partition_restored", partition=partition, epoch=lease.epoch, sites=len(self.fleet.sites),
                  sensors=len(self.fleet.sensors), resume_after_seq=resume,

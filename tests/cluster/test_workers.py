@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from foundation.partition import partition_of
 from liaowang.commands import CommandClient
 
 from .workerkit import (WorkerProcess, alarm_state, alarms, gas_feed, holders, notifications, open_alarm, outbox_statuses,
@@ -129,10 +130,24 @@ def test_kill_9_of_a_worker_moves_its_partitions_and_loses_or_doubles_nothing(ru
     run.check()
 
 
+def stream_counts(cluster) -> dict[int, int]:
+    """Messages held by each partition stream."""
+    async def work(nc, js):
+        return {p: (await js.stream_info(f"LW_P{p}")).state.messages for p in range(cluster.partitions)}
+    return cluster.run(work)
+
+
 def test_kill_9_of_a_nats_node_loses_or_doubles_nothing(run: Run) -> None:
     run.first_half()
     run.cluster.kill(2)
     run.second_half()
+    # first the transport: every QoS 1 publish the broker acknowledged is in its partition's stream
+    sent = Counter(partition_of(topic.split("/")[3], run.cluster.partitions) for topic, _ in run.messages)
+    try:
+        wait_for(lambda: stream_counts(run.cluster) == dict(sent), 30, what="every acknowledged publish in a stream")
+    except AssertionError:
+        raise AssertionError(f"NATS acknowledged publishes its streams do not hold: streams {stream_counts(run.cluster)}"
+                             f", published {dict(sent)}") from None
     run.check()
 
 
