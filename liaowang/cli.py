@@ -15,6 +15,7 @@ from foundation.database import target_name
 from liaowang.broker import is_loopback
 from liaowang.cli_api import add_api_parser
 from liaowang.cli_cluster import add_cluster_parsers
+from liaowang.cli_roles import add_role_parsers
 from liaowang.cli_users import add_users_parser
 from foundation.logs import configure_logging
 
@@ -310,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_hash_token)
     add_users_parser(sub)
     add_cluster_parsers(sub)
+    add_role_parsers(sub)
     add_api_parser(sub)
     return parser
 

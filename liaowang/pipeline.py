@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import orjson
@@ -42,7 +42,7 @@ from ingest.influx_v1 import InfluxV1Writer
 from ingest.influx_v2 import InfluxV2Writer
 from ingest.lineprotocol import LineEncoder
 from ingest.spooled import SpooledSink
-from foundation.config import Config, Sensor
+from foundation.config import Config, Fleet, Sensor
 from liaowang.diskwatch import DiskSpace, DiskWatch
 from foundation.domain import Family, ReadingBatch, Tier, iso
 from rules.base import Signal
@@ -63,6 +63,21 @@ APPLY_ATTEMPTS = 3
 before they are given up (reported with a ``_system`` alarm); storage errors are retried for ever."""
 
 
+class Source(Protocol):
+    """What the pipeline needs of its ingest: `IngestService` (MQTT) or a worker's `ingest.jetstream.JetStreamSource`."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def problems(self) -> list[str]: ...
+    def dead_letter_late(self, late: ReadingBatch) -> None: ...
+    @property
+    def connected(self) -> bool: ...
+
+
+SourceFactory = Callable[["Pipeline", IngestMetrics], Source]
+"""Builds a pipeline's source from the pipeline (its handlers, sinks, live values) and its ingest metrics."""
+
+
 class AlertingUnavailable(DownstreamUnavailable):
     """``alerts.db`` could not commit (a full disk, a locked or failing file): signals stay pending."""
 
@@ -71,9 +86,19 @@ class Pipeline:
     """Everything between the broker and the API, for one configuration and data directory."""
 
     def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time,
-                 alert_db: AlertDB | None = None) -> None:
+                 alert_db: AlertDB | None = None, *, fleet: Fleet | None = None,
+                 alert_store: AlertStore | None = None, snapshots: SnapshotStore | None = None,
+                 source: SourceFactory | None = None, desks: bool = True, client_suffix: str = "") -> None:
+        """Everything from ``config``; a worker (liaowang/worker.py) builds one per owned partition instead with
+        its partition's sites (``fleet``), the shared fenced ``alert_db`` or ``alert_store``, the partition's
+        ``snapshots`` and a JetStream ``source``; ``desks=False`` leaves the bureau-wide desks (notification
+        delivery, warnings and risk timers) to the bureau lease holder. With a ``source``, recovery restores
+        the snapshot only: the source replays the stream from the snapshot's position."""
         self.config = config
-        self.fleet = config.fleet
+        self.fleet = fleet or config.fleet
+        self.desks = desks
+        self.on_fenced: Callable[[Fenced], None] | None = None
+        """Called when a commit was refused because a newer lease epoch holds the partition (workers only)."""
         self.settings = config.settings
         self.clock = clock
         self.started_at = clock()
@@ -83,9 +108,10 @@ class Pipeline:
         self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
         # one connection: one transaction spans every table (alerts.db, or PostgreSQL when storage.database_url)
-        # a worker passes its fenced view (AlertDB.fenced): every alarm transaction then checks its leases' epochs
-        self.alert_db = alert_db or AlertDB(self.settings.storage.alerts_target(data_dir))
-        self.alert_store = AlertStore(self.alert_db)
+        # a worker passes its fenced view: every alarm transaction then checks its lease's epoch
+        self.alert_db = (alert_store.db if alert_store is not None
+                         else alert_db or AlertDB(self.settings.storage.alerts_target(data_dir)))
+        self.alert_store = alert_store or AlertStore(self.alert_db)
         self.audit = AuditLog(self.alert_db)
         self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)
         self.out_of_service = OutOfService(self.alert_db, config.alerting.out_of_service)
@@ -96,7 +122,8 @@ class Pipeline:
         self.feed = EventFeed(self.event_log, self.hub)
         self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)
         self._engine_lock = threading.RLock()
-        self.snapshots = SnapshotStore(data_dir / "rules.db")
+        self.snapshots = snapshots or SnapshotStore(data_dir / "rules.db")
+        self._rerun_stored = source is None
         self._last_snapshot = self.started_at
         self._late = Counter("liaowang_rule_late_readings_total",
                              "Readings that arrived after a later reading of their sensor had been evaluated "
@@ -106,7 +133,7 @@ class Pipeline:
         self._alert_changes = Counter("liaowang_alert_changes_total", "Alert changes by event", ["event"],
                                       registry=self.registry)
         self._open_alerts = Gauge("liaowang_alerts_open", "Open alerts by tier", ["tier"], registry=self.registry)
-        self._publisher_client = make_client(self.settings.mqtt, f"{self.settings.mqtt.client_id}-alerts")
+        self._publisher_client = make_client(self.settings.mqtt, f"{self.settings.mqtt.client_id}-alerts{client_suffix}")
         self.publisher = MqttAlertPublisher(self._publisher_client)
         self.notifier = Notifier(self.alert_db, config.alerting, self.fleet, self.alerts, clock,
                                  self._publish_notification)
@@ -149,9 +176,9 @@ class Pipeline:
                                           "Readings stored but dead-lettered as evaluation_failed", registry=self.registry)
         ingest_metrics = IngestMetrics(self.registry)
         self.sinks: list[Sink] = [self.readings, *self._remote_sinks(data_dir, ingest_metrics)]
-        self.ingest = IngestService(self.settings, self.fleet, self.sinks, ingest_metrics,
-                                    self.live, self.handle_batch, self.handle_gateway, clock,
-                                    supervisor=self.supervisor, on_evaluation_failed=self.handle_evaluation_failed)
+        self.ingest: Source = source(self, ingest_metrics) if source is not None else IngestService(
+            self.settings, self.fleet, self.sinks, ingest_metrics, self.live, self.handle_batch, self.handle_gateway,
+            clock, supervisor=self.supervisor, on_evaluation_failed=self.handle_evaluation_failed)
         self._last_retention = 0.0
         self._observers: list[Callable[[ReadingBatch], None]] = []
         sites = np.array(self.fleet.sensor_sites)
@@ -172,7 +199,7 @@ class Pipeline:
             outcome = self.engine.restore(self.snapshots)
             since = max(self.engine.resume_point(), self.clock() - self.settings.rules.recovery_window_s)
             rerun = changes = 0
-            if any(v.startswith("restored") for v in outcome.values()):
+            if self._rerun_stored and any(v.startswith("restored") for v in outcome.values()):
                 for batch in self.readings.batches_since(since, self.fleet.sensor_ids, self.fleet.sensor_sites):
                     signals = self.engine.evaluate(batch)
                     rerun += len(batch)
@@ -201,23 +228,28 @@ class Pipeline:
         self._publisher_client.loop_start()
         self.check_disks()  # health knows the volumes from the first request on
         self.ingest.start()
-        self.notifier.start()
+        if self.desks:
+            self.notifier.start()
         self._ticker = self.supervisor.spawn("status-ticker", self._tick)
         self.refresh_statuses()
         log.info("pipeline_started", sites=len(self.fleet.sites), sensors=len(self.fleet.sensors))
 
-    def stop(self) -> None:
-        """Stop the ticker and ingest (finishing queued work), snapshot the rules, then close the publisher and stores."""
+    def stop(self, final_snapshot: bool = True) -> None:
+        """Stop the ticker and ingest (finishing queued work), snapshot the rules, then close the publisher and stores.
+
+        ``final_snapshot=False``: a worker that lost its partition's lease writes nothing more."""
         self._stop.set()
         self.supervisor.stop()
         if self._ticker is not None:  # started (tools and tests drive a pipeline without starting it)
             self.ingest.stop()
             self._ticker.join(timeout=5)
-        self.snapshot()
+        if final_snapshot:
+            self.snapshot()
         self.snapshots.close()
         self._publisher_client.disconnect()
         self._publisher_client.loop_stop()
-        self.notifier.stop()
+        if self.desks:
+            self.notifier.stop()
         self.alert_store.close()
         self.hub.close_all()
         log.info("pipeline_stopped")
@@ -268,6 +300,8 @@ class Pipeline:
                         if change.event == "raised":
                             self.incidents.open_from_alarm(change.alert)
             except (sqlite3.Error, OSError) as err:
+                if isinstance(err, Fenced) and self.on_fenced is not None:
+                    self.on_fenced(err)  # a newer owner holds the partition: the worker stops it
                 self._apply_failed.labels("fenced" if isinstance(err, Fenced) else "storage").inc()  # fenced: lease lost
                 self._alerting_problem = f"alerts.db: {type(err).__name__}: {str(err)[:200]}"
                 self._retry_at = now + min(0.25 * 2 ** min(self._apply_failures, 5), 5.0)
@@ -452,6 +486,8 @@ class Pipeline:
         """Shelf expiry, notification escalation, repeats and flood digests on the injected clock."""
         now = self.clock()
         self.act(lambda: self.alerts.expire_shelves(now))
+        if not self.desks:  # escalations, repeats and digests are the bureau desk's (one process for the bureau)
+            return
         changes = self.notifier.tick(now)  # escalations record themselves and enqueue their own notifications
         if changes:
             self._publish_changes(changes)
@@ -475,6 +511,8 @@ class Pipeline:
                 changes = action()
                 self.notifier.on_changes(changes)
         except (sqlite3.Error, OSError) as err:
+            if isinstance(err, Fenced) and self.on_fenced is not None:
+                self.on_fenced(err)
             raise AlertingUnavailable(f"alerts.db: {type(err).__name__}: {str(err)[:200]}") from err
         self._publish_changes(changes)
         return changes
@@ -556,7 +594,9 @@ class Pipeline:
                 duties.append(self.check_disks)
             duties.append(self.flush_rules)
             if beat % 4 == 0:
-                duties += [self.check_time_rules, self.check_alert_timers, self.check_warning_timers]
+                duties += [self.check_time_rules, self.check_alert_timers]
+                if self.desks:
+                    duties.append(self.check_warning_timers)
             if self.clock() - self._last_snapshot >= self.settings.rules.snapshot_every_s:
                 duties.append(self.snapshot)
             if self.clock() - self._last_retention >= RETENTION_EVERY_S:
