@@ -51,8 +51,11 @@ class EventHub:
     def publish(self, event: str, data: Any) -> None:
         """Send one SSE event (``event:`` name and JSON ``data:``) to every client whose sites cover its
         ``site_id``; callable from any thread."""
-        frame = b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-        site = data.get("site_id") if isinstance(data, dict) else None
+        self.publish_bytes(event, orjson.dumps(data), data.get("site_id") if isinstance(data, dict) else None)
+
+    def publish_bytes(self, event: str, body: bytes, site: str | None) -> None:
+        """`publish` with the JSON already serialised (an alert change's bytes, shared with MQTT)."""
+        frame = b"event: " + event.encode() + b"\ndata: " + body + b"\n\n"
         with self._lock:
             clients = list(self._clients)
         for loop, q, sites in clients:

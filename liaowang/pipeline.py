@@ -478,7 +478,7 @@ class Pipeline:
         for change in changes:
             self._alert_changes.labels(change.event).inc()
             self.publisher.publish_change(change)
-            self.hub.publish("alert", {**change.alert.to_json(), "event": change.event})
+            self.hub.publish_bytes("alert", change.payload(), change.alert.site_id)  # the bytes MQTT got
         if changes:
             self.refresh_statuses()
 
