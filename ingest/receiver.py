@@ -2,8 +2,8 @@
 
 Why: profiled on 2 cores (docs/BENCHMARKS.md), paho's receive thread took about 55 % of the GIL on
 single-reading messages, so decode, store and rules could never have more than the rest. Here a
-child process (``python ingest/receiver.py``, so it imports only paho and the settings model) runs the paho client of ingest's persistent QoS 1
-session; the parent (`ReceiverProcess`, driven by `ingest.service.IngestService`) gets the raw
+child process (ingest/receiver_child.py, which imports only paho and msgspec) runs the paho client
+of ingest's persistent QoS 1 session; the parent (`ReceiverProcess`, driven by `ingest.service.IngestService`) gets the raw
 ``(topic, payload, mid, qos)`` of many messages in one frame and tells the child which to
 acknowledge once they are stored and evaluated. The guarantee of ingest/service.py is unchanged:
 **nothing is acknowledged before it is stored**, because only the parent decides what to ack.
@@ -38,24 +38,18 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
-
-if __name__ == "__main__":  # the child, run as a script: import from the project root, not from ingest/ (and
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not ingest/__init__: numpy, SQLite… stay out)
+from typing import Callable
 
 import msgspec
 import structlog
 
 from foundation.config import MqttSettings
+from ingest.receiver_child import read_frame, write_frame
 
-READINGS_FILTER = "liaowang/v1/readings/#"
-STATUS_FILTER = "liaowang/v1/status/+"
 UNSENT_LIMIT = 10_000
 """Publishes (dead letters) held while no receiver runs; beyond this the oldest are dropped and counted."""
 
 log = structlog.get_logger("ingest")
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder().decode
 
 
 class ReceiverDied(RuntimeError):
@@ -71,155 +65,6 @@ class Received:
     mid: int
     qos: int
     generation: int  # which connection delivered it: acks for an older connection are void
-
-
-def write_frame(out: IO[bytes], frame: list) -> None:
-    """Write one length-prefixed msgpack frame and flush (callers serialise writers)."""
-    body = _encode(frame)
-    out.write(len(body).to_bytes(4, "big") + body)
-    out.flush()
-
-
-def read_frame(stream: IO[bytes]) -> list | None:
-    """Read one frame; None at end of file (the other side is gone)."""
-    head = stream.read(4)
-    if len(head) < 4:
-        return None
-    size = int.from_bytes(head, "big")
-    body = stream.read(size)
-    if len(body) < size:
-        return None
-    return _decode(body)
-
-
-# ---------------------------------------------------------------------------------------------- child
-
-class _Child:
-    """The child's side: one paho client, a sender thread, and the parent's commands on stdin."""
-
-    def __init__(self, settings: MqttSettings, client_id: str, window: int, chunk: int, out: IO[bytes]) -> None:
-        from foundation.mqttclient import make_client
-
-        self._settings, self._window, self._chunk, self._out = settings, window, chunk, out
-        self._out_lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._pending: list[list[Any]] = []
-        self._outstanding = 0      # received, not yet finished by the parent
-        self._gen = 0              # bumped on connect and on disconnect: acks of another connection are void
-        self._gen_lock = threading.Lock()
-        self._stopping = False
-        self._client = make_client(settings, client_id, persistent=True, manual_ack=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
-        # paho walks its topic-filter trie for every message even with no filtered callbacks (3-10 % of its
-        # time, BENCHMARKS.md); ingest registers none, so the message goes straight to on_message.
-        self._client._handle_on_message = self._on_raw  # noqa: SLF001
-
-    def _send(self, frame: list) -> None:
-        with self._out_lock:
-            write_frame(self._out, frame)
-
-    def run(self, commands: IO[bytes]) -> None:
-        """Connect, forward messages, obey commands until told to stop or stdin closes."""
-        threading.Thread(target=self._forward, name="receiver-forward", daemon=True).start()
-        self._client.connect_async(self._settings.host, self._settings.port, self._settings.keepalive_s)
-        self._client.loop_start()
-        while True:
-            frame = read_frame(commands)
-            if frame is None:  # the parent is gone: exit at once, acknowledging nothing more
-                os._exit(0)
-            kind = frame[0]
-            if kind == "a":
-                self._ack(frame[1], frame[2], frame[3])
-            elif kind == "p":
-                self._client.publish(frame[1], frame[2], qos=frame[3], retain=frame[4])
-            elif kind == "r":
-                self._drop_connection()
-            elif kind == "s":
-                self._stopping = True
-                self._client.disconnect()
-                self._client.loop_stop()
-                with self._cond:
-                    self._cond.notify_all()
-                return
-
-    def _ack(self, gen: int, mids: list[int], done: int) -> None:
-        with self._gen_lock:  # a connection that changed meanwhile makes these ids meaningless
-            if gen == self._gen:
-                for mid in mids:
-                    self._client.ack(mid, 1)
-        with self._cond:
-            self._outstanding -= done
-            self._cond.notify_all()
-
-    def _drop_connection(self) -> None:
-        import socket
-
-        sock = self._client.socket()
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def _forward(self) -> None:
-        cond = self._cond
-        while True:
-            with cond:
-                while not self._pending:
-                    cond.wait()
-                chunk, self._pending = self._pending[:self._chunk], self._pending[self._chunk:]
-            self._send(["m", chunk])
-
-    # paho callbacks (its network thread)
-
-    def _on_connect(self, client: Any, userdata: object, flags: Any, reason: Any, props: object) -> None:
-        if getattr(reason, "is_failure", False):
-            self._send(["f", f"connect refused: {reason}"])
-            return
-        with self._gen_lock:
-            self._gen += 1
-        self._session_present = bool(getattr(flags, "session_present", False))
-        client.subscribe([(READINGS_FILTER, 1), (STATUS_FILTER, 1)])
-
-    def _on_subscribe(self, client: Any, userdata: object, mid: int, reasons: list, props: object) -> None:
-        failed = [str(r) for r in reasons if getattr(r, "is_failure", False)]
-        if failed:
-            self._send(["f", f"subscription refused: {failed}"])
-            return
-        self._send(["c", self._gen, self._session_present])
-
-    def _on_disconnect(self, client: Any, userdata: object, flags: object, reason: Any, props: object) -> None:
-        with self._gen_lock:
-            self._gen += 1
-        if not self._stopping:
-            self._send(["d", str(reason)])
-
-    def _on_raw(self, message: Any) -> None:
-        self._on_message(self._client, None, message)
-
-    def _on_message(self, client: Any, userdata: object, msg: Any) -> None:
-        cond = self._cond
-        with cond:
-            # Full window: wait here, in paho's thread, so TCP fills and the broker holds the backlog.
-            while self._outstanding >= self._window and not self._stopping:
-                cond.wait(0.5)
-            self._outstanding += 1
-            self._pending.append([msg._topic, msg.payload, msg.mid, msg.qos, self._gen])  # noqa: SLF001 - raw bytes
-            cond.notify()
-
-
-def _child_main() -> None:
-    """Entry of the child process: the first frame on stdin is the configuration."""
-    commands, out = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # anything printed by a library must not corrupt the frame stream
-    config = read_frame(commands)
-    if config is None:
-        return
-    settings = MqttSettings.model_validate(config[1])
-    _Child(settings, config[2], config[3], config[4], out).run(commands)
 
 
 # --------------------------------------------------------------------------------------------- parent
@@ -253,8 +98,11 @@ class ReceiverProcess:
 
     def _spawn(self) -> subprocess.Popen:
         root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve())], stdin=subprocess.PIPE,
+        # Two malloc arenas, not 8 per core: payloads are allocated by paho's thread and freed by the forwarder,
+        # and glibc's per-thread arenas would each keep their high-water mark.
+        env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
+        child = Path(__file__).resolve().with_name("receiver_child.py")
+        proc = subprocess.Popen([sys.executable, str(child)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env, cwd=root, close_fds=True)
         mqtt = self._settings.model_dump(mode="python")
         if self._settings.password is not None:
@@ -376,6 +224,3 @@ class ReceiverProcess:
             except OSError:
                 pass
 
-
-if __name__ == "__main__":
-    _child_main()
