@@ -279,7 +279,8 @@ def rss_child(port: int, sites_n: int) -> dict:
     config = demo.model_copy(update={"fleet": fleet, "settings": demo.settings.model_copy(update={"mqtt": mqtt_settings})})
     data_dir = Path(tempfile.mkdtemp(prefix="lw-rss-"))
     pipeline = Pipeline(config, data_dir)
-    create_app(pipeline)  # the HTTP side's routes and models are Liaowang's memory too
+    if not os.environ.get("HOTPATH_NO_APP"):
+        create_app(pipeline)  # the HTTP side's routes and models are Liaowang's memory too
     pipeline.start()
     pipeline.ingest.wait_connected(15)
     pub = own_client(f"rss-pub-{time.time_ns()}")
