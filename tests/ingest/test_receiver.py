@@ -114,3 +114,27 @@ def test_acks_name_only_the_current_connection_and_free_only_this_child_s_window
         assert receiver.frames == []
     else:
         assert receiver.frames == [["a", connection, want_mids, want_done]]
+
+
+def test_the_thread_receiver_still_stores_and_acknowledges(broker, tmp_path, demo_config):
+    """``ingest.receiver: thread`` (paho in the pipeline's own process) keeps working: no child process,
+    and readings published at QoS 1 are stored."""
+    from ..conftest import publisher
+
+    _, port = broker
+    base = config_for(demo_config, port)
+    ingest = base.settings.ingest.model_copy(update={"receiver": "thread"})
+    config = base.model_copy(update={"settings": base.settings.model_copy(update={"ingest": ingest})})
+    pipeline = Pipeline(config, tmp_path / "data")
+    pipeline.start()
+    try:
+        assert pipeline.ingest.wait_connected(15) and pipeline.ingest.receiver_pid is None
+        pub = publisher("127.0.0.1", port)
+        now = time.time()
+        for i in range(20):
+            pub.publish("liaowang/v1/readings/LC-LUXI/LC-LUXI-GD-01",
+                        b'{"ts": %f, "value": 1.0}' % (now - 100 + i), qos=1).wait_for_publish(5)
+        assert wait_until(lambda: pipeline.readings.count() == 20, timeout=20)
+        pub.disconnect()
+    finally:
+        pipeline.stop()
