@@ -19,20 +19,32 @@ from foundation.domain import iso
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
+    seq {serial},
+    at DOUBLE PRECISION NOT NULL,
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
     alert_id TEXT,
     subject TEXT,
-    detail BLOB NOT NULL
+    detail {blob} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+"""
+_APPEND_ONLY = {
+    "sqlite": """
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-"""
+""",
+    "postgresql": """
+CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+""",
+}
 
 FIELDS = ("seq", "at", "actor", "action", "alert_id", "subject", "detail")
 
@@ -58,7 +70,7 @@ class AuditLog:
         self._conn = self.db.conn
         self._lock = self.db.lock
         with self._lock:
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(self.db.dialect.schema(_SCHEMA) + _APPEND_ONLY[self.db.dialect.name])
 
     def append(self, at: float, actor: str, action: str, alert_id: str | None = None, subject: str | None = None,
                **detail: Any) -> None:

@@ -25,6 +25,7 @@ import structlog
 
 from alerting import states
 from alerting.audit import AuditLog
+from alerting.eventlog import EventLog
 from alerting.messages import Messages, Rendered, legacy
 from alerting.model import AlarmState, Alert, CloseCause, Event, HistoryEntry
 from alerting.mute import OutOfService, OutOfServiceEntry, Shelf, Shelves
@@ -128,6 +129,8 @@ class AlertManager:
         self._desk_raises: dict[str, deque[tuple[float, str]]] = {}
         self._noise_undo: list[tuple[deque[float], deque[tuple[float, str]]]] = []  # this transaction's appends
         self.out_of_service_signals = 0
+        self.events: EventLog | None = None
+        """The live-event log every change is appended to in its own transaction (SSE resume); set by the wiring."""
 
     # ------------------------------------------------------------------ transactions
 
@@ -279,6 +282,8 @@ class AlertManager:
     def _save(self, change: AlertChange, at: float, actor: str, note: str | None = None) -> None:
         """Store the alert and its audit row (inside the caller's transaction) and log the change."""
         self._store.save(change.alert)
+        if self.events is not None:  # in the same transaction: an SSE client resuming later misses no change
+            self.events.append_changes([change], at)
         if self.audit is not None:
             alert = change.alert
             self.audit.append(at, actor, change.event, alert.id, alert.subject, rule_id=alert.rule_id,

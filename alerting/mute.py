@@ -22,18 +22,18 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shelves (
     rule_id TEXT NOT NULL,
     subject TEXT NOT NULL,
-    until REAL NOT NULL,
-    by TEXT NOT NULL,
+    until DOUBLE PRECISION NOT NULL,
+    "by" TEXT NOT NULL,
     reason TEXT NOT NULL,
     PRIMARY KEY (rule_id, subject)
-) WITHOUT ROWID;
+){without_rowid};
 CREATE TABLE IF NOT EXISTS out_of_service (
     sensor_id TEXT PRIMARY KEY,
-    by TEXT NOT NULL,
+    "by" TEXT NOT NULL,
     reason TEXT NOT NULL,
-    since REAL NOT NULL,
-    until REAL
-) WITHOUT ROWID;
+    since DOUBLE PRECISION NOT NULL,
+    until DOUBLE PRECISION
+){without_rowid};
 """
 
 
@@ -54,12 +54,12 @@ class Shelves:
     def __init__(self, db: AlertDB | Path | str) -> None:
         self.db = AlertDB.of(db)
         with self.db.lock:
-            self.db.conn.executescript(_SCHEMA)
+            self.db.conn.executescript(self.db.dialect.schema(_SCHEMA))
         self._shelves = self._load()
 
     def _load(self) -> dict[tuple[str, str], Shelf]:
         with self.db.lock:
-            rows = self.db.conn.execute("SELECT rule_id, subject, until, by, reason FROM shelves").fetchall()
+            rows = self.db.conn.execute('SELECT rule_id, subject, until, "by", reason FROM shelves').fetchall()
         return {(r[0], r[1]): Shelf(*r) for r in rows}
 
     def reload(self) -> None:
@@ -69,7 +69,8 @@ class Shelves:
     def put(self, shelf: Shelf) -> None:
         """Shelve an alarm (replacing a running shelf of it)."""
         with self.db.lock:
-            self.db.conn.execute("INSERT OR REPLACE INTO shelves VALUES (?, ?, ?, ?, ?)",
+            self.db.conn.execute('INSERT INTO shelves VALUES (?, ?, ?, ?, ?) ON CONFLICT (rule_id, subject) DO UPDATE '
+                                 'SET until = excluded.until, "by" = excluded."by", reason = excluded.reason',
                                  (shelf.rule_id, shelf.subject, shelf.until, shelf.by, shelf.reason))
         self._shelves[(shelf.rule_id, shelf.subject)] = shelf
 
@@ -110,14 +111,14 @@ class OutOfService:
     def __init__(self, db: AlertDB | Path | str, configured: list[str] | tuple[str, ...] = ()) -> None:
         self.db = AlertDB.of(db)
         with self.db.lock:
-            self.db.conn.executescript(_SCHEMA)
+            self.db.conn.executescript(self.db.dialect.schema(_SCHEMA))
         self._configured = {s: OutOfServiceEntry(s, "configuration", "alerting.yaml out_of_service", 0.0, None)
                             for s in configured}
         self._entries = self._load()
 
     def _load(self) -> dict[str, OutOfServiceEntry]:
         with self.db.lock:
-            rows = self.db.conn.execute("SELECT sensor_id, by, reason, since, until FROM out_of_service").fetchall()
+            rows = self.db.conn.execute('SELECT sensor_id, "by", reason, since, until FROM out_of_service').fetchall()
         return {r[0]: OutOfServiceEntry(*r) for r in rows}
 
     def reload(self) -> None:
@@ -127,7 +128,9 @@ class OutOfService:
     def take_out(self, entry: OutOfServiceEntry) -> None:
         """Take a sensor out of service (replacing an earlier entry of it)."""
         with self.db.lock:
-            self.db.conn.execute("INSERT OR REPLACE INTO out_of_service VALUES (?, ?, ?, ?, ?)",
+            self.db.conn.execute('INSERT INTO out_of_service VALUES (?, ?, ?, ?, ?) ON CONFLICT (sensor_id) DO UPDATE '
+                                 'SET "by" = excluded."by", reason = excluded.reason, since = excluded.since, '
+                                 'until = excluded.until',
                                  (entry.sensor_id, entry.by, entry.reason, entry.since, entry.until))
         self._entries[entry.sensor_id] = entry
 

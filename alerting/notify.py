@@ -65,26 +65,26 @@ CREATE TABLE IF NOT EXISTS outbox (
     alert_id TEXT,
     site_id TEXT,
     receiver TEXT NOT NULL,
-    channel INTEGER NOT NULL,
+    channel BIGINT NOT NULL,
     kind TEXT NOT NULL,
-    document BLOB NOT NULL,
+    document {blob} NOT NULL,
     status TEXT NOT NULL,          -- pending, sent, failed, suppressed
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at DOUBLE PRECISION NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
     detail TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_id);
 CREATE TABLE IF NOT EXISTS delivery_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial},
     key TEXT NOT NULL,
     alert_id TEXT,
     receiver TEXT NOT NULL,
     channel TEXT NOT NULL,
     kind TEXT NOT NULL,
-    at REAL NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
     outcome TEXT NOT NULL,
     detail TEXT NOT NULL
 );
@@ -154,7 +154,7 @@ class Notifier:
         self._conn = self.db.conn
         self._lock = self.db.lock
         with self._lock:
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(self.db.dialect.schema(_SCHEMA))
         self.settings = settings
         self.fleet = fleet
         self.manager = manager
@@ -318,8 +318,9 @@ class Notifier:
                        "alert_id": alert_id, "tier": alert_json.get("tier"), "site_id": alert_json.get("site_id"),
                        "title": title, "text": text, "markdown": markdown, "alert": alert_json}
                 cur = self._conn.execute(
-                    "INSERT OR IGNORE INTO outbox (key, alert_id, site_id, receiver, channel, kind, document, status, "
-                    "attempts, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                    "INSERT INTO outbox (key, alert_id, site_id, receiver, channel, kind, document, status, "
+                    "attempts, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) "
+                    "ON CONFLICT (key) DO NOTHING",
                     (doc["id"], alert_id, doc["site_id"], receiver, index, event, orjson.dumps(doc), status, now, now,
                      now))
                 if cur.rowcount and status != "pending":

@@ -14,6 +14,7 @@ import orjson
 
 from alerting.model import Alert
 from alerting.store import AlertStore
+from foundation.database import Dialect
 from foundation.domain import Tier
 
 __all__ = ["AlarmQuery", "Found", "UNSPECIFIED", "search"]
@@ -63,19 +64,32 @@ class AlarmQuery:
         return True
 
 
-_RECORD = "CAST(a.record AS TEXT)"
-_FAMILY = f"json_extract({_RECORD}, '$.family')"
-_PEAK = f"coalesce(json_extract({_RECORD}, '$.peak_tier'), a.tier)"  # records older than peaks: the tier
-_CAUSE = f"json_extract({_RECORD}, '$.close_cause')"
-_CLOSED = f"json_extract({_RECORD}, '$.closed_at')"
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """The stored record's JSON fields the filters read, spelled for one backend."""
+
+    family: str
+    peak: str
+    cause: str
+    closed: str
+    false: str
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> "_Fields":
+        record = dialect.text_of("a.record")
+        return cls(family=dialect.json_field(record, "family"),
+                   peak=f"coalesce({dialect.json_number(record, 'peak_tier')}, a.tier)",  # records older than peaks
+                   cause=dialect.json_field(record, "close_cause"),
+                   closed=dialect.json_field(record, "closed_at"), false=dialect.false)
 
 
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
-def _where(query: AlarmQuery, sites: set[str] | None) -> tuple[str, list[object]]:
+def _where(query: AlarmQuery, sites: set[str] | None, dialect: Dialect) -> tuple[str, list[object]]:
     """The SQL condition of every filter but the text (which needs the fleet's names), with its arguments."""
+    f = _Fields.of(dialect)
     where: list[str] = []
     args: list[object] = []
 
@@ -88,16 +102,16 @@ def _where(query: AlarmQuery, sites: set[str] | None) -> tuple[str, list[object]
     if query.end is not None:
         add("a.raised_at <= ?", query.end)
     for column, values in (("a.site_id", None if sites is None else sorted(sites)), ("a.county", query.counties),
-                           ("a.state", query.states), (_FAMILY, query.families),
-                           (_PEAK, None if query.priorities is None else [int(Tier.parse(p)) for p in query.priorities])):
+                           ("a.state", query.states), (f.family, query.families),
+                           (f.peak, None if query.priorities is None else [int(Tier.parse(p)) for p in query.priorities])):
         if values is not None:
-            add(f"{column} IN ({_marks(values)})" if values else "0", *values)
+            add(f"{column} IN ({_marks(values)})" if values else f.false, *values)
     if query.causes is not None:
         named = [c for c in query.causes if c != UNSPECIFIED]
-        either = [f"{_CAUSE} IN ({_marks(named)})"] if named else []
+        either = [f"{f.cause} IN ({_marks(named)})"] if named else []
         if UNSPECIFIED in query.causes:
-            either.append(f"({_CAUSE} IS NULL AND {_CLOSED} IS NOT NULL)")
-        add("(" + " OR ".join(either) + ")" if either else "0", *named)
+            either.append(f"({f.cause} IS NULL AND {f.closed} IS NOT NULL)")
+        add("(" + " OR ".join(either) + ")" if either else f.false, *named)
     return " AND ".join(where) or "1=1", args
 
 
@@ -122,16 +136,16 @@ def search(store: AlertStore, query: AlarmQuery, scope: frozenset[str] | None, n
     """The episodes of the ``scope`` sites (None: every site) matching ``query``, newest raised first:
     ``limit`` of them (None: all) from ``offset``, with the total.
 
-    Every filter but the text runs in SQLite (the stored JSON read there); the text is then matched
+    Every filter but the text runs in the database (the stored JSON read there); the text is then matched
     here on the remaining records, so only the page's episodes become `Alert` objects. The result is
     the same as filtering every stored episode with `AlarmQuery.matches` (tests/alerting/test_search.py).
     """
     sites: set[str] | None = None if query.sites is None else set(query.sites)
     if scope is not None:
         sites = set(scope) if sites is None else sites & scope
-    where, args = _where(query, sites)
+    where, args = _where(query, sites, store.db.dialect)
     if not query.text:
-        total = store.select_columns("count(*)", where, args)[0][0]
+        total = store.count(where, args)
         return Found(total, store.select(where, args, limit, offset))
     needle = query.text.casefold()
     hits = [i for i, record in store.select_columns("a.id, a.record", where, args)

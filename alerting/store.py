@@ -1,8 +1,9 @@
-"""Alerts kept in SQLite (``alerts.db``), with an index of open episodes for the lifecycle."""
+"""Alerts kept in ``alerts.db`` (SQLite or PostgreSQL), with an index of open episodes for the lifecycle."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -11,6 +12,7 @@ import orjson
 
 from alerting.model import OPEN_STATES, Alert
 from alerting.db import AlertDB
+from foundation.database import PgConnection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -19,11 +21,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     subject TEXT NOT NULL,
     site_id TEXT NOT NULL,
     county TEXT NOT NULL,
-    tier INTEGER NOT NULL,
+    tier BIGINT NOT NULL,
     state TEXT NOT NULL,
-    raised_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    record BLOB NOT NULL
+    raised_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    record {blob} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state);
 CREATE INDEX IF NOT EXISTS alerts_site ON alerts (site_id);
@@ -32,9 +34,9 @@ CREATE INDEX IF NOT EXISTS alerts_raised ON alerts (raised_at);
 CREATE TABLE IF NOT EXISTS signal_horizon (
     rule_id TEXT NOT NULL,
     subject TEXT NOT NULL,
-    ts REAL NOT NULL,
+    ts DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (rule_id, subject)
-) WITHOUT ROWID;
+){without_rowid};
 """
 
 
@@ -46,15 +48,20 @@ class AlertStore:
         self._conn = self.db.conn
         self._lock = self.db.lock
         with self._lock:
-            self._conn.executescript(_SCHEMA)
-            # the file behind the connection ('' in memory): long reads open their own connection to it
-            self._path = next((row[2] for row in self._conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+            self._conn.executescript(self.db.dialect.schema(_SCHEMA))
+        # the SQLite file behind the connection ('' in memory, on PostgreSQL): long reads open their own to it
+        self._path = self.db.path
+        self._reader: PgConnection | None = None
+        self._reader_lock = threading.Lock()
 
     def save(self, alert: Alert) -> None:
         """Insert or replace one alert."""
         with self._lock:
             self._conn.execute(
-                "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "rule_id = excluded.rule_id, subject = excluded.subject, site_id = excluded.site_id, "
+                "county = excluded.county, tier = excluded.tier, state = excluded.state, raised_at = excluded.raised_at, "
+                "updated_at = excluded.updated_at, record = excluded.record",
                 (alert.id, alert.rule_id, alert.subject, alert.site_id, alert.county, int(alert.tier), alert.state,
                  alert.raised_at, alert.updated_at, orjson.dumps(alert.to_record())))
 
@@ -67,7 +74,8 @@ class AlertStore:
     def set_horizon(self, rule_id: str, subject: str, ts: float) -> None:
         """Record that signals of (rule, subject) up to ``ts`` have been applied."""
         with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO signal_horizon VALUES (?, ?, ?)", (rule_id, subject, ts))
+            self._conn.execute("INSERT INTO signal_horizon VALUES (?, ?, ?) ON CONFLICT (rule_id, subject) "
+                               "DO UPDATE SET ts = excluded.ts", (rule_id, subject, ts))
 
     def get(self, alert_id: str) -> Alert | None:
         """One alert by id, or None."""
@@ -111,9 +119,15 @@ class AlertStore:
     def reading(self) -> Iterator[sqlite3.Connection]:
         """A connection for long reads (history, exports, statistics) that never holds up the alarm writer.
 
-        On a database file it is a fresh read-only connection (WAL lets it read beside the writer);
-        on an in-memory database, the shared connection under the lock.
+        On a database file it is a fresh read-only connection (WAL lets it read beside the writer); on
+        PostgreSQL the store's own reader connection; on an in-memory database, the shared connection under the lock.
         """
+        if self.db.url:
+            with self._reader_lock:  # one reader connection, beside the writer's (PostgreSQL: READ COMMITTED)
+                if self._reader is None:
+                    self._reader = PgConnection(self.db.url)
+                yield self._reader
+            return
         if not self._path:
             with self._lock:
                 yield self._conn
@@ -136,17 +150,20 @@ class AlertStore:
             args.append(end)
         if sites is not None:  # an empty scope matches nothing
             names = sorted(sites)
-            where.append(f"site_id IN ({','.join('?' * len(names))})" if names else "0")
+            where.append(f"site_id IN ({','.join('?' * len(names))})" if names else self.db.dialect.false)
             args += names
         return self.select(" AND ".join(where), args)
 
     def select(self, where: str, args: Sequence[object], limit: int | None = None, offset: int = 0) -> list[Alert]:
-        """The alerts matching an SQL condition over the ``alerts`` table (alias ``a``; ``CAST(a.record AS TEXT)``
+        """The alerts matching an SQL condition over the ``alerts`` table (alias ``a``; ``dialect.text_of('a.record')``
         is the stored JSON), newest raised first, ``limit`` of them from ``offset``: for `alerting.search`."""
         sql = f"SELECT record FROM alerts a WHERE {where} ORDER BY raised_at DESC, id"
-        if limit is not None or offset:
+        if limit is not None:
             sql += " LIMIT ? OFFSET ?"
-            args = [*args, -1 if limit is None else limit, offset]  # SQLite: a negative limit is none
+            args = [*args, limit, offset]
+        elif offset:
+            sql += f" LIMIT {self.db.dialect.no_limit} OFFSET ?"
+            args = [*args, offset]
         with self.reading() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [Alert.from_record(orjson.loads(r[0])) for r in rows]
@@ -156,6 +173,11 @@ class AlertStore:
         with self.reading() as conn:
             return conn.execute(f"SELECT {columns} FROM alerts a WHERE {where} ORDER BY raised_at DESC, id",
                                 args).fetchall()
+
+    def count(self, where: str, args: Sequence[object]) -> int:
+        """How many alerts match ``where`` (no ORDER BY: PostgreSQL refuses one beside an aggregate)."""
+        with self.reading() as conn:
+            return conn.execute(f"SELECT count(*) FROM alerts a WHERE {where}", args).fetchone()[0]
 
     def by_ids(self, ids: Sequence[str]) -> list[Alert]:
         """The alerts with these ids, in the order given (ids not stored are left out)."""
@@ -178,6 +200,9 @@ class AlertStore:
             return False
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and the reader's, on PostgreSQL)."""
         with self._lock:
             self._conn.close()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()

@@ -15,6 +15,7 @@ from typing import Any
 
 from alerting.db import AlertDB
 from foundation.alertspec import MaintenanceWindow
+from foundation.database import table_columns
 from foundation.domain import iso, parse_time
 
 _SCHEMA = """
@@ -22,13 +23,13 @@ CREATE TABLE IF NOT EXISTS suppressions (
     id TEXT PRIMARY KEY,
     site_id TEXT,
     sensor_id TEXT,
-    start REAL NOT NULL,
-    end REAL NOT NULL,
+    start DOUBLE PRECISION NOT NULL,
+    "end" DOUBLE PRECISION NOT NULL,
     reason TEXT NOT NULL,
     created_by TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    cancelled_at REAL,
-    include_gas INTEGER NOT NULL DEFAULT 0
+    created_at DOUBLE PRECISION NOT NULL,
+    cancelled_at DOUBLE PRECISION,
+    include_gas BIGINT NOT NULL DEFAULT 0
 );
 """
 
@@ -68,17 +69,17 @@ class Suppressions:
         self._conn = self.db.conn
         self._lock = self.db.lock
         with self._lock:
-            self._conn.executescript(_SCHEMA)
-            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(suppressions)")}
-            if "include_gas" not in columns:  # a store from before gas detectors were kept out of site windows
-                self._conn.execute("ALTER TABLE suppressions ADD COLUMN include_gas INTEGER NOT NULL DEFAULT 0")
+            self._conn.executescript(self.db.dialect.schema(_SCHEMA))
+            if "include_gas" not in table_columns(self._conn, "suppressions"):
+                # a store from before gas detectors were kept out of site windows
+                self._conn.execute("ALTER TABLE suppressions ADD COLUMN include_gas BIGINT NOT NULL DEFAULT 0")
         self._configured = [Suppression(f"config-{i}", w.site_id, w.sensor_id, parse_time(w.start), parse_time(w.end),
                                         w.reason, "configuration", w.include_gas) for i, w in enumerate(configured)]
         self._stored = self._load()
 
     def _load(self) -> list[Suppression]:
         with self._lock:
-            rows = self._conn.execute("SELECT id, site_id, sensor_id, start, end, reason, created_by, include_gas "
+            rows = self._conn.execute('SELECT id, site_id, sensor_id, start, "end", reason, created_by, include_gas '
                                       "FROM suppressions WHERE cancelled_at IS NULL").fetchall()
         return [Suppression(*row[:7], bool(row[7])) for row in rows]
 
@@ -87,7 +88,7 @@ class Suppressions:
         """Store a new window."""
         window = Suppression(uuid.uuid4().hex[:16], site_id, sensor_id, start, end, reason, by, include_gas)
         with self._lock:
-            self._conn.execute("INSERT INTO suppressions (id, site_id, sensor_id, start, end, reason, created_by, "
+            self._conn.execute('INSERT INTO suppressions (id, site_id, sensor_id, start, "end", reason, created_by, '
                                "created_at, cancelled_at, include_gas) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
                                (window.id, site_id, sensor_id, start, end, reason, by, now, int(include_gas)))
         self._stored = self._load()

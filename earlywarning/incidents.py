@@ -126,10 +126,10 @@ CREATE TABLE IF NOT EXISTS incidents (
     station TEXT NOT NULL,
     site_id TEXT NOT NULL,
     state TEXT NOT NULL,
-    open INTEGER NOT NULL,
-    opened_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    record BLOB NOT NULL
+    open BIGINT NOT NULL,
+    opened_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    record {blob} NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS incidents_one_open ON incidents (station) WHERE open = 1;
 CREATE INDEX IF NOT EXISTS incidents_site ON incidents (site_id);
@@ -153,7 +153,7 @@ class IncidentDesk:
         self.audit, self._clock, self.rule_id = audit, clock, rule_id
         self._lock = threading.RLock()
         with self.db.transaction() as conn:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
+            for statement in filter(str.strip, self.db.dialect.schema(_SCHEMA).split(";")):
                 conn.execute(statement)
 
     # ------------------------------------------------------------ reads

@@ -37,11 +37,11 @@ CREATE TABLE IF NOT EXISTS operating_states (
     site_id TEXT NOT NULL,
     unit_id TEXT,
     kind TEXT NOT NULL,
-    starts REAL NOT NULL,
-    ends REAL NOT NULL,
-    withdrawn_at REAL,
-    registered_at REAL NOT NULL,
-    record BLOB NOT NULL
+    starts DOUBLE PRECISION NOT NULL,
+    ends DOUBLE PRECISION NOT NULL,
+    withdrawn_at DOUBLE PRECISION,
+    registered_at DOUBLE PRECISION NOT NULL,
+    record {blob} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS operating_states_site ON operating_states (site_id);
 CREATE INDEX IF NOT EXISTS operating_states_ends ON operating_states (ends);
@@ -49,9 +49,9 @@ CREATE TABLE IF NOT EXISTS risk_commitments (
     id TEXT PRIMARY KEY,
     site_id TEXT NOT NULL,
     date TEXT NOT NULL,
-    uploaded_at REAL NOT NULL,
+    uploaded_at DOUBLE PRECISION NOT NULL,
     superseded_by TEXT,
-    record BLOB NOT NULL
+    record {blob} NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS risk_commitments_current ON risk_commitments (site_id, date)
     WHERE superseded_by IS NULL;
@@ -241,7 +241,7 @@ class OperatingStates:
         self._conn = db.conn
         self._lock = db.lock
         with self._lock:
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(self.db.dialect.schema(_SCHEMA))
 
     # ------------------------------------------------------------------ entries
 
@@ -429,7 +429,10 @@ class OperatingStates:
 
     def _save(self, entry: OperatingEntry) -> None:
         with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO operating_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._conn.execute("INSERT INTO operating_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE "
+                               "SET site_id = excluded.site_id, unit_id = excluded.unit_id, kind = excluded.kind, "
+                               "starts = excluded.starts, ends = excluded.ends, withdrawn_at = excluded.withdrawn_at, "
+                               "registered_at = excluded.registered_at, record = excluded.record",
                                (entry.id, entry.site_id, entry.unit_id, entry.kind.value, entry.starts, entry.ends,
                                 entry.withdrawn_at, entry.registered_at, orjson.dumps(entry.to_record())))
 

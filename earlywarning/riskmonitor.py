@@ -44,10 +44,10 @@ CREATE TABLE IF NOT EXISTS risk_grades (
     subject_key TEXT PRIMARY KEY,
     site_id TEXT NOT NULL,
     grade TEXT NOT NULL,
-    score REAL NOT NULL,
-    since REAL NOT NULL,
+    score DOUBLE PRECISION NOT NULL,
+    since DOUBLE PRECISION NOT NULL,
     proposed_grade TEXT,
-    proposed_alarms BLOB
+    proposed_alarms {blob}
 );
 """
 
@@ -104,7 +104,7 @@ class RiskMonitor:
                     except WarningError as err:
                         raise ValueError(f"risk.yaml proposals do not fit warnings.yaml: {err}") from None
         with self._lock:
-            self.db.conn.executescript(_SCHEMA)
+            self.db.conn.executescript(self.db.dialect.schema(_SCHEMA))
             self._since: dict[str, float] = {}
             grades, proposed = {}, {}
             for key, grade, since, p_grade, p_alarms in self.db.conn.execute(

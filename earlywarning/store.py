@@ -27,10 +27,10 @@ CREATE TABLE IF NOT EXISTS warnings (
     site_id TEXT,
     state TEXT NOT NULL,
     level TEXT NOT NULL,
-    open INTEGER NOT NULL,
-    proposed_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    record BLOB NOT NULL
+    open BIGINT NOT NULL,
+    proposed_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    record {blob} NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS warnings_one_open ON warnings (subject_key, category) WHERE open = 1;
 CREATE INDEX IF NOT EXISTS warnings_state ON warnings (state);
@@ -39,10 +39,10 @@ CREATE INDEX IF NOT EXISTS warnings_updated ON warnings (updated_at);
 CREATE TABLE IF NOT EXISTS warning_publications (
     identifier TEXT PRIMARY KEY,
     warning_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
+    version BIGINT NOT NULL,
     msg_type TEXT NOT NULL,
-    sent REAL NOT NULL,
-    document BLOB NOT NULL
+    sent DOUBLE PRECISION NOT NULL,
+    document {blob} NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS warning_publications_version ON warning_publications (warning_id, version);
 """
@@ -68,13 +68,16 @@ class WarningStore:
         self._conn = db.conn
         self._lock = db.lock
         with self._lock:
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(self.db.dialect.schema(_SCHEMA))
 
     def save(self, warning: EarlyWarning) -> None:
         """Insert or replace one warning (inside the caller's transaction)."""
         with self._lock:
             self._conn.execute(
-                "INSERT OR REPLACE INTO warnings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO warnings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "subject_key = excluded.subject_key, subject_id = excluded.subject_id, category = excluded.category, "
+                "site_id = excluded.site_id, state = excluded.state, level = excluded.level, open = excluded.open, "
+                "proposed_at = excluded.proposed_at, updated_at = excluded.updated_at, record = excluded.record",
                 (warning.id, warning.subject.key, warning.subject.id, warning.category, warning.site_id,
                  warning.state.value, warning.level.value, int(warning.is_open), warning.proposed_at,
                  warning.updated_at, orjson.dumps(warning.to_record())))

@@ -30,6 +30,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, T
                       ValidationInfo, field_validator, model_validator)
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from foundation.database import validate_database_url
 from foundation.domain import Family, Reading, ReadingBatch, Tier, parse_time
 from foundation.guidancespec import GuidanceBook, GuidanceError, load_alarm_guidance
 from foundation.alertspec import AlertingSettings
@@ -416,6 +417,22 @@ class StorageSettings(_Strict):
     watch_paths: dict[str, str] = Field(default_factory=dict, description=(
         "more volumes to watch by name, e.g. an external broker's persistence: {broker: /var/lib/mosquitto}"))
     disk_check_every_s: float = Field(default=5.0, gt=0, description="how often free space is measured")
+    database_url: SecretStr | None = Field(default=None, description=(
+        "PostgreSQL for the shared state (alarms, history, audit, outbox, warnings, users, the partition fence, "
+        "rule snapshots per partition): postgresql://user:password@host:5432/dbname (env "
+        "LIAOWANG_STORAGE__DATABASE_URL); None: alerts.db, a SQLite file in the data dir (the embedded default). "
+        "Readings stay in the sinks (InfluxDB, or readings.db)"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None:
+            validate_database_url(url.get_secret_value())
+        return url
+
+    def alerts_target(self, data_dir: Path) -> Path | str:
+        """Where the alerting tables live: the PostgreSQL URL when one is set, else ``data_dir/alerts.db``."""
+        return self.database_url.get_secret_value() if self.database_url is not None else data_dir / "alerts.db"
 
 
 class IngestSettings(_Strict):

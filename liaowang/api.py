@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting import STATES, Alert, AlertNotFound, InvalidAction, LifecycleError, NotPermitted
+from alerting import STATES, Alert
 from alerting.audit import document as audit_document
 from alerting.model import CloseCause
 from alerting.statistics import alarm_kpis
@@ -30,8 +30,11 @@ from liaowang.api_ui import ui_router
 from liaowang.api_warnings import warnings_router
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from foundation.domain import Tier, iso
+from liaowang.commands import ERRORS as COMMAND_ERRORS
+from liaowang.sse import Resume, last_event_id
 from liaowang.params import body_time, parse_time_param, split_choices
-from liaowang.pipeline import AlertingUnavailable, Pipeline
+from liaowang.backend import Backend
+from liaowang.pipeline import Pipeline
 from liaowang.users import People
 
 API = "/api/v1"
@@ -97,8 +100,9 @@ def alarm_kpis_for(pipeline: Pipeline, start: float, now: float, sites: frozense
                       lambda subject: subject_name(pipeline.fleet, subject))
 
 
-def create_app(pipeline: Pipeline) -> FastAPI:
-    """The FastAPI application over a started (or startable) pipeline.
+def create_app(pipeline: Backend) -> FastAPI:
+    """The FastAPI application over a started (or startable) pipeline, or any other `Backend` (the stateless
+    ``liaowang api`` role's `ApiBackend`): the routes are the same, only where reads and actions go differs.
 
     Every API route names what it needs as a dependency (`reader`, `operator`, ...), checked before
     the request's body is read (`AuthFirstRoute`). A token scoped to sites sees only those sites:
@@ -160,29 +164,26 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         """One alert with its history."""
         return _alert(principal, alert_id, "read").to_json()
 
-    def _act(principal: Principal, alert_id: str, action) -> dict[str, Any]:
-        """Run a person's action on one alert: 404 unknown, 403 not theirs or not permitted, 422 breaks
-        configuration, 409 not allowed in the alert's state, 503 when alerts.db cannot write."""
+    def _act(principal: Principal, alert_id: str, action: str, **fields: Any) -> dict[str, Any]:
+        """Run a person's action on one alert as a command to its owner (`liaowang.commands`): 404 unknown, 403
+        not theirs or not permitted, 422 breaks configuration, 409 not allowed in the alert's state, 503 when
+        the alarm store cannot write or no owner answers (retry)."""
         alert = _alert(principal, alert_id, "act on")
-        try:
-            changes = pipeline.act(lambda: action(principal.name))
-        except AlertNotFound:
-            raise HTTPException(404, f"no alert {alert_id}") from None
-        except NotPermitted as err:
-            raise HTTPException(403, str(err)) from None
-        except InvalidAction as err:
-            raise HTTPException(422, str(err)) from None
-        except LifecycleError as err:
-            raise HTTPException(409, str(err)) from None
-        except AlertingUnavailable as err:
-            raise HTTPException(503, f"the alarm store cannot write now: {err}") from None
-        return changes[-1].alert.to_json() if changes else alert.to_json()
+        reply = command(principal, alert.site_id, action, alert_id=alert_id, **fields)
+        return reply.get("alert") or alert.to_json()
+
+    def command(principal: Principal, site_id: str | None, action: str, **fields: Any) -> dict[str, Any]:
+        """Send a command on behalf of ``principal``; its error reply becomes the matching HTTP error."""
+        reply = pipeline.command({"action": action, "site_id": site_id, "by": principal.name, "role": principal.role,
+                                  **fields})
+        if not reply["ok"]:
+            raise HTTPException(COMMAND_ERRORS.get(reply["error"], 500), reply["detail"])
+        return reply
 
     @app.post(f"{API}/alerts/{{alert_id}}/ack")
     def ack_alert(alert_id: str, body: AckBody | None = None, principal: Principal = Depends(operator)) -> dict[str, Any]:
         """Acknowledge (确认) an alert; role operator or above."""
-        note = body.note if body else None
-        return _act(principal, alert_id, lambda by: pipeline.alerts.acknowledge(alert_id, by, note))
+        return _act(principal, alert_id, "acknowledge", note=body.note if body else None)
 
     def _require_cause(body: CloseBody) -> None:
         if body.cause is None and pipeline.config.alerting.close_cause_required:
@@ -193,7 +194,7 @@ def create_app(pipeline: Pipeline) -> FastAPI:
     def close_alert(alert_id: str, body: CloseBody, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
         """Close (消警) a resolved alert with a note and a cause category; role duty_officer or above."""
         _require_cause(body)
-        return _act(principal, alert_id, lambda by: pipeline.alerts.close(alert_id, by, body.note, body.cause))
+        return _act(principal, alert_id, "close", note=body.note, cause=body.cause)
 
     @app.post(f"{API}/alerts/{{alert_id}}/shelve")
     def shelve_alert(alert_id: str, body: ShelveBody, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
@@ -202,13 +203,12 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         if (body.until is None) == (body.duration_s is None):
             raise HTTPException(422, "give until or duration_s")
         until = body_time(body.until, "until") if body.until is not None else pipeline.clock() + body.duration_s
-        return _act(principal, alert_id,
-                    lambda by: pipeline.alerts.shelve(alert_id, by, until, body.reason, principal.role))
+        return _act(principal, alert_id, "shelve", until=until, reason=body.reason)
 
     @app.post(f"{API}/alerts/{{alert_id}}/unshelve")
     def unshelve_alert(alert_id: str, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
         """End an alarm's shelf now; role duty_officer or above."""
-        return _act(principal, alert_id, lambda by: pipeline.alerts.unshelve(alert_id, by))
+        return _act(principal, alert_id, "unshelve")
 
     @app.get(f"{API}/shelves")
     def list_shelves(principal: Principal = Depends(reader)) -> list[dict[str, Any]]:
@@ -228,18 +228,15 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         _require_known(fleet.sensors, body.sensor_id, "sensor")
         _require_scope(principal, fleet.sensors[body.sensor_id].site_id, "act on")
         until = body_time(body.until, "until") if body.until is not None else None
-        try:
-            entry = pipeline.alerts.take_out_of_service(body.sensor_id, principal.name, body.reason, until)
-        except InvalidAction as err:
-            raise HTTPException(422, str(err)) from None
-        return entry.to_json()
+        return command(principal, fleet.sensors[body.sensor_id].site_id, "take_out_of_service",
+                       sensor_id=body.sensor_id, reason=body.reason, until=until)["entry"]
 
     @app.delete(f"{API}/out-of-service/{{sensor_id}}")
     def return_to_service(sensor_id: str, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
         """Return a sensor taken out of service through the API; audited."""
         _require_known(fleet.sensors, sensor_id, "sensor")
         _require_scope(principal, fleet.sensors[sensor_id].site_id, "act on")
-        if not pipeline.alerts.return_to_service(sensor_id, principal.name):
+        if not command(principal, fleet.sensors[sensor_id].site_id, "return_to_service", sensor_id=sensor_id)["done"]:
             raise HTTPException(404, f"sensor {sensor_id} was not taken out of service through the API")
         return {"sensor_id": sensor_id, "in_service": True}
 
@@ -277,11 +274,9 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         if not principal.may("duty_officer") and not (principal.sites and principal.covers(site)):
             raise HTTPException(403, "operators may suppress only their own site; duty_officer or above otherwise")
         _require_scope(principal, site, "act on")
-        window = pipeline.suppressions.add(body.site_id, body.sensor_id, start, end, body.reason, principal.name,
-                                           pipeline.clock(), body.include_gas)
-        pipeline.audit.append(pipeline.clock(), principal.name, "suppressed", None, body.sensor_id or body.site_id,
-                              window=window.to_json())
-        return window.to_json()
+        return command(principal, site, "suppress", window={
+            "site_id": body.site_id, "sensor_id": body.sensor_id, "start": start, "end": end, "reason": body.reason,
+            "include_gas": body.include_gas})["window"]
 
     @app.delete(f"{API}/suppressions/{{window_id}}")
     def cancel_suppression(window_id: str, principal: Principal = Depends(duty_officer)) -> dict[str, Any]:
@@ -290,11 +285,12 @@ def create_app(pipeline: Pipeline) -> FastAPI:
         if window is None:
             raise HTTPException(404, f"no active window {window_id} set through the API")
         _require_scope(principal, _window_site(window), "act on")
-        if not pipeline.suppressions.cancel(window_id, pipeline.clock()):
-            raise HTTPException(404, f"no active window {window_id} set through the API")
-        pipeline.audit.append(pipeline.clock(), principal.name, "suppression_cancelled", None,
-                              window.sensor_id or window.site_id, window_id=window_id)
-        return {"id": window_id, "cancelled": True}
+        try:
+            return command(principal, _window_site(window), "cancel_suppression", window_id=window_id)["window"]
+        except HTTPException as err:
+            if err.status_code == 404:
+                raise HTTPException(404, f"no active window {window_id} set through the API") from None
+            raise
 
     def _audit_site(record: dict[str, Any], alert_sites: dict[str, str | None]) -> str | None:
         """The site an audit record is about: its alert's, else its subject's (a site or a sensor), else None."""
@@ -429,12 +425,17 @@ def create_app(pipeline: Pipeline) -> FastAPI:
 
     @app.get(f"{API}/events")
     async def events(request: Request, principal: Principal = Depends(reader)) -> StreamingResponse:
-        """Server-Sent Events of the caller's sites: ``alert`` on every alert change, ``site`` on every status change."""
-        queue = pipeline.hub.subscribe(principal.scope)
+        """Server-Sent Events of the caller's sites: ``alert`` on every alert change, ``site`` on every status change,
+        each with ``id: <seq>``; a reconnect with ``Last-Event-ID`` (or ``?last_event_id=``) first gets every event
+        after it (or a ``reset`` event when that is older than the kept window: reload), then the live ones."""
+        queue = pipeline.hub.subscribe(principal.scope)  # before reading the log: nothing falls between the two
+        resume = Resume(pipeline.event_log, principal.scope, last_event_id(request))
 
         async def stream() -> AsyncIterator[bytes]:
             try:
-                yield b"retry: 2000\nevent: hello\ndata: {}\n\n"
+                yield await run_in_threadpool(resume.start, {})
+                while page := await run_in_threadpool(resume.next_page):
+                    yield b"".join(page)
                 checked = asyncio.get_running_loop().time()
                 while True:
                     try:
@@ -443,6 +444,8 @@ def create_app(pipeline: Pipeline) -> FastAPI:
                         frame = b": keep-alive\n\n"
                     if frame is None or await request.is_disconnected():
                         return
+                    if not resume.admit(frame):
+                        continue  # already sent from the log
                     if principal.session is not None and asyncio.get_running_loop().time() - checked >= 15:
                         checked = asyncio.get_running_loop().time()
                         if not await run_in_threadpool(auth.still_signed_in, principal):

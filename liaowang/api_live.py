@@ -36,6 +36,7 @@ import numpy as np
 import orjson
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
 from alerting import Alert
@@ -43,6 +44,7 @@ from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from foundation.domain import iso
 from foundation.guidancespec import GuidanceBook
 from liaowang.pipeline import Pipeline
+from liaowang.sse import Resume, last_event_id
 
 __all__ = ["CONTEXT_MAX_POINTS", "LIVE_INTERVAL_S", "LiveFrames", "SensorNow", "live_router"]
 
@@ -171,6 +173,7 @@ def live_router(pipeline: Pipeline, auth: Authenticator, guidance: GuidanceBook,
         at first, then only the changed ones, at most one event a second), ``alert`` and ``site`` events."""
         _site(principal, site_id)
         queue = pipeline.hub.subscribe({site_id})
+        resume = Resume(pipeline.event_log, {site_id}, last_event_id(request))
         frames = LiveFrames()
 
         def readings_event() -> bytes | None:
@@ -182,7 +185,9 @@ def live_router(pipeline: Pipeline, auth: Authenticator, guidance: GuidanceBook,
 
         async def stream() -> AsyncIterator[bytes]:
             try:
-                yield b"retry: 2000\nevent: hello\ndata: " + orjson.dumps({"site_id": site_id}) + b"\n\n"
+                yield await run_in_threadpool(resume.start, {"site_id": site_id})
+                while page := await run_in_threadpool(resume.next_page):
+                    yield b"".join(page)
                 first = readings_event()
                 if first is not None:
                     yield first
@@ -195,7 +200,7 @@ def live_router(pipeline: Pipeline, auth: Authenticator, guidance: GuidanceBook,
                         frame = b""
                     if frame is None or await request.is_disconnected():
                         return  # the hub closed (shutdown) or the page went away
-                    if frame:
+                    if frame and resume.admit(frame):
                         yield frame
                         quiet_since = time.monotonic()
                     if time.monotonic() >= next_tick:

@@ -22,10 +22,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from alerting import AlertNotFound, InvalidAction, LifecycleError, NotPermitted
 from liaowang.auth import AuthFirstRoute, Authenticator, Principal
 from foundation.domain import iso
-from liaowang.pipeline import AlertingUnavailable, Pipeline
+from liaowang.commands import ERRORS as COMMAND_ERRORS
+from liaowang.pipeline import Pipeline
 
 __all__ = ["ui_router", "stale_after_s"]
 
@@ -100,20 +100,12 @@ def ui_router(pipeline: Pipeline, auth: Authenticator) -> APIRouter:
             return _failed(alert_id, 404, f"no alert {alert_id}")
         if not (principal.scope is None or alert.site_id in principal.scope):
             return _failed(alert_id, 403, f"token {principal.name} may not act on site {alert.site_id}")
-        try:
-            changes = pipeline.act(lambda: pipeline.alerts.acknowledge(alert_id, principal.name, note))
-        except AlertNotFound:
-            return _failed(alert_id, 404, f"no alert {alert_id}")
-        except NotPermitted as err:
-            return _failed(alert_id, 403, str(err))
-        except InvalidAction as err:
-            return _failed(alert_id, 422, str(err))
-        except LifecycleError as err:
-            return _failed(alert_id, 409, str(err))
-        except AlertingUnavailable as err:
-            return _failed(alert_id, 503, f"the alarm store cannot write now: {err}")
-        after = changes[-1].alert if changes else alert
-        return {"id": alert_id, "ok": True, "status": 200, "state": after.state, "alert": after.to_json()}
+        reply = pipeline.command({"action": "acknowledge", "alert_id": alert_id, "site_id": alert.site_id,
+                                  "by": principal.name, "role": principal.role, "note": note})
+        if not reply["ok"]:
+            return _failed(alert_id, COMMAND_ERRORS.get(reply["error"], 500), reply["detail"])
+        after = reply.get("alert") or alert.to_json()
+        return {"id": alert_id, "ok": True, "status": 200, "state": after["state"], "alert": after}
 
     return router
 

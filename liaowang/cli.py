@@ -11,7 +11,10 @@ from pathlib import Path
 import structlog
 
 from foundation.config import Config, ConfigError, default_config_dir, hash_token, load_config
+from foundation.database import target_name
 from liaowang.broker import is_loopback
+from liaowang.cli_api import add_api_parser
+from liaowang.cli_cluster import add_cluster_parsers
 from liaowang.cli_users import add_users_parser
 from foundation.logs import configure_logging
 
@@ -43,6 +46,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     fleet = config.fleet
     print(f"{config.folder}: ok — {len(fleet.sites)} sites, {len(fleet.sensors)} sensors, "
           f"{len(fleet.profiles)} setpoint profiles, {len(config.settings.auth.tokens)} tokens")
+    if (url := config.settings.storage.database_url) is not None:
+        print(f"alarms, warnings and people in PostgreSQL: {target_name(url.get_secret_value())}")
     return 0
 
 
@@ -304,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("token")
     token.set_defaults(func=cmd_hash_token)
     add_users_parser(sub)
+    add_cluster_parsers(sub)
+    add_api_parser(sub)
     return parser
 
 

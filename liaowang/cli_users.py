@@ -28,7 +28,7 @@ def _people(args: argparse.Namespace):
     config: Config = load_config(Path(args.config) if args.config else default_config_dir())
     data_dir = Path(args.data_dir or config.settings.storage.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    db = AlertDB(data_dir / "alerts.db")
+    db = AlertDB(config.settings.storage.alerts_target(data_dir))  # PostgreSQL when storage.database_url
     people = People(db, AuditLog(db), config.settings.auth, time.time)
     people.seed(config.settings.auth.users)  # as `liaowang run` would: the demo users exist before the first run
     return people, config

@@ -27,7 +27,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerting import AlertChange, AlertManager, AlertStore, MqttAlertPublisher, site_statuses
 from alerting.audit import AuditLog
-from alerting.db import AlertDB
+from alerting.db import AlertDB, Fenced
+from alerting.eventlog import EventLog
 from alerting.messages import Messages
 from alerting.mute import OutOfService
 from earlywarning import Notice, RiskMonitor, WarningDesk
@@ -45,7 +46,8 @@ from foundation.config import Config, Sensor
 from liaowang.diskwatch import DiskSpace, DiskWatch
 from foundation.domain import Family, ReadingBatch, Tier, iso
 from rules.base import Signal
-from liaowang.events import EventHub
+from liaowang.commands import apply_command
+from liaowang.events import EventFeed, EventHub
 from foundation.mqttclient import make_client
 from foundation.supervise import StageState, StageStatus, Supervisor
 from rules import RuleEngine
@@ -68,7 +70,8 @@ class AlertingUnavailable(DownstreamUnavailable):
 class Pipeline:
     """Everything between the broker and the API, for one configuration and data directory."""
 
-    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, data_dir: Path, clock: Callable[[], float] = time.time,
+                 alert_db: AlertDB | None = None) -> None:
         self.config = config
         self.fleet = config.fleet
         self.settings = config.settings
@@ -79,13 +82,18 @@ class Pipeline:
         self.hub = EventHub()
         self.live = LiveValues(self.fleet.sensor_ids, self.fleet.sensor_index)
         self.readings = SQLiteSink(data_dir / "readings.db")
-        self.alert_db = AlertDB(data_dir / "alerts.db")  # one connection: one transaction spans every table
+        # one connection: one transaction spans every table (alerts.db, or PostgreSQL when storage.database_url)
+        # a worker passes its fenced view (AlertDB.fenced): every alarm transaction then checks its leases' epochs
+        self.alert_db = alert_db or AlertDB(self.settings.storage.alerts_target(data_dir))
         self.alert_store = AlertStore(self.alert_db)
         self.audit = AuditLog(self.alert_db)
         self.suppressions = Suppressions(self.alert_db, config.alerting.maintenance)
         self.out_of_service = OutOfService(self.alert_db, config.alerting.out_of_service)
         self.alerts = AlertManager(self.alert_store, self.fleet, clock, config.alerting, self.audit, self.suppressions,
                                    self.out_of_service, Messages(self.fleet, config.wording))
+        self.event_log = EventLog(self.alert_db)  # every alarm change, in its transaction: SSE resumes from it
+        self.alerts.events = self.event_log
+        self.feed = EventFeed(self.event_log, self.hub)
         self.engine = RuleEngine(self.fleet, config.rules, self.settings.rules, start=self.started_at)
         self._engine_lock = threading.RLock()
         self.snapshots = SnapshotStore(data_dir / "rules.db")
@@ -260,7 +268,7 @@ class Pipeline:
                         if change.event == "raised":
                             self.incidents.open_from_alarm(change.alert)
             except (sqlite3.Error, OSError) as err:
-                self._apply_failed.labels("storage").inc()
+                self._apply_failed.labels("fenced" if isinstance(err, Fenced) else "storage").inc()  # fenced: lease lost
                 self._alerting_problem = f"alerts.db: {type(err).__name__}: {str(err)[:200]}"
                 self._retry_at = now + min(0.25 * 2 ** min(self._apply_failures, 5), 5.0)
                 self._apply_failures += 1
@@ -422,9 +430,12 @@ class Pipeline:
             try:
                 body = orjson.loads(payload)
                 warning = body.get("warning", {})
-                self.hub.publish("warning", {"id": warning.get("id"), "event": body.get("event"),
-                                             "site_id": warning.get("site_id"), "level": warning.get("level")})
-            except (orjson.JSONDecodeError, AttributeError) as err:  # the MQTT copy went out; the map refreshes later
+                self.event_log.append("warning", warning.get("site_id"), {
+                    "id": warning.get("id"), "event": body.get("event"), "site_id": warning.get("site_id"),
+                    "level": warning.get("level")}, self.clock())
+                self.feed.pump()
+            except (orjson.JSONDecodeError, AttributeError, sqlite3.Error, OSError) as err:
+                # the MQTT copy went out and the warning is stored; the map shows it at its next refresh
                 log.error("warning_event_not_sent_to_map", topic=topic, error=str(err))
         return sent
 
@@ -468,6 +479,11 @@ class Pipeline:
         self._publish_changes(changes)
         return changes
 
+    def command(self, request: dict, owns: Callable[[str], bool] | None = None) -> dict:
+        """A person's action as a command (`liaowang.commands`), applied here; ``owns(site)``: whether this process
+        owns the site's partition now (a worker's leases; default: every site, as in ``liaowang run``)."""
+        return apply_command(self.alerts, request, self.act, owns=owns, clock=self.clock)
+
     def announce(self, changes: Sequence[AlertChange]) -> None:
         """Notify (outbox), publish alert changes on MQTT and SSE, then refresh site statuses."""
         self.notifier.on_changes(changes)
@@ -478,8 +494,8 @@ class Pipeline:
         for change in changes:
             self._alert_changes.labels(change.event).inc()
             self.publisher.publish_change(change)
-            self.hub.publish_bytes("alert", change.payload(), change.alert.site_id)  # the bytes MQTT got
-        if changes:
+        if changes:  # the SSE events were logged with the changes; the feed hands them to the streams
+            self.feed.pump()
             self.refresh_statuses()
 
     # ------------------------------------------------------------------ status
@@ -497,10 +513,22 @@ class Pipeline:
         """Recompute every site's status; publish the ones that changed (MQTT retained and SSE)."""
         with self._status_lock:
             fresh = site_statuses(self.fleet, self.alerts.open_alerts(), self.site_offline)
-            for site_id, status in fresh.items():
-                if self._statuses.get(site_id) != status:
+            changed = {site_id: status for site_id, status in fresh.items() if self._statuses.get(site_id) != status}
+            if changed:
+                try:  # logged for SSE resume; if the store cannot take it now, the next refresh tries again
+                    with self.alert_db.transaction():
+                        for site_id, status in changed.items():
+                            self.event_log.append("site", site_id, {"site_id": site_id, **status,
+                                                                    "updated_at": iso(self.clock())}, self.clock())
+                except (sqlite3.Error, OSError) as err:
+                    log.error("site_events_not_logged", sites=len(changed), error=str(err)[:200])
+                    # keep the old status of those sites, so the next refresh sees them changed and retries
+                    fresh = {s: self._statuses[s] if s in changed else v for s, v in fresh.items()
+                             if s not in changed or s in self._statuses}
+                    changed = {}
+                for site_id, status in changed.items():
                     self.publisher.publish_site_status(site_id, status)
-                    self.hub.publish("site", {"site_id": site_id, **status, "updated_at": iso(self.clock())})
+                self.feed.pump()
             self._statuses = fresh
             counts: dict[str, int] = {"blue": 0, "yellow": 0, "orange": 0, "red": 0}
             for alert in self.alerts.open_alerts():
@@ -553,6 +581,7 @@ class Pipeline:
         self._last_retention = self.clock()
         cutoff = self._last_retention - self.settings.storage.retention_days * 86_400
         deleted = self.readings.delete_older_than(cutoff)
+        self.event_log.prune(self._last_retention)  # the SSE resume window (a client older than it reloads)
         if deleted:
             log.info("retention_applied", deleted=deleted, cutoff=iso(cutoff))
         return deleted

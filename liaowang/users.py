@@ -68,18 +68,18 @@ CREATE TABLE IF NOT EXISTS users (
     role TEXT NOT NULL,
     sites TEXT NOT NULL,            -- comma-separated site ids; empty: every site
     password_hash TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    disabled BIGINT NOT NULL DEFAULT 0,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,            -- SHA-256 of the secret; the secret itself is never stored
-    user TEXT NOT NULL REFERENCES users (name),
-    created_at REAL NOT NULL,
-    last_seen REAL NOT NULL,
+    "user" TEXT NOT NULL REFERENCES users (name),   -- quoted: USER is a keyword of PostgreSQL
+    created_at DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION NOT NULL,
     address TEXT
 );
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions ("user");
 """
 
 
@@ -163,7 +163,7 @@ class People:
         self.touch_s = min(60.0, sessions.idle_s / 10)
         self.cookie_secure = sessions.cookie_secure
         with db.lock:
-            db.conn.executescript(_SCHEMA)
+            db.conn.executescript(db.dialect.schema(_SCHEMA))
 
     # ------------------------------------------------------------------ users
 
@@ -250,7 +250,7 @@ class People:
         with self.db.transaction():
             now = self._clock()
             self.db.conn.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?", (hashed, now, name))
-            ended = self.db.conn.execute("DELETE FROM sessions WHERE user = ? AND id != ?",
+            ended = self.db.conn.execute('DELETE FROM sessions WHERE "user" = ? AND id != ?',
                                          (name, keep_session or "")).rowcount
             self._audit.append(now, name, "password_changed", None, name, sessions_ended=ended)
 
@@ -294,7 +294,7 @@ class People:
             # ended ones go, to keep the table small (the same arithmetic as `session`, so no live one does)
             self.db.conn.execute("DELETE FROM sessions WHERE created_at + ? <= ? OR last_seen + ? <= ?",
                                  (self.absolute_s, now, self.idle_s, now))
-            self.db.conn.execute("INSERT INTO sessions (id, user, created_at, last_seen, address) VALUES (?, ?, ?, ?, ?)",
+            self.db.conn.execute('INSERT INTO sessions (id, "user", created_at, last_seen, address) VALUES (?, ?, ?, ?, ?)',
                                  (session_id(secret), name, now, now, address))
             self._audit.append(now, name, "sign_in", None, name, address=address, role=user.role)
         log.info("sign_in", user=name, address=address)
@@ -316,7 +316,7 @@ class People:
         now = self._clock()
         with self.db.lock:
             row = self.db.conn.execute(
-                f"SELECT s.created_at, s.last_seen, {_COLUMNS_U} FROM sessions s JOIN users u ON u.name = s.user "
+                f"SELECT s.created_at, s.last_seen, {_COLUMNS_U} FROM sessions s JOIN users u ON u.name = s.\"user\" "
                 "WHERE s.id = ?", (sid,)).fetchone()
         if row is None:
             return None
@@ -377,7 +377,7 @@ class People:
                            display_name=display_name)
 
     def _end_sessions(self, name: str) -> int:
-        return self.db.conn.execute("DELETE FROM sessions WHERE user = ?", (name,)).rowcount
+        return self.db.conn.execute('DELETE FROM sessions WHERE "user" = ?', (name,)).rowcount
 
     def _admins(self) -> int:
         return self.db.conn.execute(

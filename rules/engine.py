@@ -174,9 +174,12 @@ class RuleEngine:
                 parts[spec.id] = (orjson.dumps(spec.model_dump(mode="json")).decode(), self.by_id[spec.id])  # type: ignore[assignment]
         return parts
 
-    def snapshot(self, store: SnapshotStore, now: float) -> int:
-        """Save every rule's state; return the bytes written."""
-        return store.save(self._parts(), now)
+    def snapshot(self, store: SnapshotStore, now: float, stream_seq: int | None = None) -> int:
+        """Save every rule's state (with the stream position it covers, on a `PartitionSnapshotStore`); the bytes
+        written."""
+        if stream_seq is None:
+            return store.save(self._parts(), now)
+        return store.save(self._parts(), now, stream_seq=stream_seq)  # type: ignore[call-arg]
 
     def restore(self, store: SnapshotStore) -> dict[str, str]:
         """Restore from a snapshot; rebuild the state derived from other rules. Returns rule id → outcome."""

@@ -20,6 +20,7 @@ import pytest
 
 from liaowang.broker import Broker, Credentials, start_broker
 from foundation.config import Config, load_config
+from tests.pgserver import alerts_db_factory, alerts_db_target, pg_server, pg_url  # noqa: F401 - fixtures: a private PostgreSQL
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from liaowang.api import create_app
 from foundation.config import TokenEntry, hash_token
@@ -28,8 +29,13 @@ def ingest(pipeline: Pipeline, readings: list[Reading]) -> None:
 
 
 @pytest.fixture
-def pipeline(tmp_path, demo_config):
-    p = Pipeline(demo_config, tmp_path / "data")
+def pipeline(tmp_path, demo_config, alerts_db_target):
+    """The pipeline with its alarms in alerts.db, then in PostgreSQL (``storage.database_url``)."""
+    config = demo_config
+    if isinstance(alerts_db_target, str):
+        storage = demo_config.settings.storage.model_copy(update={"database_url": SecretStr(alerts_db_target)})
+        config = demo_config.model_copy(update={"settings": demo_config.settings.model_copy(update={"storage": storage})})
+    p = Pipeline(config, tmp_path / "data")
     yield p
     p.alert_store.close()
 

@@ -10,6 +10,7 @@ from datetime import datetime
 import openpyxl
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from alerting import AlertStore
 from liaowang.api import create_app
@@ -25,17 +26,22 @@ XFHG = {"Authorization": "Bearer t-xfhg-history"}
 
 
 @pytest.fixture
-def stored(tmp_path, demo_config):
-    """A pipeline whose alerts.db holds the `november` episodes, its clock at 2026-11-30 12:00 Beijing time."""
+def stored(tmp_path, demo_config, alerts_db_factory):
+    """A pipeline whose alerts.db holds the `november` episodes, its clock at 2026-11-30 12:00 Beijing time;
+    alerts.db is a SQLite file, then PostgreSQL (``storage.database_url``: the searches run there)."""
     alerts = november()
     (tmp_path / "data").mkdir()
-    store = AlertStore(tmp_path / "data" / "alerts.db")
+    target = alerts_db_factory("data/alerts.db")
+    store = AlertStore(target)
     for alert in alerts:
         store.save(alert)
     store.close()
     scoped = TokenEntry(name="xfhg-history", sha256=hash_token("t-xfhg-history"), role="viewer", sites=["LC-XFHG"])
     auth = demo_config.settings.auth.model_copy(update={"tokens": [*demo_config.settings.auth.tokens, scoped]})
-    config = demo_config.model_copy(update={"settings": demo_config.settings.model_copy(update={"auth": auth})})
+    update: dict = {"auth": auth}
+    if isinstance(target, str):
+        update["storage"] = demo_config.settings.storage.model_copy(update={"database_url": SecretStr(target)})
+    config = demo_config.model_copy(update={"settings": demo_config.settings.model_copy(update=update)})
     pipeline = Pipeline(config, tmp_path / "data", clock=lambda: NOW)
     yield TestClient(create_app(pipeline)), {a.id: a for a in alerts}
     pipeline.stop()

@@ -308,7 +308,7 @@ def stream_events(client: TestClient, pipeline: Pipeline, headers: dict, then) -
     with client.stream("GET", "/api/v1/events", headers=headers) as response:
         assert response.status_code == 200
         lines = response.iter_lines()
-        assert [next(lines) for _ in range(4)] == ["retry: 2000", "event: hello", "data: {}", ""]  # subscribed
+        assert [next(lines) for _ in range(5)] == ["retry: 2000", f"id: {pipeline.event_log.head()}", "event: hello", "data: {}", ""]  # subscribed
         then()
         event = None
         for line in lines:

@@ -83,6 +83,10 @@ def _broken_copy(tmp_path: Path, file: str, mutate) -> Path:
      "profiles.gas.co.setpoints[0].source", "Field required"),
     ("liaowang.yaml", lambda d: d["mqtt"].update(prot=1883), "mqtt.prot", "unknown key"),
     ("liaowang.yaml", lambda d: d["storage"].update(retention_days=7), "storage.retention_days", "greater than or equal to 30"),
+    ("liaowang.yaml", lambda d: d["storage"].update(database_url="mysql://db/liaowang"), "storage.database_url",
+     "must start with postgresql://"),
+    ("liaowang.yaml", lambda d: d["storage"].update(database_url="postgresql://db:port/x"), "storage.database_url",
+     "bad port"),
     ("tiers.yaml", lambda d: d["levels"].update(level1="purple"), "levels", "unknown priority"),
     # a typo in a quantity-qualified override is an error naming it, not a rule that silently never applies
     ("tiers.yaml", lambda d: d["grade_overrides"][1].update({"temperature.HHH": "red"}), "grade_overrides",
@@ -116,6 +120,15 @@ def test_check_config_cli_accepts_the_demo_configuration():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "15 sites" in result.stdout
+
+
+def test_check_config_cli_accepts_a_postgresql_url_and_hides_its_password(tmp_path):
+    folder = _broken_copy(tmp_path, "liaowang.yaml",
+                          lambda d: d["storage"].update(database_url="postgresql://lw:s3cret@10.0.0.5:5432/liaowang"))
+    result = subprocess.run([sys.executable, "-m", "liaowang.cli", "check-config", "--config", str(folder)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "PostgreSQL: postgresql://lw:***@10.0.0.5:5432/liaowang" in result.stdout and "s3cret" not in result.stdout
 
 
 def test_invalid_yaml_is_reported_not_raised(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from liaowang.api import create_app
 from liaowang.auth import CSRF_HEADER, SESSION_COOKIE
@@ -20,13 +21,18 @@ CSRF = {CSRF_HEADER: "1"}
 
 
 @pytest.fixture
-def site(tmp_path, demo_config):
-    """A pipeline on a fake clock with an orange alert at LC-LUXI and one at LC-XFHG; short lockout and sessions."""
+def site(tmp_path, demo_config, alerts_db_target):
+    """A pipeline on a fake clock with an orange alert at LC-LUXI and one at LC-XFHG; short lockout and sessions.
+    Its people and alarms in alerts.db, then in PostgreSQL (``storage.database_url``)."""
     now = [1_800_000_000.0]
     auth = demo_config.settings.auth.model_copy(update={
         "sessions": SessionSettings(idle_s=600, absolute_s=3600),
         "lockout": LockoutSettings(failures=3, address_failures=50, window_s=60, lock_s=120)})
-    config = demo_config.model_copy(update={"settings": demo_config.settings.model_copy(update={"auth": auth})})
+    update: dict = {"auth": auth}
+    if isinstance(alerts_db_target, str):
+        update["storage"] = demo_config.settings.storage.model_copy(
+            update={"database_url": SecretStr(alerts_db_target)})
+    config = demo_config.model_copy(update={"settings": demo_config.settings.model_copy(update=update)})
     pipeline = Pipeline(config, tmp_path / "data")
     leak(pipeline, "LC-LUXI-GD-01", "LC-LUXI")
     leak(pipeline, "LC-XFHG-GD-01", "LC-XFHG")
@@ -161,7 +167,7 @@ def test_the_event_stream_of_a_cookie_signed_plant_operator_carries_its_plant_on
     with luxi.stream("GET", "/api/v1/events") as response:
         assert response.status_code == 200
         lines = response.iter_lines()
-        assert [next(lines) for _ in range(4)] == ["retry: 2000", "event: hello", "data: {}", ""]
+        assert [next(lines) for _ in range(5)] == ["retry: 2000", f"id: {pipeline.event_log.head()}", "event: hello", "data: {}", ""]
         leak(pipeline, "LC-XFHG-GD-02", "LC-XFHG")  # first: had it been sent, it would come before LC-LUXI's
         leak(pipeline, "LC-LUXI-GD-02", "LC-LUXI")
         event = None

@@ -7,12 +7,14 @@ each session's sign-in time, last recorded use and whether something ended it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
+                                 run_state_machine_as_test)
 from structlog.testing import capture_logs
 
 from alerting.audit import AuditLog
@@ -21,6 +23,7 @@ from foundation.config import AuthSettings, LockoutSettings, SessionSettings
 from foundation.passwords import Passwords
 from liaowang.throttle import Throttle
 from liaowang.users import People, SignInRefused, UserError
+from tests.pgserver import schema_url
 
 FAST = Passwords(time_cost=1, memory_cost=8, parallelism=1)
 """argon2id at its floor: the properties are about sessions, not about hashing cost."""
@@ -96,6 +99,7 @@ class SessionMachine(RuleBasedStateMachine):
     """Sign-ins, uses, sign-outs, disables, password resets and time passing, against `SessionModel`s."""
 
     IDLE, ABSOLUTE = 100.0, 350.0
+    store = staticmethod(lambda: ":memory:")  # where each run's users and sessions live
     USERS = ("zhang", "li")
 
     @initialize()
@@ -103,7 +107,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.now = 1_000.0
         settings_ = AuthSettings(sessions=SessionSettings(idle_s=self.IDLE, absolute_s=self.ABSOLUTE),
                                  lockout=LockoutSettings(failures=1000, address_failures=1000), min_password_length=8)
-        self.db = AlertDB(":memory:")
+        self.db = AlertDB(self.store())
         self.people = People(self.db, AuditLog(self.db), settings_, lambda: self.now, FAST)
         self.disabled = {u: False for u in self.USERS}
         self.passwords = {}
@@ -182,12 +186,29 @@ TestSessions.settings = settings(max_examples=60, stateful_step_count=30, deadli
                                  suppress_health_check=list(HealthCheck))
 
 
+def test_sessions_on_postgresql_follow_the_model(pg_url):
+    """The same machine with users and sessions in PostgreSQL (a fresh schema per run)."""
+    runs = itertools.count()
+
+    class OnPostgreSQL(SessionMachine):
+        store = staticmethod(lambda: schema_url(pg_url, f"people{next(runs)}"))
+
+        def teardown(self):
+            if hasattr(self, "db"):
+                self.db.close()
+
+    run_state_machine_as_test(OnPostgreSQL, settings=settings(max_examples=25, stateful_step_count=30, deadline=None,
+                                                              suppress_health_check=list(HealthCheck)))
+    assert next(runs) >= 10  # the runs really went to PostgreSQL
+
+
 # ---------------------------------------------------------------------------- examples
 
 @pytest.fixture
-def people():
+def people(alerts_db_target):
+    """People and sessions on a fresh alerts.db: SQLite, then PostgreSQL."""
     now = [1_000.0]
-    db = AlertDB(":memory:")
+    db = AlertDB(alerts_db_target)
     store = People(db, AuditLog(db), AuthSettings(lockout=LockoutSettings(failures=3, window_s=60, lock_s=120)),
                    lambda: now[0], FAST)
     store.add("zhang", "张三", "operator", ("LC-LUXI",), "zhang-password", by="test")

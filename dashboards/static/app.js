@@ -222,18 +222,24 @@ function scheduleRefresh() {  // coalesce bursts of events into one refresh
 
 // The event stream, read with fetch rather than EventSource: it carries the sign-in's credentials (an
 // EventSource cannot send a header), so a scoped operator gets only their sites' events and a server
-// without public reads answers at all. Reconnects 2 s after any end; a new sign-in reopens it.
+// without public reads answers at all. Reconnects 2 s after any end; a new sign-in reopens it. Every event
+// has an id: a reconnect sends the last one (Last-Event-ID) and the server replays what was missed first; a
+// "reset" event (what was missed is no longer kept) reloads everything, as a fresh page would.
 let streamAbort = null;
-const HANDLERS = { alert: scheduleRefresh, site: scheduleRefresh, warning: scheduleRefresh,
+let lastEventId = null;
+const HANDLERS = { alert: scheduleRefresh, site: scheduleRefresh, warning: scheduleRefresh, reset: scheduleRefresh,
                    hello: () => { scheduleRefresh(); pollLiveness(); pollHealth(); } };
 
 function dispatchFrame(frame) {
+  const id = (frame.match(/^id: ?(.*)$/m) || [])[1];
+  if (id !== undefined) lastEventId = id;
   const event = (frame.match(/^event: ?(.*)$/m) || [])[1];
   if (event && HANDLERS[event]) HANDLERS[event]();
 }
 
 async function readStream(signal) {
-  const response = await fetch("/api/v1/events", { headers: { Accept: "text/event-stream", ...window.LW.session.authHeader() },
+  const resume = lastEventId === null ? {} : { "Last-Event-ID": lastEventId };
+  const response = await fetch("/api/v1/events", { headers: { Accept: "text/event-stream", ...window.LW.session.authHeader(), ...resume },
                                                    signal, cache: "no-store" });
   if (!response.ok) throw new Error(`events: HTTP ${response.status}`);
   live.sse = "open"; live.everOpen = true; renderLiveness();

@@ -8,17 +8,20 @@
 //     onState("live" | "lost" | "denied", detail) whenever the link changes: "lost" when the server closes, errors,
 //     or sends nothing (not even its 5 s keep-alive) for SILENT_MS; it then reconnects every 2 s. "denied" (after
 //     "lost") when the server refuses the stream (401/403/404): no retry until the page opens a new one.
+//     Events carry ids: a reconnect sends Last-Event-ID and misses nothing; on a "reset" event (what was missed is
+//     no longer kept) it calls handlers.onReset(data), or reloads the page without one.
 //   LW.live.SILENT_MS -> how long a silent stream counts as alive
 (function () {
   "use strict";
   const SILENT_MS = 12000;
   const RETRY_MS = 2000;
 
-  function parse(block, onEvent) {
+  function parse(block, onEvent, onId) {
     let name = "message";
     const data = [];
     for (const line of block.split("\n")) {
-      if (line.startsWith("event: ")) name = line.slice(7);
+      if (line.startsWith("id: ")) onId(line.slice(4));
+      else if (line.startsWith("event: ")) name = line.slice(7);
       else if (line.startsWith("data: ")) data.push(line.slice(6));
     }
     if (!data.length) return;  // a comment (keep-alive) or a bare retry line
@@ -26,7 +29,9 @@
   }
 
   function open(siteId, handlers) {
-    let closed = false, controller = null, lastByte = Date.now(), state = null, watchdog = null;
+    // lastId: the id of the last event received; a reconnect sends it (Last-Event-ID) and the server first
+    // replays what was missed. A "reset" event says that is no longer possible: the page reloads its state.
+    let closed = false, controller = null, lastByte = Date.now(), state = null, watchdog = null, lastId = null;
     const setState = (next, detail) => {
       if (next === state && next === "live") return;
       state = next;
@@ -36,7 +41,8 @@
     async function connect() {
       controller = new AbortController();
       const path = `/api/v1/sites/${encodeURIComponent(siteId)}/live`;
-      const response = await fetch(path, { headers: { ...window.LW.session.authHeader(), Accept: "text/event-stream" },
+      const resume = lastId === null ? {} : { "Last-Event-ID": lastId };
+      const response = await fetch(path, { headers: { ...window.LW.session.authHeader(), Accept: "text/event-stream", ...resume },
                                            signal: controller.signal, cache: "no-store" });
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
@@ -55,8 +61,9 @@
           buffer = buffer.slice(end + 2);
           parse(block, (name, data) => {
             if (name === "hello") setState("live");
+            if (name === "reset") { if (handlers.onReset) handlers.onReset(data); else location.reload(); return; }
             handlers.onEvent(name, data);
-          });
+          }, id => { lastId = id; });
         }
       }
     }

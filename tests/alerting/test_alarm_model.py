@@ -25,6 +25,7 @@ of up to 80 (13–23 min on two shared cores).
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
@@ -50,6 +51,7 @@ from foundation.config import Fleet
 from foundation.domain import Family, Tier, iso
 from liaowang.scenario import FakeClock
 from rules.base import Signal
+from tests.pgserver import schema_url
 from tests.alerting.model import ANNOUNCEABLE, Alarm, AlarmModel, ModelConfig, Record, Refused, Window
 
 try:  # the profile tests/ingest/test_decode_fuzz.py registers; the same when this module runs alone
@@ -214,12 +216,14 @@ class System:
 class AlarmCore(RuleBasedStateMachine):
     """The real alarm core, a shadow that never crashes, and the model, driven by the same steps."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, store: Callable[[str], Path | str] | None = None) -> None:
+        """``store(name)`` says where the named store lives (default: a SQLite file in a fresh directory)."""
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="alarm-model-"))
         self.clock = FakeClock(T0)
-        self.sut = System(self.dir / "alerts.db", fleet, self.clock)
-        self.shadow = System(self.dir / "shadow.db", fleet, self.clock)
+        store = store or (lambda name: self.dir / name)
+        self.sut = System(store("alerts.db"), fleet, self.clock)
+        self.shadow = System(store("shadow.db"), fleet, self.clock)
         self.model = AlarmModel(MODEL_CONFIG)
         self.ids: dict[int, str] = {}          # model episode → alert id
         self.sent: list[Signal] = []
@@ -499,3 +503,18 @@ def test_the_alarm_core_follows_its_model_through_crashes(fleet):
     clock advances and crashes (at any step, also between writing an alert and queuing its notification)."""
     with structlog.testing.capture_logs():  # thousands of alert_* lines otherwise
         run_state_machine_as_test(lambda: AlarmCore(fleet), settings=MODEL_SETTINGS)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(0 if LONG else 600)
+def test_the_alarm_core_on_postgresql_follows_its_model_through_crashes(fleet, pg_url):
+    """The same model on PostgreSQL: a crash closes the connection with its transaction open (the server
+    rolls it back), the restarted core reads back exactly what the never-crashing shadow holds."""
+    examples = itertools.count()
+
+    def store(name: str) -> str:
+        return schema_url(pg_url, f"m{next(examples)}_{name.split('.')[0]}")
+
+    with structlog.testing.capture_logs():
+        run_state_machine_as_test(lambda: AlarmCore(fleet, store),
+                                  settings=settings(MODEL_SETTINGS, max_examples=300 if LONG else 40))

@@ -121,7 +121,8 @@ def test_dingtalk_markdown_and_signature_match_the_documented_format(recorder):
     assert dingtalk_body(NOTE, [])["markdown"]["title"] == NOTE["title"]
 
 
-def test_a_failing_channel_is_retried_with_backoff_then_the_fallback_takes_it(tmp_path, fleet):
+def test_a_failing_channel_is_retried_with_backoff_then_the_fallback_takes_it(alerts_db_target, fleet):
+    """The outbox's retries and fallback, with the outbox on SQLite and on PostgreSQL."""
     from alerting import AlertManager, AlertStore
 
     failing = Recorder(lambda n, body: (503, {}))
@@ -135,7 +136,7 @@ def test_a_failing_channel_is_retried_with_backoff_then_the_fallback_takes_it(tm
                            "channels": [{"kind": "webhook", "url": fallback.url}]}],
             "routes": [{"match": {}, "receivers": ["op"]}]})
         now = [1_795_564_800.0]
-        db = AlertDB(tmp_path / "a.db")
+        db = AlertDB(alerts_db_target)
         manager = AlertManager(AlertStore(db), fleet, lambda: now[0], settings)
         notifier = Notifier(db, settings, fleet, manager, lambda: now[0])
         changes = manager.apply([Signal("gas.x", "threshold", "LC-LUXI-GD-01", "LC-LUXI", Family.GAS, Tier.YELLOW,

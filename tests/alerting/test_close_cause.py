@@ -20,8 +20,8 @@ def signal(tier, ts):
 
 
 @pytest.fixture
-def manager(tmp_path, fleet):
-    store = AlertStore(tmp_path / "alerts.db")
+def manager(alerts_db_target, fleet):
+    store = AlertStore(alerts_db_target)  # SQLite, then PostgreSQL
     m = AlertManager(store, fleet, lambda: T0 + 1000, audit=AuditLog(store.db))
     yield m
     store.close()

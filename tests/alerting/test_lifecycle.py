@@ -18,9 +18,10 @@ def signal(tier, ts, subject="LC-LUXI-GD-01", value=30.0, level="level1", family
 
 
 @pytest.fixture
-def manager(tmp_path, fleet):
+def manager(alerts_db_target, fleet):
+    """An alert manager on a fresh alerts.db: every test here runs on SQLite and on PostgreSQL."""
     clock = {"now": T0 + 1000}
-    m = AlertManager(AlertStore(tmp_path / "alerts.db"), fleet, lambda: clock["now"])
+    m = AlertManager(AlertStore(alerts_db_target), fleet, lambda: clock["now"])
     m.clock = clock
     return m
 
@@ -87,8 +88,8 @@ def test_shelving_needs_a_reason_and_a_future_end(manager):
     assert manager.shelve(alert.id, "duty", manager.clock["now"] + 60, "calibration")[-1].alert.state == "shelved"
 
 
-def test_open_episodes_survive_a_restart(tmp_path, fleet):
-    store_path = tmp_path / "alerts.db"
+def test_open_episodes_survive_a_restart(alerts_db_target, fleet):
+    store_path = alerts_db_target
     first = AlertManager(AlertStore(store_path), fleet, lambda: T0)
     alert = first.apply([signal(Tier.YELLOW, T0)])[0].alert
     restarted = AlertManager(AlertStore(store_path), fleet, lambda: T0)
@@ -96,7 +97,7 @@ def test_open_episodes_survive_a_restart(tmp_path, fleet):
     assert [(c.event, c.alert.id) for c in changes] == [("escalated", alert.id)]
 
 
-def test_replaying_the_same_signals_gives_the_same_alert_ids(tmp_path, fleet):
-    a = AlertManager(AlertStore(tmp_path / "a.db"), fleet, lambda: T0).apply([signal(Tier.RED, T0)])
-    b = AlertManager(AlertStore(tmp_path / "b.db"), fleet, lambda: T0).apply([signal(Tier.RED, T0)])
+def test_replaying_the_same_signals_gives_the_same_alert_ids(alerts_db_factory, fleet):
+    a = AlertManager(AlertStore(alerts_db_factory("a.db")), fleet, lambda: T0).apply([signal(Tier.RED, T0)])
+    b = AlertManager(AlertStore(alerts_db_factory("b.db")), fleet, lambda: T0).apply([signal(Tier.RED, T0)])
     assert a[0].alert.id == b[0].alert.id

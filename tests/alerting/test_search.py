@@ -57,6 +57,16 @@ def names(demo_config):
     return (lambda s: subject_name(fleet, s)), (lambda s: fleet.sites[s].name if s in fleet.sites else s)
 
 
+@pytest.fixture(scope="module")
+def pg_store(pg_server):
+    """One PostgreSQL store for every example of the property below (emptied before each)."""
+    url = pg_server.create_database()
+    store = AlertStore(url)
+    yield store
+    store.close()
+    pg_server.drop_database(url)
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(episodes(), queries, st.none() | st.sampled_from([frozenset({"LC-XFHG"}), frozenset({"LC-LUXI", "LC-DEHH"})]),
        st.none() | st.integers(1, 10), st.integers(0, 12))
@@ -68,6 +78,23 @@ def test_search_agrees_with_filtering_every_episode(names, alerts, query, scope,
             store.save(alert)
         found = search(store, query, scope, name_of, site_name, limit, offset)
         store.close()
+    _check(found, alerts, query, scope, limit, offset, name_of, site_name)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(episodes(), queries, st.none() | st.sampled_from([frozenset({"LC-XFHG"}), frozenset({"LC-LUXI", "LC-DEHH"})]),
+       st.none() | st.integers(1, 10), st.integers(0, 12))
+def test_search_on_postgresql_agrees_with_filtering_every_episode(names, pg_store, alerts, query, scope, limit, offset):
+    """The same property with the filters run by PostgreSQL (JSON through ->>, no LIMIT -1)."""
+    name_of, site_name = names
+    pg_store.db.conn.execute("DELETE FROM alerts")
+    for alert in alerts:
+        pg_store.save(alert)
+    found = search(pg_store, query, scope, name_of, site_name, limit, offset)
+    _check(found, alerts, query, scope, limit, offset, name_of, site_name)
+
+
+def _check(found, alerts, query, scope, limit, offset, name_of, site_name):
     expected = [a.id for a in sorted(alerts, key=lambda a: (-a.raised_at, a.id))
                 if query.matches(a, name_of, site_name) and (scope is None or a.site_id in scope)]
     assert found.total == len(expected)

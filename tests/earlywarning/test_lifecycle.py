@@ -24,8 +24,9 @@ watch, measures, issuer, time issued."""
 
 
 @pytest.fixture
-def room(tmp_path, fleet) -> Room:
-    return Room(fleet, tmp_path / "alerts.db")
+def room(alerts_db_target, fleet) -> Room:
+    """The desk on a fresh alerts.db: these tests run on SQLite and on PostgreSQL."""
+    return Room(fleet, alerts_db_target)
 
 
 def field(doc: dict, path: str):
@@ -297,7 +298,7 @@ def test_subjects_hazard_units_and_sites(room: Room) -> None:
         room.propose(category="事故灾难/核")
 
 
-def test_a_step_whose_notification_fails_is_rolled_back_whole(tmp_path, fleet) -> None:
+def test_a_step_whose_notification_fails_is_rolled_back_whole(alerts_db_target, fleet) -> None:
     """One transaction per step: when the outbox refuses a notification, neither the warning, its audit
     record nor its document is stored, and nothing goes out on MQTT; the step can be retried."""
     fail = {"on": False}
@@ -306,7 +307,7 @@ def test_a_step_whose_notification_fails_is_rolled_back_whole(tmp_path, fleet) -
         if fail["on"]:
             raise OSError("disk full")
 
-    room = Room(fleet, tmp_path / "alerts.db", notify=notify)
+    room = Room(fleet, alerts_db_target, notify=notify)
     w = room.propose().warning
     room.desk.verify(w.id, "张三", "属实")
     fail["on"] = True
@@ -336,8 +337,8 @@ def test_a_failed_publish_keeps_the_step_and_republish_restores_the_retained_vie
     assert set(room.publisher.retained) == {WARNINGS_TOPIC.format(warning_id=kept.id)}
 
 
-def test_warnings_survive_a_restart_and_escalations_are_not_repeated(tmp_path, fleet) -> None:
-    path = tmp_path / "alerts.db"
+def test_warnings_survive_a_restart_and_escalations_are_not_repeated(alerts_db_target, fleet) -> None:
+    path = alerts_db_target
     room = Room(fleet, path)
     w = room.propose().warning
     room.desk.tick(T0 + 600)

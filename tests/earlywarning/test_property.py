@@ -15,6 +15,7 @@ each warning's state and level and on which actions are refused (409) or invalid
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import orjson
@@ -26,6 +27,7 @@ from earlywarning import InvalidWarning, NotAllowed, WarningEvent, WarningLevel,
 from earlywarning.publish import WARNINGS_TOPIC
 from tests.earlywarning.model import Model
 from tests.earlywarning.support import GAS, HAZCHEM, Room
+from tests.pgserver import schema_url
 
 settings.register_profile("long", max_examples=2_000, deadline=None)
 _LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
@@ -98,7 +100,30 @@ def orjson_id(payload: bytes) -> str:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(actions)
 def test_the_lifecycle_agrees_with_the_reference_model(demo_fleet, sequence) -> None:
-    room = Room(demo_fleet)
+    follow_the_model(Room(demo_fleet), sequence)
+
+
+@pytest.fixture(scope="module")
+def pg_warnings(pg_server):
+    url = pg_server.create_database()
+    yield url, itertools.count()
+    pg_server.drop_database(url)
+
+
+@settings(max_examples=2_000 if _LONG else 40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(actions)
+def test_the_lifecycle_on_postgresql_agrees_with_the_reference_model(demo_fleet, pg_warnings, sequence) -> None:
+    """The same model with the desk's tables in PostgreSQL (a fresh schema per example)."""
+    url, examples = pg_warnings
+    room = Room(demo_fleet, schema_url(url, f"w{next(examples)}"))
+    try:
+        follow_the_model(room, sequence)
+    finally:
+        room.db.close()
+
+
+def follow_the_model(room: Room, sequence) -> None:
     model = Model()
     ids: list[str] = []
     for action in sequence:

@@ -21,8 +21,9 @@ def alarm(rule_id="forest.fire_detected", station="LC-DEHH-WS1", alarm_id="A1", 
 
 
 @pytest.fixture
-def desk():
-    db = AlertDB(":memory:")
+def desk(alerts_db_target):
+    """The incident desk on a fresh alerts.db: SQLite, then PostgreSQL."""
+    db = AlertDB(alerts_db_target)
     return IncidentDesk(db, AuditLog(db), FakeClock(T0 + 60))
 
 

@@ -11,8 +11,9 @@ from tests.risk.support import SITE, T0, TANKS, Room, alarm
 
 
 @pytest.fixture
-def room(fleet) -> Room:
-    return Room(fleet)
+def room(fleet, alerts_db_target) -> Room:
+    """The monitor on a fresh alerts.db: these tests run on SQLite and on PostgreSQL."""
+    return Room(fleet, alerts_db_target)
 
 
 def check_inputs(room: Room) -> None:
@@ -83,8 +84,8 @@ def test_grade_changes_are_stored_and_audited_and_a_falling_grade_proposes_nothi
     assert room.desk.query(subject=f"enterprise:{SITE}")[0].state is WarningState.PROPOSED  # lifting is a person's
 
 
-def test_a_rejected_proposal_is_not_proposed_again_even_after_a_restart(fleet, tmp_path) -> None:
-    path = tmp_path / "alerts.db"
+def test_a_rejected_proposal_is_not_proposed_again_even_after_a_restart(fleet, alerts_db_target) -> None:
+    path = alerts_db_target
     room = Room(fleet, path)
     check_inputs(room)
     room.later(900)

@@ -16,8 +16,9 @@ from tests.risk.support import POLY, SITE, T0, TANKS, Room, alarm
 
 
 @pytest.fixture
-def room(fleet) -> Room:
-    return Room(fleet)
+def room(fleet, alerts_db_target) -> Room:
+    """Operating states and commitments on a fresh alerts.db: SQLite, then PostgreSQL."""
+    return Room(fleet, alerts_db_target)
 
 
 def draft(**changes) -> CommitmentDraft:

@@ -60,9 +60,12 @@ def engine_for(config: Config, *rule_ids: str, **settings: float) -> RuleEngine:
     return RuleEngine(config.fleet, book, rule_settings, start=T0)
 
 
-def restart(engine: RuleEngine, config: Config, path: Path, stored: list[Reading], *rule_ids: str) -> tuple[RuleEngine, list[Signal]]:
-    """Snapshot ``engine``, build a fresh one from the snapshot and re-run the stored readings since its resume point."""
-    store = SnapshotStore(path)
+def restart(engine: RuleEngine, config: Config, path: Path | SnapshotStore, stored: list[Reading],
+            *rule_ids: str) -> tuple[RuleEngine, list[Signal]]:
+    """Snapshot ``engine``, build a fresh one from the snapshot and re-run the stored readings since its resume point.
+
+    ``path`` is a SQLite file for a `SnapshotStore`, or a snapshot store itself (a `PartitionSnapshotStore`)."""
+    store = path if hasattr(path, "save") else SnapshotStore(path)
     engine.snapshot(store, 0.0)
     fresh = engine_for(config, *rule_ids)
     fresh.restore(store)

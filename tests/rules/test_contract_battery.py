@@ -148,6 +148,28 @@ def test_snapshot_mid_hold_recovers_held_readings_from_the_store(demo_config, ca
     assert [key(s) for s in before + recovered + after] == uninterrupted
 
 
+def test_snapshot_mid_hold_on_postgresql_per_partition(demo_config, case, pg_url):
+    """The same recovery with the snapshot in PostgreSQL (`PartitionSnapshotStore`, fenced as a worker writes it)."""
+    from alerting.db import AlertDB
+    from rules.snapshot import PartitionSnapshotStore
+
+    _, rule_ids, readings = case
+    fleet = demo_config.fleet
+    uninterrupted = reference(demo_config, rule_ids, readings)
+    split = len(readings) // 2
+    first = engine_for(demo_config, *rule_ids)
+    before = []
+    for i in range(0, split, 7):
+        chunk = readings[i:min(i + 7, split)]
+        before += first.submit(fleet.batch(chunk), max(r.ts for r in chunk)).signals
+    db = AlertDB(pg_url)
+    second, recovered = restart(first, demo_config, PartitionSnapshotStore(db.fence(5, 1), 5), readings[:split],
+                                *rule_ids)
+    db.close()
+    after = deliver(second, readings[split:], fleet)
+    assert [key(s) for s in before + recovered + after] == uninterrupted
+
+
 def test_nan_and_bad_quality_change_nothing(demo_config, case):
     _, rule_ids, readings = case
     noisy = []

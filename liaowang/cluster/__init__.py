@@ -1,0 +1,1 @@
+"""The scaled-out deployment's NATS side: server configuration (natsconf) and stream provisioning (streams)."""
