@@ -127,9 +127,12 @@ class EventLog:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.dialect == "postgresql" and self._translate else sql
 
-    def append(self, kind: str, site_id: str | None, payload: dict[str, Any], at: float) -> int:
-        """Append one event inside the caller's transaction (or its own) and return its ``seq``."""
-        body = orjson.dumps(payload)
+    def append(self, kind: str, site_id: str | None, payload: dict[str, Any] | bytes, at: float) -> int:
+        """Append one event inside the caller's transaction (or its own) and return its ``seq``.
+
+        ``payload`` is the event's JSON, as a dict or already serialised (an alert change's bytes).
+        """
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         with self.db.transaction() as conn:
             if self.dialect == "postgresql":
                 conn.execute(self._sql("SELECT pg_advisory_xact_lock(?)"), (PG_APPEND_LOCK,))
@@ -144,7 +147,7 @@ class EventLog:
     def append_changes(self, changes: Sequence[Any], at: float) -> list[int]:
         """Append one ``alert`` event per `AlertChange` (the alert's JSON plus ``event``), as the SSE hub
         sends them; inside the transaction that stores the changes."""
-        return [self.append("alert", change.alert.site_id, {**change.alert.to_json(), "event": change.event}, at)
+        return [self.append("alert", change.alert.site_id, change.payload(), at)  # serialised once: MQTT sends these bytes
                 for change in changes]
 
     def head(self) -> int:

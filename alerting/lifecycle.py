@@ -17,9 +17,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
+import orjson
 import structlog
 
 from alerting import states
@@ -54,6 +55,18 @@ class AlertChange:
     announce: bool = True
     muted: str | None = None
     entry: int | None = None  # the history entry this change recorded (its notifications are keyed by it)
+    _body: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def payload(self) -> bytes:
+        """The change as CONTRACT §2 JSON bytes (the alert's JSON plus ``event``), serialised once.
+
+        Every consumer (MQTT, SSE, an event log) reuses these bytes: serialising an alert with its
+        history is the costly part of an alarm change. The first call fixes them, so serialise after
+        the change is committed.
+        """
+        if self._body is None:
+            object.__setattr__(self, "_body", orjson.dumps({**self.alert.to_json(), "event": self.event}))
+        return self._body
 
 
 def flood_onsets(raise_times: Sequence[float], limit: int, window_s: float) -> int:

@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from alerting.messages import Rendered, legacy
 from foundation.wording import load_wording
-from foundation.domain import Tier, iso
+from foundation.domain import Tier, iso as _iso_uncached
+
+# Serialisation is on the alarm hot path (docs/BENCHMARKS.md: 29 % of the batch feed's GIL with alarms on):
+# an alert's times and its history entries' times never change once written, so their RFC 3339 strings
+# are formatted once (datetime.fromtimestamp + isoformat is most of an entry's cost).
+iso = functools.lru_cache(maxsize=1 << 16)(_iso_uncached)
+
+
+class _Words:
+    """The shipped wording's phrase dicts, built once per (table, key): callers only serialise them (read-only)."""
+
+    def __init__(self) -> None:
+        self._words: object = None
+        self._cache: dict[tuple[str, str], dict[str, str] | None] = {}
+
+    def __call__(self, table: str, key: str | None) -> dict[str, str] | None:
+        words = load_wording()
+        if words is not self._words:  # a reloaded wording: forget what the old one said
+            self._words, self._cache = words, {}
+        if key is None:
+            return None
+        found = self._cache.get((table, key), _MISSING)
+        if found is _MISSING:
+            found = self._cache[(table, key)] = words.words_for(getattr(words, table), key)
+        return found
+
+
+_MISSING = object()
+_phrase = _Words()
 
 STATES = ("active", "acknowledged", "resolved", "closed", "shelved")
 """The contract's ``state`` values (derived from the ISA-18.2 state, see `Alert.state`)."""
@@ -98,8 +127,7 @@ class HistoryEntry:
     text: dict[str, str] | None = None  # the message in both languages (alerting/messages.py), for rule-driven entries
 
     def to_json(self) -> dict[str, Any]:
-        words = load_wording()
-        return {"at": iso(self.at), "event": self.event, "event_text": words.words_for(words.events, self.event),
+        return {"at": iso(self.at), "event": self.event, "event_text": _phrase("events", self.event),
                 "tier": self.tier.colour, "priority": self.tier.priority,
                 "by": self.by, "note": self.note, "value": self.value, "message": self.message, "muted": self.muted,
                 "text": self.text}
@@ -214,10 +242,10 @@ class Alert:
         """The contract's JSON form (times RFC 3339 in +08:00, tier as its colour)."""
         texts, words = self.texts(), load_wording()
         return {"title": texts.title, "text": texts.text, "county_en": words.county(self.county),
-                "priority_text": words.words_for(words.priorities, self.tier.priority),
+                "priority_text": _phrase("priorities", self.tier.priority),
                 "level_text": {lang: words.level(self.level, lang) for lang in ("zh", "en")} if self.level else None,
-                "kind_text": words.words_for(words.kinds, self.kind),
-                "isa_state_text": words.words_for(words.states, self.isa_state),
+                "kind_text": _phrase("kinds", self.kind),
+                "isa_state_text": _phrase("states", self.isa_state),
                 "raise_text": self.raise_text or (texts.text if self.raise_message == self.message else
                                                   {"zh": self.raise_message, "en": texts.text["en"]}),
             "id": self.id, "rule_id": self.rule_id, "kind": self.kind, "subject": self.subject,
@@ -242,14 +270,19 @@ class Alert:
         }
 
     def to_record(self) -> dict[str, Any]:
-        """A lossless dict for storage (epoch seconds, tier as its number)."""
-        record = asdict(self)
+        """A lossless dict for storage (epoch seconds, tier as its number).
+
+        Built field by field, not with `dataclasses.asdict` (which deep-copies every value: twice the
+        cost of the whole JSON form on an alert with a long history). The dicts it holds (``text``,
+        ``title``) are the alert's own: serialise the record, do not change it.
+        """
+        record = {name: getattr(self, name) for name in _ALERT_FIELDS}
         record["tier"] = int(self.tier)
         record["peak_tier"] = int(self.peak_tier) if self.peak_tier is not None else None
         record["acked_tier"] = int(self.acked_tier) if self.acked_tier is not None else None
         record["isa"] = self.isa.value
-        for h in record["history"]:
-            h["tier"] = int(h["tier"])
+        record["history"] = [{**{name: getattr(h, name) for name in _ENTRY_FIELDS}, "tier": int(h.tier)}
+                             for h in self.history]
         return record
 
     @classmethod
@@ -272,3 +305,7 @@ class Alert:
         data["history"] = [HistoryEntry(**{k: v for k, v in {**h, "tier": Tier(h["tier"])}.items()
                                            if k in HistoryEntry.__dataclass_fields__}) for h in data["history"]]
         return cls(**data)
+
+
+_ALERT_FIELDS = tuple(f.name for f in fields(Alert))
+_ENTRY_FIELDS = tuple(f.name for f in fields(HistoryEntry))

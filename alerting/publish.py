@@ -18,9 +18,8 @@ class MqttAlertPublisher:
         self._client = client
 
     def publish_change(self, change: AlertChange) -> None:
-        """Publish one alert change (the alert JSON plus ``event``) at QoS 1."""
-        body = {**change.alert.to_json(), "event": change.event}
-        self._client.publish(ALERTS_TOPIC.format(site_id=change.alert.site_id), orjson.dumps(body), qos=1)
+        """Publish one alert change (the alert JSON plus ``event``) at QoS 1, as the bytes the change holds."""
+        self._client.publish(ALERTS_TOPIC.format(site_id=change.alert.site_id), change.payload(), qos=1)
 
     def publish_site_status(self, site_id: str, status: dict) -> None:
         """Publish a site's current status, retained, so a new subscriber sees it at once."""

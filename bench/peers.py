@@ -174,12 +174,15 @@ def consume_liaowang(port: int, client_id: str, messages: int, readings: int, ti
     last = time.perf_counter()
     got_messages = int(value("liaowang_ingest_messages_total") or 0)
     got_readings = int(value("liaowang_ingest_readings_accepted_total") or 0)
+    # the receiver child process (ingest/receiver.py) is Liaowang's memory too: its peak is added
+    receiver = pipeline.ingest.receiver_pid
+    receiver_mb = _rss_peak_mb(receiver) if receiver is not None else 0.0
     pipeline.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
     if profiles is not None:
         _dump_profiles(profiles, profile)
     return {"messages": got_messages, "readings": got_readings, "seconds": last - (first or last),
-            "rss_peak_mb": _rss_peak_mb()}
+            "rss_peak_mb": _rss_peak_mb() + receiver_mb, "receiver_rss_peak_mb": receiver_mb}
 
 
 def _profile_threads() -> list:

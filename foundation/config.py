@@ -447,6 +447,9 @@ class IngestSettings(_Strict):
         "how long a batch may linger for more messages; 0 = take what is queued and go (natural "
         "batching: under load batches grow by themselves, when idle each message goes at once)"))
     deadletter_log_interval_s: float = Field(default=60.0, gt=0)
+    receiver: Literal["process", "thread"] = Field(default="process", description=(
+        "where the MQTT client runs: 'process' (a child process, so paho does not share the GIL with decode, "
+        "store and rules; ingest/receiver.py) or 'thread' (paho's network thread in this process)"))
 
 
 class InfluxV2Sink(_Strict):

@@ -75,9 +75,13 @@ def species_conversion(sent: str, registered: str, molar_mass: float, molar_volu
 
 
 class BatchBuilder:
-    """Collects decoded readings as plain columns; `build` makes one `ReadingBatch` per micro-batch."""
+    """Collects decoded readings as plain columns; `build` makes one `ReadingBatch` per micro-batch.
 
-    __slots__ = ("sensor", "ts", "value", "quality", "_fleet")
+    Readings decoded one by one are appended to the four lists; a whole batch message decoded at
+    once arrives as four numpy columns (`add_columns`). Arrival order is kept across both.
+    """
+
+    __slots__ = ("sensor", "ts", "value", "quality", "_fleet", "_chunks", "_chunk_rows")
 
     def __init__(self, fleet: Fleet) -> None:
         self._fleet = fleet
@@ -85,9 +89,28 @@ class BatchBuilder:
         self.ts: list[float] = []
         self.value: list[float] = []
         self.quality: list[int] = []
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._chunk_rows = 0
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return len(self.ts) + self._chunk_rows
+
+    def add_columns(self, sensor: np.ndarray, ts: np.ndarray, value: np.ndarray, quality: np.ndarray) -> None:
+        """Append whole rows given as columns (int32 fleet index, float64 ts and value, int8 quality code)."""
+        self._lists_to_chunk()
+        self._chunks.append((sensor, ts, value, quality))
+        self._chunk_rows += len(ts)
+
+    def _lists_to_chunk(self) -> None:
+        if self.ts:
+            self._chunks.append(self._arrays())
+            self._chunk_rows += len(self.ts)
+            for column in (self.sensor, self.ts, self.value, self.quality):
+                del column[:]
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return (np.array(self.sensor, dtype=np.int32), np.array(self.ts, dtype=np.float64),
+                np.array(self.value, dtype=np.float64), np.array(self.quality, dtype=np.int8))
 
     def discard_partial_row(self) -> None:
         """Cut the columns back to whole rows (after a failure between the four appends of one row)."""
@@ -97,19 +120,27 @@ class BatchBuilder:
 
     def build(self) -> ReadingBatch:
         """The collected rows as numpy columns."""
-        return ReadingBatch(np.array(self.sensor, dtype=np.int32), np.array(self.ts, dtype=np.float64),
-                            np.array(self.value, dtype=np.float64), np.array(self.quality, dtype=np.int8),
-                            self._fleet.sensor_ids, self._fleet.sensor_sites)
+        if not self._chunks:
+            columns = self._arrays()
+        else:
+            self._lists_to_chunk()
+            columns = tuple(np.concatenate([chunk[c] for chunk in self._chunks]) if len(self._chunks) > 1
+                            else self._chunks[0][c] for c in range(4))
+        return ReadingBatch(*columns, self._fleet.sensor_ids, self._fleet.sensor_sites)
 
 
 _QUALITY_CODES = {q.value: code for q, code in QUALITY_CODE.items()}
+assert _QUALITY_CODES["good"] == 0  # the columnar path fills a batch of good readings with zeros
+_COLUMNS_FROM = 8
+"""Batches of at least this many readings are decoded column by column (`Decoder._columns`)."""
 
 
-class _FastReading(msgspec.Struct, forbid_unknown_fields=True):
+class _FastReading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """The common, well-formed reading: decoded and type-checked in C by msgspec.
 
     Only the contract's fields, all scalars: a payload it takes is nested exactly as deep as the
-    contract's shapes (1 level, a batch 3) and msgspec has checked every byte of it. A payload
+    contract's shapes (1 level, a batch 3) and msgspec has checked every byte of it. Scalars only, so not
+    tracked by the garbage collector (a batch of 100 would otherwise be 100 objects for it to scan). A payload
     with other fields goes to the lax twin below (see `_lax_items`).
     """
 
@@ -238,6 +269,11 @@ class Decoder:
         # Per sensor id: (fleet index, site, unit), looked up once per reading on the hot path.
         self._sensors = {sid: (index[sid], s.site_id, s.unit) for sid, s in fleet.sensors.items()}
         self._topics: dict[str, tuple[str, str | None]] = {}
+        # Per site: its sensors' fleet indexes, so one lookup both finds a sensor and checks its site (batches).
+        self._site_sensors: dict[str, dict[str, int]] = {}
+        for sid, (i, site_id, _) in self._sensors.items():
+            self._site_sensors.setdefault(site_id, {})[sid] = i
+        self._unit_of = [fleet.sensors[sid].unit for sid in fleet.sensor_ids]
         # Per gas sensor with a molar mass (its profile's): ppm ↔ mg/m3 on the slow path only.
         self._molar = {sid: m for sid, s in fleet.sensors.items() if (m := fleet.molar_mass(s)) is not None}
         self._max_ts = clock() + settings.future_skew_s
@@ -341,6 +377,8 @@ class Decoder:
         except Exception:  # not only DecodeError: msgspec raises RecursionError a few hundred levels deep
             return False
         # msgspec refuses NaN, Infinity and out-of-range numbers, so every value here is finite.
+        if topic_sensor is None and len(items) >= _COLUMNS_FROM:
+            return self._columns(out, topic_site, items)
         sensors, max_ts = self._sensors, self._max_ts
         rows = []
         for item in items:
@@ -357,6 +395,35 @@ class Decoder:
             out.ts.append(ts)
             out.value.append(value)
             out.quality.append(code)
+        return True
+
+    def _columns(self, out: BatchBuilder, topic_site: str, items: list) -> bool:
+        """A batch's readings straight into numpy columns, all or nothing (False: the slow path says why).
+
+        The same checks as the per-reading loop of `_decode_fast`, each done once for the whole
+        batch: one dict lookup per reading finds the sensor among the topic site's own (unknown, or
+        another site's: the slow path), times are numbers within range, units the registered ones.
+        """
+        members = self._site_sensors.get(topic_site)
+        if members is None:
+            return False
+        get = members.get
+        index = [get(item.sensor_id, -1) for item in items]  # a missing sensor_id (None) is not a member either
+        if -1 in index:
+            return False
+        ts = np.array([item.ts for item in items])  # a string among them makes a string array: not for this path
+        if ts.dtype.kind != "f" or not ((ts >= EARLIEST_TS) & (ts <= self._max_ts)).all():
+            return False
+        units = [item.unit for item in items]
+        if units.count(None) != len(units):
+            unit_of = self._unit_of
+            if any(unit is not None and unit != unit_of[i] for i, unit in zip(index, units)):
+                return False
+        qualities = [item.quality for item in items]
+        quality = (np.zeros(len(items), dtype=np.int8) if qualities.count("good") == len(qualities)
+                   else np.array([_QUALITY_CODES[q] for q in qualities], dtype=np.int8))
+        out.add_columns(np.array(index, dtype=np.int32), ts,
+                        np.array([item.value for item in items], dtype=np.float64), quality)
         return True
 
     def _decode_one(self, out: BatchBuilder, topic_site: str, topic_sensor: str | None,

@@ -32,6 +32,7 @@ from ingest.base import DownstreamUnavailable, Sink
 from ingest.deadletter import DeadLetters
 from ingest.decode import BatchBuilder, Decoder, Rejection
 from ingest.live import LiveValues
+from ingest.receiver import Received, ReceiverProcess
 from ingest.metrics import IngestMetrics
 from foundation.config import Fleet, Settings
 from foundation.domain import ReadingBatch, iso
@@ -55,13 +56,7 @@ class _Stopped(Exception):
     """Stop was asked while a batch could not be finished: it stays unacknowledged (the broker redelivers)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Message:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    generation: int  # which connection delivered it: acks for an older connection are void
+_Message = Received  # one MQTT message: topic, payload, mid, qos and the connection (generation) it came on
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +105,24 @@ class IngestService:
         self._store_problem: str | None = None
         self._downstream_problem: str | None = None
         self._decoder = Decoder(fleet, settings.ingest, clock)
-        self._queue: queue.Queue[_Message] = queue.Queue(maxsize=settings.ingest.queue_size)
+        # Items are lists of messages: one per message from paho's thread, one per frame from a receiver process
+        # (whose own window bounds the messages in flight, so a few frames queued here are plenty).
+        in_process = settings.ingest.receiver == "process"
+        self._queue: queue.Queue[list[_Message]] = queue.Queue(maxsize=8 if in_process else settings.ingest.queue_size)
         self._stop = threading.Event()
         self._generation = 0
         self._connected = threading.Event()
-        self._client = make_client(settings.mqtt, settings.mqtt.client_id, persistent=True, manual_ack=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.on_subscribe = self._on_subscribe
+        self._client: mqtt.Client | None = None
+        self._receiver: ReceiverProcess | None = None
+        if in_process:
+            self._receiver = ReceiverProcess(settings.mqtt, settings.mqtt.client_id, settings.ingest.queue_size,
+                                             settings.ingest.batch_size, self._enqueue, self._receiver_connected)
+        else:
+            self._client = make_client(settings.mqtt, settings.mqtt.client_id, persistent=True, manual_ack=True)
+            self._client.on_connect = self._on_connect
+            self._client.on_disconnect = self._on_disconnect
+            self._client.on_message = self._on_message
+            self._client.on_subscribe = self._on_subscribe
         self._deadletters = DeadLetters(self._publish, metrics, clock, settings.ingest.deadletter_log_interval_s)
         # Two stages, so decoding the next batch overlaps storing this one (SQLite releases the GIL
         # while it writes): decode → bounded hand-off → store, evaluate, acknowledge.
@@ -128,9 +132,16 @@ class IngestService:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Connect (retrying in the background until the broker answers) and start the two stages."""
+        """Connect (retrying in the background until the broker answers) and start the stages.
+
+        With ``ingest.receiver: process`` (the default) a third stage, ``ingest-receive``, runs the
+        receiver child process (ingest/receiver.py) and starts a new one if it dies.
+        """
         self._threads = [self._supervisor.spawn("ingest-decode", self._run_worker, on_restart=self._redeliver),
                          self._supervisor.spawn("ingest-store", self._run_storer, on_restart=self._redeliver)]
+        if self._receiver is not None:
+            self._threads.append(self._supervisor.spawn("ingest-receive", self._receiver.run))
+            return
         self._client.connect_async(self._settings.mqtt.host, self._settings.mqtt.port, self._settings.mqtt.keepalive_s)
         self._client.loop_start()
 
@@ -147,6 +158,7 @@ class IngestService:
         """Whether both stage threads and paho's network thread are alive (a failed stage is alive while it
         waits for its restart)."""
         network = getattr(self._client, "_thread", None)  # paho's loop_start thread; no public accessor
+        # with a receiver process its stage thread stands for it: alive while the child runs or is being replaced
         return (bool(self._threads) and all(t.is_alive() for t in self._threads)
                 and (network is None or network.is_alive() or self._stop.is_set()))
 
@@ -164,8 +176,13 @@ class IngestService:
         self._stop.set()
         for thread, timeout in zip(self._threads, (10, 30)):
             thread.join(timeout=timeout)
-        self._client.disconnect()
-        self._client.loop_stop()
+        if self._receiver is not None:
+            self._receiver.stop()
+            if len(self._threads) > 2:
+                self._threads[2].join(timeout=10)
+        else:
+            self._client.disconnect()
+            self._client.loop_stop()
         for sink in self._sinks:
             sink.close()
 
@@ -201,12 +218,41 @@ class IngestService:
         # ``msg.topic`` raises for it) is decoded with replacement characters and dead-lettered as bad_topic.
         topic = msg._topic.decode("utf-8", "replace")  # noqa: SLF001 - the raw bytes; see above
         # Blocks when the queue is full: the broker then holds the backlog (backpressure).
-        self._queue.put(_Message(topic, msg.payload, msg.mid, msg.qos, self._generation))
+        self._queue.put([_Message(topic, msg.payload, msg.mid, msg.qos, self._generation)])
+
+    def _enqueue(self, messages: list[_Message]) -> None:
+        """A receiver frame's messages to the decode stage; blocks while it is full (backpressure).
+
+        Once stopping they are left: never acknowledged, the broker redelivers them.
+        """
+        while not self._stop.is_set():
+            try:
+                self._queue.put(messages, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _receiver_connected(self, up: bool) -> None:
+        """The receiver process's connection came (subscribed) or went."""
+        if up:
+            self._generation = self._receiver.generation
+            self._connected.set()
+        else:
+            self._connected.clear()
+        self._metrics.broker_connected.set(1 if up else 0)
+
+    @property
+    def receiver_pid(self) -> int | None:
+        """The receiver child's process id, or None when paho runs in this process (tests kill it)."""
+        return self._receiver.pid if self._receiver is not None else None
 
     # ------------------------------------------------------------------ worker
 
     def _publish(self, topic: str, payload: bytes) -> None:
-        self._client.publish(topic, payload, qos=1)
+        if self._receiver is not None:
+            self._receiver.publish(topic, payload, qos=1)
+        else:
+            self._client.publish(topic, payload, qos=1)
 
     def _redeliver(self) -> None:
         """After a stage failed with messages in hand: drop the connection, as a network failure would.
@@ -214,6 +260,9 @@ class IngestService:
         paho reconnects by itself; the broker then redelivers every message of the persistent
         session that was never acknowledged (acks of the old connection are void, see `_Message`).
         """
+        if self._receiver is not None:
+            self._receiver.redeliver()
+            return
         sock = self._client.socket()
         if sock is not None:
             try:
@@ -229,17 +278,17 @@ class IngestService:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            batch = [first]
+            batch = list(first)
             deadline = time.monotonic() + wait
             while len(batch) < size:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.extend(self._queue.get_nowait())
                 except queue.Empty:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     try:
-                        batch.append(self._queue.get(timeout=remaining))
+                        batch.extend(self._queue.get(timeout=remaining))
                     except queue.Empty:
                         break
             self._metrics.queue_depth.set(self._queue.qsize())
@@ -325,9 +374,12 @@ class IngestService:
                 self._hand_down(lambda news=news: on_gateway(news.site_id, news.online, news.at), None)
         for rejection in rejections:
             self._deadletters.send(rejection)
-        for message in batch:
-            if message.qos > 0 and message.generation == self._generation:
-                self._client.ack(message.mid, message.qos)
+        if self._receiver is not None:
+            self._receiver.ack(batch)
+        else:
+            for message in batch:
+                if message.qos > 0 and message.generation == self._generation:
+                    self._client.ack(message.mid, message.qos)
         self._metrics.batch_seconds.observe(time.perf_counter() - decoded.started)
 
     def _store(self, readings: ReadingBatch) -> None:

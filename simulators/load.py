@@ -4,7 +4,7 @@
 ``batch`` readings (CONTRACT §1 batch form) on ``liaowang/v1/readings/{site}``, with QoS 1 and
 flow control, and reports the rate it actually achieved. The sensors (``LOAD-S{site}-{n}``) are
 not in the demo registry: point it at the broker alone, or at a Liaowang whose configuration
-registers them (bench/ingest_bench.py builds such a fleet).
+registers them (bench/hotpath.py builds such a fleet).
 """
 
 from __future__ import annotations

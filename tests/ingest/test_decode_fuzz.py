@@ -280,3 +280,61 @@ def test_a_batch_keeps_its_good_readings_in_order_among_poison(decoder, fleet, d
     readings, rejections = decoder.decode(f"{READINGS_PREFIX}{site}", b"{" + b",".join(members) + b"}")
     assert [as_expected(r) for r in readings] == [good[i][1] for i in order if i < len(good)]
     assert [r.reason for r in rejections] == ["bad_shape"] * len(bad)
+
+
+# -- the columnar path for batches against the per-reading path (the reference) ---------------------
+
+def _element(fleet_sensors, site_sensors):
+    """One batch element: mostly good readings of the topic's site, sometimes one the columnar path must refuse."""
+    good_ts = st.floats(NOW - 86_400, NOW + 100, allow_nan=False)
+    return st.fixed_dictionaries(
+        {"sensor_id": st.sampled_from(site_sensors) | st.sampled_from(fleet_sensors) | st.just("NO-SUCH-SENSOR"),
+         "ts": good_ts | st.just(NOW + 10_000) | st.just(100.0)
+         | good_ts.map(lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat()),
+         "value": st.floats(-1e6, 1e6, allow_nan=False) | st.integers(-1000, 1000)},
+        optional={"quality": st.sampled_from(["good", "uncertain", "bad"]), "unit": st.sampled_from(["%LEL", "ppm", "m"])})
+
+
+@MODEL
+@given(data=st.data())
+def test_a_batch_decoded_in_columns_says_exactly_what_the_reading_by_reading_path_says(decoder, fleet, data):
+    """Batches of 8 or more readings take the columnar path; any verdict (readings, their order, rejections)
+    equals the per-reading path's on the same bytes."""
+    import ingest.decode as decode_module
+
+    site = data.draw(st.sampled_from(sorted({s.site_id for s in fleet.sensors.values()})))
+    site_sensors = sorted(s.id for s in fleet.sensors.values() if s.site_id == site)
+    clean = st.fixed_dictionaries({"sensor_id": st.sampled_from(site_sensors),
+                                   "ts": st.floats(NOW - 86_400, NOW + 100, allow_nan=False),
+                                   "value": st.floats(-1e6, 1e6, allow_nan=False) | st.integers(-1000, 1000)},
+                                  optional={"quality": st.sampled_from(["good", "uncertain", "bad"])})
+    element = clean if data.draw(st.booleans()) else _element(sorted(fleet.sensors), site_sensors)
+    items = data.draw(st.lists(element, min_size=8, max_size=40))
+    payload = orjson.dumps({"site_id": site, "readings": items})
+    topic = f"{READINGS_PREFIX}{site}"
+
+    def run() -> tuple:
+        out = BatchBuilder(fleet)
+        rejections = decoder.decode_into(out, topic, payload)
+        built = out.build()
+        return (built.sensor.tolist(), built.ts.tolist(), built.value.tolist(), built.quality.tolist(),
+                [(r.reason, r.payload) for r in rejections])
+
+    columns = run()
+    threshold = decode_module._COLUMNS_FROM
+    decode_module._COLUMNS_FROM = 10**9  # the reference: every reading one by one
+    try:
+        assert run() == columns
+    finally:
+        decode_module._COLUMNS_FROM = threshold
+
+
+def test_a_clean_batch_is_decoded_in_columns(decoder, fleet):
+    """A well-formed batch of 8 or more readings goes through the columnar path (no per-reading rows)."""
+    site = "LC-LUXI"
+    sensors = sorted(s.id for s in fleet.sensors.values() if s.site_id == site)
+    items = [{"sensor_id": sensors[i % len(sensors)], "ts": NOW - 100 + i, "value": i} for i in range(10)]
+    out = BatchBuilder(fleet)
+    assert decoder.decode_into(out, f"{READINGS_PREFIX}{site}", orjson.dumps({"readings": items})) == []
+    assert len(out) == 10 and out.ts == []  # the rows came as columns, not appended one by one
+    assert out.build().value.tolist() == [float(i) for i in range(10)]

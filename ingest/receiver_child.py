@@ -1,0 +1,189 @@
+"""The receiver child process (run as ``python ingest/receiver_child.py`` by `ingest.receiver.ReceiverProcess`).
+
+It imports only the standard library, paho and msgspec (about 25 MB resident, against 66 MB with
+Liaowang's settings models and numpy), and holds nothing but messages in flight. The wire and
+the protocol are described in ingest/receiver.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+from typing import IO, Any
+
+if __name__ == "__main__":  # run as a script: ingest/ itself is sys.path[0], and its modules must shadow nothing
+    sys.path.pop(0)
+
+import msgspec
+import paho.mqtt.client as mqtt
+
+READINGS_FILTER = "liaowang/v1/readings/#"
+STATUS_FILTER = "liaowang/v1/status/+"
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+def write_frame(out: IO[bytes], frame: list) -> None:
+    """Write one length-prefixed msgpack frame and flush (callers serialise writers)."""
+    body = _encode(frame)
+    out.write(len(body).to_bytes(4, "big") + body)
+    out.flush()
+
+
+def read_frame(stream: IO[bytes]) -> list | None:
+    """Read one frame; None at end of file (the other side is gone)."""
+    head = stream.read(4)
+    if len(head) < 4:
+        return None
+    size = int.from_bytes(head, "big")
+    body = stream.read(size)
+    if len(body) < size:
+        return None
+    return _decode(body)
+
+
+def make_client(mqtt_settings: dict, client_id: str) -> mqtt.Client:
+    """The persistent, manually acknowledging paho client, as foundation.mqttclient.make_client makes it
+    (without importing Liaowang's settings models: ``mqtt_settings`` is their plain dict)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                         protocol=mqtt.MQTTv311, manual_ack=True)
+    if mqtt_settings.get("username"):
+        client.username_pw_set(mqtt_settings["username"], mqtt_settings.get("password"))
+    client.max_inflight_messages_set(100)
+    client.max_queued_messages_set(10_000)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
+# ---------------------------------------------------------------------------------------------- child
+
+class _Child:
+    """The child's side: one paho client, a sender thread, and the parent's commands on stdin."""
+
+    def __init__(self, settings: dict, client_id: str, window: int, chunk: int, out: IO[bytes]) -> None:
+        self._settings, self._window, self._chunk, self._out = settings, window, chunk, out
+        self._out_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pending: list[list[Any]] = []
+        self._outstanding = 0      # received, not yet finished by the parent
+        self._gen = 0              # bumped on connect and on disconnect: acks of another connection are void
+        self._gen_lock = threading.Lock()
+        self._stopping = False
+        self._client = make_client(settings, client_id)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        # paho walks its topic-filter trie for every message even with no filtered callbacks (3-10 % of its
+        # time, BENCHMARKS.md); ingest registers none, so the message goes straight to on_message.
+        self._client._handle_on_message = self._on_raw  # noqa: SLF001
+
+    def _send(self, frame: list) -> None:
+        with self._out_lock:
+            write_frame(self._out, frame)
+
+    def run(self, commands: IO[bytes]) -> None:
+        """Connect, forward messages, obey commands until told to stop or stdin closes."""
+        threading.Thread(target=self._forward, name="receiver-forward", daemon=True).start()
+        self._client.connect_async(self._settings["host"], self._settings["port"], self._settings["keepalive_s"])
+        self._client.loop_start()
+        while True:
+            frame = read_frame(commands)
+            if frame is None:  # the parent is gone: exit at once, acknowledging nothing more
+                os._exit(0)
+            kind = frame[0]
+            if kind == "a":
+                self._ack(frame[1], frame[2], frame[3])
+            elif kind == "p":
+                self._client.publish(frame[1], frame[2], qos=frame[3], retain=frame[4])
+            elif kind == "r":
+                self._drop_connection()
+            elif kind == "s":
+                self._stopping = True
+                self._client.disconnect()
+                self._client.loop_stop()
+                with self._cond:
+                    self._cond.notify_all()
+                return
+
+    def _ack(self, gen: int, mids: list[int], done: int) -> None:
+        with self._gen_lock:  # a connection that changed meanwhile makes these ids meaningless
+            if gen == self._gen:
+                for mid in mids:
+                    self._client.ack(mid, 1)
+        with self._cond:
+            self._outstanding -= done
+            self._cond.notify_all()
+
+    def _drop_connection(self) -> None:
+        sock = self._client.socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _forward(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._pending:
+                    cond.wait()
+                chunk, self._pending = self._pending[:self._chunk], self._pending[self._chunk:]
+            self._send(["m", chunk])
+
+    # paho callbacks (its network thread)
+
+    def _on_connect(self, client: Any, userdata: object, flags: Any, reason: Any, props: object) -> None:
+        if getattr(reason, "is_failure", False):
+            self._send(["f", f"connect refused: {reason}"])
+            return
+        with self._gen_lock:
+            self._gen += 1
+        self._session_present = bool(getattr(flags, "session_present", False))
+        client.subscribe([(READINGS_FILTER, 1), (STATUS_FILTER, 1)])
+
+    def _on_subscribe(self, client: Any, userdata: object, mid: int, reasons: list, props: object) -> None:
+        failed = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if failed:
+            self._send(["f", f"subscription refused: {failed}"])
+            return
+        self._send(["c", self._gen, self._session_present])
+
+    def _on_disconnect(self, client: Any, userdata: object, flags: object, reason: Any, props: object) -> None:
+        with self._gen_lock:
+            self._gen += 1
+        if not self._stopping:
+            self._send(["d", str(reason)])
+
+    def _on_raw(self, message: Any) -> None:
+        self._on_message(self._client, None, message)
+
+    def _on_message(self, client: Any, userdata: object, msg: Any) -> None:
+        cond = self._cond
+        with cond:
+            # Full window: wait here, in paho's thread, so TCP fills and the broker holds the backlog.
+            while self._outstanding >= self._window and not self._stopping:
+                cond.wait(0.5)
+            self._outstanding += 1
+            self._pending.append([msg._topic, msg.payload, msg.mid, msg.qos, self._gen])  # noqa: SLF001 - raw bytes
+            cond.notify()
+
+
+def _child_main() -> None:
+    """Entry of the child process: the first frame on stdin is the configuration."""
+    commands, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # anything printed by a library must not corrupt the frame stream
+    config = read_frame(commands)
+    if config is None:
+        return
+    _Child(config[1], config[2], config[3], config[4], out).run(commands)
+
+
+
+
+if __name__ == "__main__":
+    _child_main()
