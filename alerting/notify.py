@@ -168,6 +168,7 @@ class Notifier:
         self.problem: str | None = None
         """Why delivery is failing right now (the outbox cannot be read or written), or None."""
         self._thread = threading.Thread(target=self._run, name="notify-delivery", daemon=True)
+        self.recover_digests()
 
     # ------------------------------------------------------------------ enqueueing
 
@@ -236,9 +237,26 @@ class Notifier:
                     self._enqueue(f"{alert.id}:a{since:.3f}:rep{count}", alert, told, "repeat", now)
         for site_id, due in list(self._digest_due.items()):
             if now >= due:
+                try:
+                    self._send_digest(site_id, now)
+                except BaseException:
+                    self.recover_digests()  # its grouped rows stay grouped (rolled back): due again next tick
+                    raise
                 del self._digest_due[site_id]
-                self._send_digest(site_id, now)
         return changes
+
+    def recover_digests(self) -> None:
+        """Schedule a digest for every site of this notifier's fleet with grouped documents in the outbox.
+
+        The due times are kept in memory; a restart or a partition's new owner (whose fleet is the
+        partition's sites) finds the groups the last process left and digests them — none stays grouped
+        unsent. A group already digested is marked so in the same transaction as its digest."""
+        with self._lock:
+            rows = self._conn.execute("SELECT site_id, MIN(created_at) FROM outbox WHERE status = 'grouped' "
+                                      "GROUP BY site_id").fetchall()
+        for site_id, first in rows:
+            if site_id in self.fleet.sites:
+                self._digest_due.setdefault(site_id, float(first) + self.settings.flood.digest_every_s)
 
     def _send_digest(self, site_id: str, now: float) -> None:
         with self._lock:

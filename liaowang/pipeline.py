@@ -483,14 +483,19 @@ class Pipeline:
         return info.rc == 0
 
     def check_alert_timers(self) -> None:
-        """Shelf expiry, notification escalation, repeats and flood digests on the injected clock."""
+        """Shelf expiry, notification escalation, repeats and flood digests on the injected clock.
+
+        They run in every pipeline, a worker's partition pipelines too: they write the partition's own alarm
+        history and outbox rows, so they belong to its owner (under its fence); only delivery is the bureau's.
+        Each runs as one transaction (`act`): an escalation's history entry and its documents commit together
+        or, refused (fenced, storage), not at all — memory is reloaded and the next beat tries again."""
         now = self.clock()
         self.act(lambda: self.alerts.expire_shelves(now))
-        if not self.desks:  # escalations, repeats and digests are the bureau desk's (one process for the bureau)
-            return
-        changes = self.notifier.tick(now)  # escalations record themselves and enqueue their own notifications
-        if changes:
-            self._publish_changes(changes)
+        try:
+            self.act(lambda: self.notifier.tick(now))  # escalation changes are not re-notified: they enqueue their own
+        except AlertingUnavailable:
+            self.notifier.recover_digests()  # a digest rolled back with the rest: its group is due again
+            raise
 
     def check_warning_timers(self) -> None:
         """Risk grades on the injected clock (unacknowledged alarms age, operations start and end; a grade

@@ -120,11 +120,15 @@ class _ResumingSource(JetStreamSource):
 class PartitionRunner:
     """Partition ``partition`` of ``partitions``, run under ``lease`` (its epoch fences every commit).
 
+    Its pipeline runs the partition's alarm timers (escalations, repeats, flood digests: they write its alarm
+    and outbox rows under its fence); the bureau lease holder delivers what they enqueue.
+
     ``on_fenced`` is called (from a pipeline thread) when a commit was refused: a newer owner exists.
     """
 
     def __init__(self, config: Config, data_dir: Path, endpoint: NatsEndpoint, database: str, partition: int,
-                 partitions: int, lease: Lease, owner: str, on_fenced: Callable[[int], None]) -> None:
+                 partitions: int, lease: Lease, owner: str, on_fenced: Callable[[int], None],
+                 clock: Callable[[], float] = time.time) -> None:
         self.partition = partition
         self.lease = lease
         self.fenced = threading.Event()
@@ -154,7 +158,7 @@ class PartitionRunner:
                 store = ScopedAlertStore(self.db, frozenset(self.fleet.sites))
                 started = time.monotonic()
                 self.pipeline = Pipeline(config, data_dir / f"p{partition}", fleet=self.fleet, alert_store=store,
-                                         snapshots=self.snapshots, source=source, desks=False,
+                                         snapshots=self.snapshots, source=source, desks=False, clock=clock,
                                          client_suffix=f"-{owner}-p{partition}")
         except BaseException:
             self._base.close()
