@@ -21,6 +21,11 @@ the alarm), ``by`` and ``role`` (the authenticated person), and the action's fie
 ``cancel_suppression`` ``window_id``
 ===================== =====================================================
 
+An optional ``request_id`` (a string; `CommandClient` always sends one and reuses it when it retries) makes the
+command idempotent: the owner records the reply of an applied request with the action, in its transaction
+(`alerting.requests.AppliedRequests`, kept a day), and answers a repeat with the recorded reply plus
+``"repeated": true`` without applying it again — a retried maintenance window is created once.
+
 The reply is ``{"ok": true, "alert": {...}|null, "events": [...], "entry": {...}?, "done": bool?}`` or
 ``{"ok": false, "error": <kind>, "detail": "..."}`` with kind and HTTP status from `ERRORS`. No
 exception escapes `apply_command`: a bad request, a lifecycle refusal, a store that cannot write or a
@@ -37,12 +42,14 @@ import math
 import sqlite3
 import threading
 import time
+import uuid
 from typing import Any, Callable, Mapping
 
 import orjson
 import structlog
 
 from alerting import AlertChange, AlertManager, AlertNotFound, InvalidAction, LifecycleError, NotPermitted
+from alerting.requests import AppliedRequests
 from ingest.base import DownstreamUnavailable
 
 __all__ = ["ACTIONS", "ERRORS", "CommandClient", "OwnerUnavailable", "apply_command", "command_subject",
@@ -112,14 +119,21 @@ def _storage_error(err: BaseException) -> bool:
             or type(err).__module__.split(".")[0] == "psycopg" or type(err).__name__ == "Fenced")
 
 
+class _Repeated(Exception):
+    """The request was recorded by a concurrent repeat while this one ran: roll this one's action back."""
+
+
 def apply_command(manager: AlertManager | None, request: Any, run: Run | None = None,
-                  owns: Callable[[str], bool] | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+                  owns: Callable[[str], bool] | None = None, clock: Callable[[], float] = time.time,
+                  requests: AppliedRequests | None = None) -> dict[str, Any]:
     """Run one person's action on ``manager`` and describe the outcome; never raises.
 
     ``run`` commits it (default: the manager's own transaction; the pipeline passes `Pipeline.act`,
     which adds the notification outbox and publishes). ``owns(site_id)`` says whether this process owns
     the site's partition now (default: yes): a command for another site answers ``not_owner``. ``clock``
-    stamps maintenance windows (the lifecycle's own actions use the manager's clock).
+    stamps maintenance windows (the lifecycle's own actions use the manager's clock). ``requests``: where
+    applied requests are recorded (in the same store as the manager's, joined to ``run``'s transaction); with it
+    a request carrying a ``request_id`` already applied is answered with its recorded reply, not applied again.
     """
     try:
         if not isinstance(request, Mapping):
@@ -130,6 +144,7 @@ def apply_command(manager: AlertManager | None, request: Any, run: Run | None = 
         by = _text(request, "by")
         role = request.get("role", "viewer")
         site_id = _text(request, "site_id")
+        request_id = _text(request, "request_id", required=False)
         if manager is None:
             raise ValueError("no alarm manager in this process")
         call, alert_id = _build(manager, action, request, by, role, clock)
@@ -137,15 +152,27 @@ def apply_command(manager: AlertManager | None, request: Any, run: Run | None = 
         return _error("bad_request", str(err))
     if owns is not None and not owns(site_id):
         return _error("not_owner", f"this worker does not own site {site_id}'s partition now; retry")
+    idempotent = requests is not None and request_id is not None
+    outcome: dict[str, Any] = {}
+
+    def act() -> list[AlertChange]:
+        changes = call(outcome)
+        if idempotent and not requests.record(request_id, _reply(manager, changes, outcome, alert_id), clock()):
+            raise _Repeated(request_id)
+        return changes
+
     try:
+        if idempotent and (recorded := requests.reply(request_id)) is not None:
+            return {**recorded, "repeated": True}  # before the checks: a repeated close finds its alarm closed
         if alert_id is not None:
             alert = manager.get(alert_id)
             if alert is None:
                 return _error("not_found", f"no alert {alert_id}")
             if alert.site_id != site_id:
                 return _error("bad_request", f"alert {alert_id} is of site {alert.site_id}, not {site_id}")
-        outcome: dict[str, Any] = {}
-        changes = (run or _own_transaction(manager))(lambda: call(outcome))
+        changes = (run or _own_transaction(manager))(act)
+    except _Repeated:
+        return apply_command(manager, request, run, owns, clock, requests)  # answered from the record now
     except AlertNotFound as err:
         return _error("not_found", f"no alert {err}")
     except NotPermitted as err:
@@ -160,6 +187,12 @@ def apply_command(manager: AlertManager | None, request: Any, run: Run | None = 
             return _error("unavailable", f"the alarm store cannot write now: {type(err).__name__}: {str(err)[:200]}")
         log.error("command_failed", action=action, error=f"{type(err).__name__}: {err}", exc_info=True)
         return _error("internal", f"{type(err).__name__}: {str(err)[:200]}")
+    return _reply(manager, changes, outcome, alert_id)
+
+
+def _reply(manager: AlertManager, changes: list[AlertChange], outcome: dict[str, Any],
+           alert_id: str | None) -> dict[str, Any]:
+    """The success reply of an applied action."""
     reply: dict[str, Any] = {"ok": True, "events": [c.event for c in changes], **outcome}
     if alert_id is not None:
         current = changes[-1].alert if changes else manager.get(alert_id)
@@ -276,14 +309,17 @@ class CommandClient:
 
     It runs its own asyncio loop in a daemon thread holding one nats-py connection (nats-py clients
     belong to one loop). `send` waits at most ``timeout_s`` for the owner's reply and raises
-    `OwnerUnavailable` otherwise — never a silent success.
+    `OwnerUnavailable` otherwise — never a silent success. Every request gets a ``request_id`` (unless it has
+    one) and is sent again with the same id, up to ``retries`` times, when no owner answered: the owner applies
+    it once and answers the repeat with the recorded reply.
 
     >>> # client = CommandClient(["nats://127.0.0.1:4222"], partitions=8).start()
     >>> # client.send("LC-LUXI", {"action": "acknowledge", "site_id": "LC-LUXI", "alert_id": "…", "by": "张三"})
     """
 
-    def __init__(self, servers: list[str], partitions: int, timeout_s: float = 3.0) -> None:
+    def __init__(self, servers: list[str], partitions: int, timeout_s: float = 3.0, retries: int = 1) -> None:
         self.servers = servers
+        self.retries = retries
         self.partitions = partitions
         self.timeout_s = timeout_s
         self._loop = asyncio.new_event_loop()
@@ -332,15 +368,26 @@ class CommandClient:
         return reply
 
     def send(self, site_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """`request` from sync code (any thread but this client's loop)."""
+        """`request` from sync code (any thread but this client's loop), with a ``request_id``, retried with it
+        while no owner answers (a timeout, a partition being taken over); raises the last `OwnerUnavailable`."""
         if self._nc is None:
             raise OwnerUnavailable("not connected to NATS")
-        future = asyncio.run_coroutine_threadsafe(self.request(site_id, request), self._loop)
-        try:
-            return future.result(self.timeout_s + 2)
-        except TimeoutError:
-            future.cancel()
-            raise OwnerUnavailable(f"no reply within {self.timeout_s:g} s: retry") from None
+        request = request if request.get("request_id") else {**request, "request_id": uuid.uuid4().hex}
+        for attempt in range(self.retries + 1):
+            future = asyncio.run_coroutine_threadsafe(self.request(site_id, request), self._loop)
+            try:
+                return future.result(self.timeout_s + 2)
+            except TimeoutError:
+                future.cancel()
+                failure = OwnerUnavailable(f"no reply within {self.timeout_s:g} s: retry")
+            except OwnerUnavailable as err:
+                failure = err
+            log.warning("command_retry" if attempt < self.retries else "command_unanswered", site_id=site_id,
+                        action=request.get("action"), request_id=request["request_id"], attempt=attempt + 1,
+                        error=str(failure))
+            if attempt < self.retries:
+                time.sleep(min(0.2 * 2 ** attempt, 1.0))  # a takeover takes a moment: do not hammer it
+        raise failure
 
     def close(self) -> None:
         """Drain the connection and stop the loop."""

@@ -35,6 +35,7 @@ from earlywarning import Notice, RiskMonitor, WarningDesk
 from earlywarning.forest import DangerProposer
 from earlywarning.incidents import IncidentDesk
 from alerting.notify import Notifier
+from alerting.requests import AppliedRequests
 from alerting.suppress import Suppressions
 from ingest import IngestMetrics, IngestService, LiveValues, SQLiteSink, Sink
 from ingest.base import DownstreamUnavailable
@@ -142,6 +143,7 @@ class Pipeline:
         self.risk = RiskMonitor(self.alert_db, config.risk, self.fleet, clock, alarms=self.alerts.open_alerts,
                                 desk=self.warnings, audit=self.audit)
         self.incidents = IncidentDesk(self.alert_db, self.audit, clock)
+        self.applied_requests = AppliedRequests(self.alert_db)  # a retried command is applied once
         self.danger_proposals = DangerProposer(self.warnings)  # one that fails waits and is retried by the ticker
         for rule in self.engine.by_id.values():  # forest danger 三–五级 proposes a warning (预警) for a person to verify
             if hasattr(rule, "propose_warning"):
@@ -525,7 +527,8 @@ class Pipeline:
     def command(self, request: dict, owns: Callable[[str], bool] | None = None) -> dict:
         """A person's action as a command (`liaowang.commands`), applied here; ``owns(site)``: whether this process
         owns the site's partition now (a worker's leases; default: every site, as in ``liaowang run``)."""
-        return apply_command(self.alerts, request, self.act, owns=owns, clock=self.clock)
+        return apply_command(self.alerts, request, self.act, owns=owns, clock=self.clock,
+                             requests=self.applied_requests)
 
     def announce(self, changes: Sequence[AlertChange]) -> None:
         """Notify (outbox), publish alert changes on MQTT and SSE, then refresh site statuses."""

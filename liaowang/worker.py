@@ -347,7 +347,8 @@ class Worker:
         self.runners[p] = runner
         try:
             self._subs[p] = await serve_commands(self.nc, p, lambda request, r=runner: apply_command(
-                r.pipeline.alerts, request, r.pipeline.act, owns=r.owns, clock=r.pipeline.clock))
+                r.pipeline.alerts, request, r.pipeline.act, owns=r.owns, clock=r.pipeline.clock,
+                requests=r.pipeline.applied_requests))
         except Exception as err:  # people's actions answer 503 (no owner) until the next start: say so
             log.error("commands_not_served", partition=p, error=str(err))
         self._owned.set(len(self.runners))

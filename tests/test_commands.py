@@ -240,3 +240,111 @@ def test_no_owner_or_a_silent_or_garbled_one_is_owner_unavailable_never_success(
         garbled.close()
     finally:
         client.close()
+
+
+# ------------------------------------------------------------------ idempotent requests (request_id)
+
+from alerting.requests import AppliedRequests  # noqa: E402
+
+
+@pytest.fixture
+def idem(alerts_db_target, fleet):
+    """A manager on SQLite and on a private PostgreSQL, with its applied-request log on the same store."""
+    now = {"t": T0 + 1000}
+    m = make_manager(alerts_db_target, fleet, now)
+    m.now = now
+    m.requests = AppliedRequests(m._store.db)
+    return m
+
+
+def window_request(request_id, reason="检修"):
+    return cmd("suppress", request_id=request_id,
+               window={"site_id": "LC-LUXI", "start": T0, "end": T0 + 60, "reason": reason})
+
+
+def test_a_retried_maintenance_window_is_created_once_and_answered_with_the_first_reply(idem):
+    first = apply_command(idem, window_request("r-1"), requests=idem.requests)
+    again = apply_command(idem, window_request("r-1"), requests=idem.requests)
+    assert first["ok"] and "repeated" not in first
+    assert again == {**first, "repeated": True}
+    assert [w.id for w in idem.suppressions.all()] == [first["window"]["id"]]
+    other = apply_command(idem, window_request("r-2"), requests=idem.requests)  # a new request is a new window
+    assert other["ok"] and len(idem.suppressions.all()) == 2
+
+
+def test_a_repeated_close_answers_with_its_reply_though_the_alarm_is_closed_now(idem):
+    [raised] = idem.apply([signal(Tier.ORANGE, T0)])
+    idem.apply([signal(None, T0 + 5)])
+    alert_id = raised.alert.id
+    assert apply_command(idem, cmd("acknowledge", alert_id=alert_id, request_id="a"), requests=idem.requests)["ok"]
+    closed = apply_command(idem, cmd("close", alert_id=alert_id, note="ok", request_id="c"), requests=idem.requests)
+    assert closed["ok"]
+    assert apply_command(idem, cmd("close", alert_id=alert_id, note="ok", request_id="c"),
+                         requests=idem.requests) == {**closed, "repeated": True}
+    # without an id a second close is refused as before (the alarm is no longer open)
+    assert not apply_command(idem, cmd("close", alert_id=alert_id, note="ok"), requests=idem.requests)["ok"]
+
+
+def test_a_refused_or_failed_request_is_not_recorded_so_its_retry_is_applied(idem):
+    assert apply_command(idem, cmd("acknowledge", alert_id="nope", request_id="x"),
+                         requests=idem.requests)["error"] == "not_found"
+
+    def full_disk(action):
+        with idem.transaction():
+            action()
+            raise sqlite3.OperationalError("database or disk is full")
+
+    assert apply_command(idem, window_request("w"), full_disk, requests=idem.requests)["error"] == "unavailable"
+    assert idem.requests.count() == 0 and idem.suppressions.all() == []  # nothing of the attempt was kept
+    assert apply_command(idem, window_request("w"), requests=idem.requests)["ok"]
+    assert len(idem.suppressions.all()) == 1 and idem.requests.count() == 1
+
+
+def test_replies_older_than_a_day_are_pruned(idem):
+    from alerting.requests import KEEP_S
+    assert idem.requests.record("old", {"ok": True}, T0)
+    with idem.transaction():
+        assert idem.requests.record("new", {"ok": True}, T0 + KEEP_S + 10)
+    assert idem.requests.reply("old") is None and idem.requests.reply("new") == {"ok": True}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=12))
+def test_any_sequence_of_retries_applies_each_request_once(tmp_path_factory, fleet, ids):
+    """Reference model: a set of applied ids; each id's first request makes a window, every repeat the same reply."""
+    now = {"t": T0 + 1000}
+    m = make_manager(tmp_path_factory.mktemp("idem") / "alerts.db", fleet, now)
+    requests = AppliedRequests(m._store.db)
+    first: dict[str, dict] = {}
+    for request_id in ids:
+        reply = apply_command(m, window_request(request_id, reason=f"检修 {request_id}"), requests=requests)
+        assert reply["ok"]
+        if request_id in first:
+            assert reply == {**first[request_id], "repeated": True}
+        else:
+            assert "repeated" not in reply
+            first[request_id] = reply
+    assert sorted(w.reason for w in m.suppressions.all()) == sorted(f"检修 {i}" for i in first)
+
+
+def test_a_request_whose_reply_was_lost_is_retried_by_the_client_and_applied_once(nats_url, idem):
+    calls = []
+
+    def slow_first(request):
+        reply = apply_command(idem, request, requests=idem.requests)
+        calls.append(request["request_id"])
+        if len(calls) == 1:
+            time.sleep(1.5)  # applied, but the reply comes after the client gave up: it retries
+        return reply
+
+    owner = Owner(nats_url, partition_of("LC-LUXI", P), slow_first)
+    client = CommandClient([nats_url], P, timeout_s=0.5, retries=2).start()
+    try:
+        reply = client.send("LC-LUXI", cmd("suppress", window={"site_id": "LC-LUXI", "start": T0, "end": T0 + 60,
+                                                               "reason": "检修"}))
+        assert reply["ok"] and reply["repeated"] is True
+        assert len(set(calls)) == 1 and len(calls) >= 2  # one id, sent again
+        assert [w.id for w in idem.suppressions.all()] == [reply["window"]["id"]]
+    finally:
+        client.close()
+        owner.close()
