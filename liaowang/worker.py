@@ -455,7 +455,8 @@ class Worker:
 
     async def _start_bureau(self) -> None:
         try:
-            self.bureau = await asyncio.to_thread(BureauDesk.start_for, self.config, self.options.database, self.owner)
+            self.bureau = await asyncio.to_thread(BureauDesk.start_for, self.config, self.options.database, self.owner,
+                                                  self.leases[BUREAU_KEY].epoch)
             log.info("bureau_started", owner=self.owner, epoch=self.leases[BUREAU_KEY].epoch)
         except Exception as err:
             log.error("bureau_start_failed", error=f"{type(err).__name__}: {err}", exc_info=True)
@@ -488,6 +489,9 @@ class Worker:
             problems += [f"partition {p}: {x}" for x in h["problems"]]
         if self._kv_problem:
             problems.append(self._kv_problem)
+        bureau = self.bureau
+        if bureau is not None and bureau.problem:  # delivery or risk/warning timers failing (or fenced)
+            problems.append(f"bureau: {bureau.problem}")
         return {"ok": not problems, "owner": self.owner, "partitions": partitions,
                 "bureau": self.bureau is not None, "live_workers": self._live, "problems": problems}
 
