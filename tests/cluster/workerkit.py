@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +44,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def untimed_config(root: Path) -> Path:
+    """The demo configuration with alarm deadlines and repeats of a day: the feed lies minutes in the past, so
+    the workers' escalation timers would otherwise fire on the wall clock, which the reference (fed, never
+    ticked) does not — and an escalation widens who later news goes to. The timers' own proof is
+    tests/cluster/test_runner_timers.py."""
+    target = root / "config-untimed"
+    if not target.exists():
+        shutil.copytree(ROOT / "config", target)
+        alerting = target / "alerting.yaml"
+        text = re.sub(r"(?m)^(ack_deadline_s|repeat_s):.*$", r"\1: {red: 86400, orange: 86400, yellow: 86400}",
+                      alerting.read_text())
+        alerting.write_text(text)
+    return target
+
+
 class WorkerProcess:
     """One ``liaowang worker`` subprocess (its log in ``root/NAME.log``)."""
 
@@ -58,7 +75,7 @@ class WorkerProcess:
                "LIAOWANG_MQTT__USERNAME": "worker", "LIAOWANG_MQTT__PASSWORD": cluster.plan.credentials.worker,
                "PYTHONPATH": str(ROOT)}
         self.log_path = root / f"{name}.log"
-        self.argv = [sys.executable, "-m", "liaowang.cli", "worker", "--config", str(ROOT / "config"),
+        self.argv = [sys.executable, "-m", "liaowang.cli", "worker", "--config", str(untimed_config(root)),
                      "--data-dir", str(root / name), "--credentials", str(creds), "--database-url", database_url,
                      "--lease-ttl-s", str(ttl_s), "--health-port", str(self.health_port), "--owner", name]
         self.env = env
