@@ -339,6 +339,11 @@ def rss_child(port: int, sites_n: int) -> dict:
     stored = int(pipeline.registry.get_sample_value("liaowang_ingest_readings_accepted_total") or 0)
     step("ingest")
     me = _process_rss(os.getpid(), children=False)  # the receiver is added on its own below: count it once
+    # diagnostic only (not the figure): how much of the RSS is heap freed but kept by glibc after ingest's peaks
+    import ctypes
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    step("trimmed")
     receiver = pipeline.ingest.receiver_pid
     receiver_rss = _process_rss(receiver) if receiver else (0.0, 0.0)
     pipeline.stop()
