@@ -152,10 +152,12 @@ def bare_latency(port: int, rate: int, seconds: float) -> dict:
 
 # -- Liaowang: publish → alarm on the API's SSE stream ---------------------------------------------
 
-def _process_rss(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) in MB of ``pid`` plus its child processes (the receiver)."""
+def _process_rss(pid: int, children: bool = True) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MB of ``pid`` plus (``children``) its child processes (the receiver)."""
     pids = [pid]
     try:
+        if not children:
+            raise OSError
         for task in Path(f"/proc/{pid}/task").iterdir():
             pids += [int(c) for c in (task / "children").read_text().split()]
     except OSError:
@@ -259,6 +261,23 @@ def rss_child(port: int, sites_n: int) -> dict:
     from liaowang.pipeline import Pipeline
 
     configure_logging("warning")
+    top_n = int(os.environ.get("HOTPATH_PROFILE", "0"))
+    steps: dict[str, float] = {"imports": rss_mb()}
+    if top_n:
+        import tracemalloc
+        tracemalloc.start()
+        last = [tracemalloc.take_snapshot()]
+
+    def step(name: str) -> None:
+        """RSS after a step, and (with --profile) where Python's allocations grew during it."""
+        steps[name] = rss_mb()
+        if top_n:
+            snap = tracemalloc.take_snapshot()
+            print(f"-- {name}: RSS {steps[name]:.0f} MB; biggest growths", file=sys.stderr)
+            for stat in snap.compare_to(last[0], "lineno")[:top_n]:
+                print(f"   {stat.size_diff / 2**20:8.1f} MB  {stat.traceback[0]}", file=sys.stderr)
+            last[0] = snap
+
     demo = load_config(ROOT / "config")
     rules = demo.settings.rules.model_copy(update={"stale_periods": 1e9})  # only 2 readings each: nothing is stale
     demo = demo.model_copy(update={"settings": demo.settings.model_copy(update={"rules": rules})})
@@ -282,13 +301,16 @@ def rss_child(port: int, sites_n: int) -> dict:
         fleet = demo.fleet
     gc.collect()
     after_fleet = rss_mb()
+    step("fleet")
     mqtt_settings = demo.settings.mqtt.model_copy(update={"port": port, "client_id": f"rss-ingest-{sites_n}",
                                                           **login()})
     config = demo.model_copy(update={"fleet": fleet, "settings": demo.settings.model_copy(update={"mqtt": mqtt_settings})})
     data_dir = Path(tempfile.mkdtemp(prefix="lw-rss-"))
     pipeline = Pipeline(config, data_dir)
+    step("pipeline")
     if not os.environ.get("HOTPATH_NO_APP"):
         create_app(pipeline)  # the HTTP side's routes and models are Liaowang's memory too
+    step("app")
     pipeline.start()
     pipeline.ingest.wait_connected(15)
     pub = own_client(f"rss-pub-{time.time_ns()}")
@@ -315,7 +337,13 @@ def rss_child(port: int, sites_n: int) -> dict:
         time.sleep(0.05)
     time.sleep(1)
     stored = int(pipeline.registry.get_sample_value("liaowang_ingest_readings_accepted_total") or 0)
-    me = _process_rss(os.getpid())
+    step("ingest")
+    me = _process_rss(os.getpid(), children=False)  # the receiver is added on its own below: count it once
+    # diagnostic only (not the figure): how much of the RSS is heap freed but kept by glibc after ingest's peaks
+    import ctypes
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    step("trimmed")
     receiver = pipeline.ingest.receiver_pid
     receiver_rss = _process_rss(receiver) if receiver else (0.0, 0.0)
     pipeline.stop()
@@ -324,13 +352,15 @@ def rss_child(port: int, sites_n: int) -> dict:
     shutil.rmtree(data_dir, ignore_errors=True)
     return {"sensors": len(fleet.sensors), "readings": total, "stored": stored, "imports_mb": baseline,
             "after_fleet_mb": after_fleet, "rss_mb": me[0], "rss_peak_mb": me[1],
-            "receiver_rss_mb": receiver_rss[0], "receiver_rss_peak_mb": receiver_rss[1]}
+            "receiver_rss_mb": receiver_rss[0], "receiver_rss_peak_mb": receiver_rss[1], "steps": steps}
 
 
 def _rss(port: int, sites_n: int) -> dict:
     done = subprocess.run([sys.executable, __file__, "--rss-child", str(port), "--sites", str(sites_n)],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if os.environ.get("HOTPATH_PROFILE"):
+        print(done.stderr, file=sys.stderr)  # the child's per-step tracemalloc growths
     if not lines:
         raise RuntimeError(f"rss child failed: {done.stderr[-3000:]}")
     return json.loads(lines[-1])
@@ -338,6 +368,21 @@ def _rss(port: int, sites_n: int) -> dict:
 
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def run_memory(sites_n: int) -> dict:
+    """Only the memory figures (``--memory-only``): the 100,000-sensor child and the demo-fleet child."""
+    load_before, t0 = loadavg(), time.perf_counter()
+    broker, port = start_broker()
+    try:
+        rss_big = _rss(port, sites_n)
+        print(f"rss {sites_n * 100:,} sensors: {rss_big}", flush=True)
+        rss_demo = _rss(port, 0)
+        print(f"rss demo fleet: {rss_demo}", flush=True)
+    finally:
+        broker.stop()
+    return {"date": now_utc(), "machine": machine(), "load_before": load_before, "load_after": loadavg(),
+            "seconds": time.perf_counter() - t0, "rss_big": rss_big, "rss_demo": rss_demo}
 
 
 def run(rate: int, seconds: float, sites_n: int, rounds: int) -> dict:
@@ -420,6 +465,36 @@ def table(report: dict, command: str) -> str:
     return "\n".join(lines)
 
 
+def memory_table(report: dict, command: str) -> str:
+    """The memory table alone (``--memory-only``)."""
+    big, demo = report["rss_big"], report["rss_demo"]
+    total_big = big["rss_mb"] + big["receiver_rss_mb"]
+    peak_big = big["rss_peak_mb"] + big["receiver_rss_peak_mb"]
+    return "\n".join([
+        f"Command: `{command}` · {report['date']} · {report['machine']}",
+        f"· load average (1, 5, 15 min) before {report['load_before']}, after {report['load_after']} · "
+        f"{report['seconds']:.0f} s",
+        "",
+        "The `Pipeline` of `liaowang run` and its HTTP app (built, not served), after ingesting two readings "
+        "of every sensor in batches of 100; the receiver child process's memory added.",
+        "",
+        "| fleet | imports | + fleet | after ingest (main + receiver) | peak (main + receiver) | target | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| {big['sensors']:,} sensors ({big['stored']:,} of {big['readings']:,} readings stored) | "
+        f"{big['imports_mb']:.0f} MB | {big['after_fleet_mb'] - big['imports_mb']:.0f} MB | "
+        f"{total_big:.0f} MB ({big['rss_mb']:.0f} + {big['receiver_rss_mb']:.0f}) | "
+        f"{peak_big:.0f} MB ({big['rss_peak_mb']:.0f} + {big['receiver_rss_peak_mb']:.0f}) | ≤ 200 MB | "
+        f"{'yes' if total_big <= 200 else 'no'} |",
+        f"| demo fleet, {demo['sensors']:,} sensors (baseline) | {demo['imports_mb']:.0f} MB | "
+        f"{demo['after_fleet_mb'] - demo['imports_mb']:.0f} MB | "
+        f"{demo['rss_mb'] + demo['receiver_rss_mb']:.0f} MB ({demo['rss_mb']:.0f} + {demo['receiver_rss_mb']:.0f}) | "
+        f"{demo['rss_peak_mb'] + demo['receiver_rss_peak_mb']:.0f} MB | | |",
+        "",
+        "RSS after each step of the 100,000-sensor child (MB): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in big.get("steps", {}).items()),
+    ])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=5000)
@@ -429,6 +504,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 s of feed, 1 round, 20 sites")
     parser.add_argument("--write", action="store_true", help="update docs/BENCHMARKS.md")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--memory-only", action="store_true", help="only the RSS figures (no latency rounds)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="with --memory-only: print the N biggest tracemalloc growths (by line) of each step")
     parser.add_argument("--publisher", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -440,6 +518,17 @@ def main() -> None:
         return
     if args.quick:
         args.seconds, args.rounds, args.sites = 4.0, 1, 20
+    if args.profile:
+        os.environ["HOTPATH_PROFILE"] = str(args.profile)  # read by the RSS child
+    if args.memory_only:
+        report = run_memory(args.sites)
+        command = (".venv/bin/python bench/hotpath.py " + " ".join(sys.argv[1:])).strip()
+        text = memory_table(report, command)
+        print(text)
+        if args.write:
+            write_section(ROOT / "docs" / "BENCHMARKS.md", "hotpath-memory",
+                          "## Memory with 100,000 sensors (issue 15 item 5)\n\n" + text)
+        return
     report = run(args.rate, args.seconds, args.sites, args.rounds)
     command = (".venv/bin/python bench/hotpath.py " + " ".join(sys.argv[1:])).strip()
     text = table(report, command)

@@ -315,12 +315,22 @@ def table_columns(conn: Any, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
+def hide_password(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (any scheme: PostgreSQL, NATS …).
+
+    >>> hide_password("nats://api:s3cret@127.0.0.1:4222")
+    'nats://api:***@127.0.0.1:4222'
+    >>> hide_password("nats://127.0.0.1:4222")
+    'nats://127.0.0.1:4222'
+    """
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # not a URL we can read: show nothing of it rather than a secret
+        return "<unreadable URL>"
+    return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
 def target_name(target: Path | str) -> str:
     """A target for logs and messages, with any password in a database URL hidden."""
     text = str(target)
-    if not is_database_url(text):
-        return text
-    parts = urlsplit(text)
-    if parts.password:
-        text = text.replace(f":{parts.password}@", ":***@", 1)
-    return text
+    return hide_password(text) if is_database_url(text) else text

@@ -49,8 +49,9 @@ from foundation.config import Fleet, Settings
 from foundation.domain import ReadingBatch, iso
 from foundation.partition import DEADLETTER_SUBJECT, WORKER_CONSUMER, partition_of, stream_name
 from foundation.supervise import Supervisor
-from ingest.base import DownstreamUnavailable, Sink
+from ingest.base import Sink
 from ingest.deadletter import DEADLETTER_TOPIC, DeadLetters
+from ingest.handoff import EVALUATION_ATTEMPTS, Handoff, Stopped
 from ingest.decode import READINGS_PREFIX, BatchBuilder, Decoder, Rejection
 from ingest.live import LiveValues
 from ingest.metrics import IngestMetrics
@@ -58,7 +59,6 @@ from ingest.metrics import IngestMetrics
 __all__ = ["JetStreamSource", "JetStreamMetrics", "NatsEndpoint", "subject_topic"]
 
 LETTERS_PER_MESSAGE = 100
-EVALUATION_ATTEMPTS = 3
 STATUS_PREFIX = "liaowang/v1/status/"
 _IN_PROGRESS_EVERY_S = 5.0  # well inside any sane ack wait (default 30 s)
 
@@ -116,10 +116,6 @@ class _CallTimeout(Exception):
     """A coroutine handed to the source's event loop did not finish in time (the loop is stuck or starved)."""
 
 
-class _Stopped(Exception):
-    """Stop was asked while a batch could not be finished: it is nak'ed, never half-acknowledged."""
-
-
 @dataclass(slots=True)
 class _Decoded:
     messages: list[Msg]
@@ -173,6 +169,7 @@ class JetStreamSource:
         self._letter_id: str | None = None
         self._deadletters = DeadLetters(self._publish_letter, metrics, clock, settings.ingest.deadletter_log_interval_s)
         self._stop = threading.Event()
+        self._handoff = Handoff(self._sinks, metrics, self._stop, self._evaluation_failed, partition=partition)
         self._connected = threading.Event()
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -182,8 +179,6 @@ class JetStreamSource:
         self._in_hand: list[Msg] = []  # the batch between fetch and ack: nak'ed if its stage dies
         self._acked_through = 0
         self._from_seq: int | None = None
-        self._store_problem: str | None = None
-        self._downstream_problem: str | None = None
         self._nats_problem: str | None = None
         self._threads: list[threading.Thread] = []
 
@@ -223,12 +218,12 @@ class JetStreamSource:
         out = []
         if self._nats_problem:
             out.append(f"partition {self._partition}: NATS: {self._nats_problem}")
-        if self._store_problem:
+        if self._handoff.store_problem:
             out.append(f"partition {self._partition}: store failing, batches retried and not acknowledged: "
-                       f"{self._store_problem}")
-        if self._downstream_problem:
+                       f"{self._handoff.store_problem}")
+        if self._handoff.downstream_problem:
             out.append(f"partition {self._partition}: alerting cannot commit, batches retried and not "
-                       f"acknowledged: {self._downstream_problem}")
+                       f"acknowledged: {self._handoff.downstream_problem}")
         return out
 
     def stop(self) -> None:
@@ -362,7 +357,7 @@ class JetStreamSource:
             self._in_hand = messages
             try:
                 self._complete(self._decode(messages))
-            except _Stopped:
+            except Stopped:
                 log.warning("ingest_stopped_with_unfinished_batch", partition=self._partition,
                             messages=len(messages))
                 self._give_back()
@@ -457,15 +452,16 @@ class JetStreamSource:
     def _complete(self, decoded: _Decoded) -> None:
         readings = decoded.readings
         if readings is not None:
-            self._store(readings)
+            self._handoff.store(readings, self._in_progress_keeper())
             self._live.update(readings)
             self._metrics.accepted.inc(len(readings))
-            self._hand_down(lambda: self._on_batch(readings), readings)
+            self._handoff.hand_down(lambda: self._on_batch(readings), readings, self._in_progress_keeper())
         for site, online, at in decoded.gateways:
             log.info("gateway_status", site_id=site, state="online" if online else "offline")
             if self._on_gateway is not None:
                 on_gateway = self._on_gateway
-                self._hand_down(lambda s=site, o=online, a=at: on_gateway(s, o, a), None)
+                self._handoff.hand_down(lambda s=site, o=online, a=at: on_gateway(s, o, a), None,
+                                        self._in_progress_keeper())
         for letter_id, rejection in decoded.rejections:
             self._letter_id = letter_id
             self._deadletters.send(rejection)
@@ -492,8 +488,13 @@ class JetStreamSource:
         headers = {"Nats-Msg-Id": self._letter_id} if self._letter_id else None
         self._call(self._js.publish(DEADLETTER_SUBJECT, payload, headers=headers), timeout=10)
 
+    def _in_progress_keeper(self) -> Callable[[], None]:
+        """What to run between retries of one step: tell the server, at most every `_IN_PROGRESS_EVERY_S`, that
+        the batch in hand is still being worked on (no redelivery after the ack wait)."""
+        last = [time.monotonic()]
+        return lambda: self._keep_in_progress(last)
+
     def _keep_in_progress(self, last: list[float]) -> None:
-        """Tell the server the batch in hand is still being worked on (no redelivery after the ack wait)."""
         now = time.monotonic()
         if not self._in_hand or now - last[0] < _IN_PROGRESS_EVERY_S:
             return
@@ -508,57 +509,6 @@ class JetStreamSource:
             self._call(touch(), timeout=5)
         except Exception as err:  # worst case the server redelivers: a duplicate, which sinks and alerting absorb
             log.warning("in_progress_failed", partition=self._partition, error=str(err))
-
-    def _store(self, readings: ReadingBatch) -> None:
-        """Store in every sink, retrying with backoff until each accepts (or we are told to stop)."""
-        last = [time.monotonic()]
-        for sink in self._sinks:
-            delay = 0.1
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    sink.write(readings)
-                    self._metrics.store_seconds.labels(sink.name).observe(time.perf_counter() - t0)
-                    self._store_problem = None
-                    break
-                except Exception as err:
-                    self._metrics.store_errors.labels(sink.name).inc()
-                    self._store_problem = f"{sink.name}: {type(err).__name__}: {str(err)[:200]}"
-                    log.error("store_write_failed", sink=sink.name, readings=len(readings), error=str(err),
-                              retry_in_s=delay, partition=self._partition)
-                    if self._stop.wait(delay):
-                        raise _Stopped("stopped with an unstored batch") from err
-                    self._keep_in_progress(last)
-                    delay = min(delay * 2, 10.0)
-
-    def _hand_down(self, call: Callable[[], None], readings: ReadingBatch | None) -> None:
-        """Run a downstream call until it succeeds: for ever while downstream is unavailable, `EVALUATION_ATTEMPTS`
-        times when it fails otherwise (then the readings are dead-lettered as ``evaluation_failed``)."""
-        delay, failures = 0.1, 0
-        last = [time.monotonic()]
-        size = len(readings) if readings is not None else 0
-        while True:
-            try:
-                call()
-                self._downstream_problem = None
-                return
-            except DownstreamUnavailable as err:
-                self._downstream_problem = str(err)[:300]
-                self._metrics.downstream_retries.labels("unavailable").inc()
-                log.error("downstream_unavailable", readings=size, error=str(err), retry_in_s=delay,
-                          partition=self._partition)
-            except Exception as err:
-                failures += 1
-                self._metrics.downstream_retries.labels("failed").inc()
-                log.error("batch_handler_failed", readings=size, attempt=failures, error=f"{type(err).__name__}: {err}",
-                          partition=self._partition, exc_info=True)
-                if failures >= EVALUATION_ATTEMPTS:
-                    self._evaluation_failed(readings, f"{type(err).__name__}: {str(err)[:200]}")
-                    return
-            if self._stop.wait(delay):
-                raise _Stopped("stopped with a batch downstream has not taken")
-            self._keep_in_progress(last)
-            delay = min(delay * 2, 10.0)
 
     def _evaluation_failed(self, readings: ReadingBatch | None, reason: str) -> None:
         """Dead-letter a batch downstream keeps failing on (stored, not evaluated) and report it."""

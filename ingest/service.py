@@ -28,8 +28,9 @@ import orjson
 import paho.mqtt.client as mqtt
 import structlog
 
-from ingest.base import DownstreamUnavailable, Sink
+from ingest.base import Sink
 from ingest.deadletter import DeadLetters
+from ingest.handoff import EVALUATION_ATTEMPTS, Handoff, Stopped
 from ingest.decode import BatchBuilder, Decoder, Rejection
 from ingest.live import LiveValues
 from ingest.receiver import Received, ReceiverProcess
@@ -46,14 +47,8 @@ STATUS_PREFIX = "liaowang/v1/status/"
 LETTERS_PER_MESSAGE = 100
 """A batch message yields at most this many dead letters one by one; the rest are counted and summarised
 in one more letter (a 256 KB batch of junk elements would otherwise publish ~128,000 letters)."""
-EVALUATION_ATTEMPTS = 3
-"""How often a batch downstream fails on (not for want of a disk) is tried before it is dead-lettered."""
 
 log = structlog.get_logger("ingest")
-
-
-class _Stopped(Exception):
-    """Stop was asked while a batch could not be finished: it stays unacknowledged (the broker redelivers)."""
 
 
 _Message = Received  # one MQTT message: topic, payload, mid, qos and the connection (generation) it came on
@@ -102,14 +97,13 @@ class IngestService:
         self._clock = clock
         self._supervisor = supervisor or Supervisor()
         self._on_evaluation_failed = on_evaluation_failed
-        self._store_problem: str | None = None
-        self._downstream_problem: str | None = None
         self._decoder = Decoder(fleet, settings.ingest, clock)
         # Items are lists of messages: one per message from paho's thread, one per frame from a receiver process
         # (whose own window bounds the messages in flight, so a few frames queued here are plenty).
         in_process = settings.ingest.receiver == "process"
         self._queue: queue.Queue[list[_Message]] = queue.Queue(maxsize=8 if in_process else settings.ingest.queue_size)
         self._stop = threading.Event()
+        self._handoff = Handoff(self._sinks, metrics, self._stop, self._evaluation_failed)
         self._generation = 0
         self._connected = threading.Event()
         self._client: mqtt.Client | None = None
@@ -165,10 +159,11 @@ class IngestService:
     def problems(self) -> list[str]:
         """What keeps ingest from finishing batches right now (for /healthz); empty when all is well."""
         out = []
-        if self._store_problem:
-            out.append(f"store failing, batches retried and not acknowledged: {self._store_problem}")
-        if self._downstream_problem:
-            out.append(f"alerting cannot commit, batches retried and not acknowledged: {self._downstream_problem}")
+        if self._handoff.store_problem:
+            out.append(f"store failing, batches retried and not acknowledged: {self._handoff.store_problem}")
+        if self._handoff.downstream_problem:
+            out.append("alerting cannot commit, batches retried and not acknowledged: "
+                       f"{self._handoff.downstream_problem}")
         return out
 
     def stop(self) -> None:
@@ -312,7 +307,7 @@ class IngestService:
                 return
             try:
                 self._complete(decoded)
-            except _Stopped:
+            except Stopped:
                 log.warning("ingest_stopped_with_unfinished_batch", messages=len(decoded.messages))
                 return
 
@@ -363,15 +358,15 @@ class IngestService:
     def _complete(self, decoded: "_Decoded") -> None:
         batch, readings, rejections = decoded.messages, decoded.readings, decoded.rejections
         if readings is not None:
-            self._store(readings)
+            self._handoff.store(readings)
             self._live.update(readings)
             self._metrics.accepted.inc(len(readings))
-            self._hand_down(lambda: self._on_batch(readings), readings)
+            self._handoff.hand_down(lambda: self._on_batch(readings), readings)
         for news in decoded.gateways:
             log.info("gateway_status", site_id=news.site_id, state="online" if news.online else "offline")
             if self._on_gateway is not None:
                 on_gateway = self._on_gateway
-                self._hand_down(lambda news=news: on_gateway(news.site_id, news.online, news.at), None)
+                self._handoff.hand_down(lambda news=news: on_gateway(news.site_id, news.online, news.at), None)
         for rejection in rejections:
             self._deadletters.send(rejection)
         if self._receiver is not None:
@@ -381,53 +376,6 @@ class IngestService:
                 if message.qos > 0 and message.generation == self._generation:
                     self._client.ack(message.mid, message.qos)
         self._metrics.batch_seconds.observe(time.perf_counter() - decoded.started)
-
-    def _store(self, readings: ReadingBatch) -> None:
-        """Store in every sink, retrying with backoff until each accepts (or we are told to stop)."""
-        for sink in self._sinks:
-            delay = 0.1
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    sink.write(readings)
-                    self._metrics.store_seconds.labels(sink.name).observe(time.perf_counter() - t0)
-                    self._store_problem = None
-                    break
-                except Exception as err:
-                    self._metrics.store_errors.labels(sink.name).inc()
-                    self._store_problem = f"{sink.name}: {type(err).__name__}: {str(err)[:200]}"
-                    log.error("store_write_failed", sink=sink.name, readings=len(readings), error=str(err),
-                              retry_in_s=delay)
-                    if self._stop.wait(delay):
-                        raise _Stopped("stopped with an unstored batch: it stays unacknowledged") from err
-                    delay = min(delay * 2, 10.0)
-
-    def _hand_down(self, call: Callable[[], None], readings: ReadingBatch | None) -> None:
-        """Run a downstream call until it succeeds: for ever while downstream is unavailable (the batch
-        stays unacknowledged), `EVALUATION_ATTEMPTS` times when it fails otherwise (then the readings
-        are dead-lettered as ``evaluation_failed`` and the failure reported)."""
-        delay, failures = 0.1, 0
-        size = len(readings) if readings is not None else 0
-        while True:
-            try:
-                call()
-                self._downstream_problem = None
-                return
-            except DownstreamUnavailable as err:
-                self._downstream_problem = str(err)[:300]
-                self._metrics.downstream_retries.labels("unavailable").inc()
-                log.error("downstream_unavailable", readings=size, error=str(err), retry_in_s=delay)
-            except Exception as err:
-                failures += 1
-                self._metrics.downstream_retries.labels("failed").inc()
-                log.error("batch_handler_failed", readings=size, attempt=failures, error=f"{type(err).__name__}: {err}",
-                          exc_info=True)
-                if failures >= EVALUATION_ATTEMPTS:
-                    self._evaluation_failed(readings, f"{type(err).__name__}: {str(err)[:200]}")
-                    return
-            if self._stop.wait(delay):
-                raise _Stopped("stopped with a batch downstream has not taken: it stays unacknowledged")
-            delay = min(delay * 2, 10.0)
 
     def _evaluation_failed(self, readings: ReadingBatch | None, reason: str) -> None:
         """Dead-letter a batch downstream keeps failing on (stored, not evaluated) and report it."""

@@ -5,21 +5,25 @@ It serves the shared store that workers (or a ``liaowang run``) write — Postgr
 event log out to its SSE clients and sends people's alarm actions to the partition owners over NATS.
 Run any number of them behind a load balancer; each holds nothing a restart would lose.
 
-    liaowang api --config config --data-dir data --http-port 8001 --nats nats://127.0.0.1:4222 --partitions 8
+    liaowang api --config config --data-dir data --http-port 8001 --credentials nats/credentials.json
 
-``--nats`` (or ``LIAOWANG_NATS_URL``, comma-separated servers) and ``--partitions`` (or
-``LIAOWANG_PARTITIONS``; it must equal the workers' ``cluster.partitions``) route the actions; without
-``--nats`` the API still reads and streams, and answers actions with 503.
+``--credentials`` (servers, the ``api`` user, P), or ``--nats`` (or ``LIAOWANG_NATS_URL``,
+comma-separated servers, with ``LIAOWANG_NATS_USER`` / ``LIAOWANG_NATS_PASSWORD``) and
+``--partitions`` (or ``LIAOWANG_PARTITIONS``; it must equal the workers' P) route the actions; without
+them the API still reads and streams, and answers actions with 503. Passwords never reach the log.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 from pathlib import Path
 
 import structlog
+
+from foundation.database import hide_password
 
 __all__ = ["add_api_parser", "cmd_api"]
 
@@ -72,17 +76,18 @@ def cmd_api(args: argparse.Namespace) -> int:
         log.error("store_missing", path=str(data_dir / "alerts.db"),
                   hint="point --data-dir at the data directory the workers (or liaowang run) write")
         return 1
-    servers = [s for s in (args.nats or os.environ.get("LIAOWANG_NATS_URL", "")).split(",") if s]
-    partitions = args.partitions or int(os.environ.get("LIAOWANG_PARTITIONS", "0") or 0)
+    servers, user, password, known = _nats_login(args)
+    partitions = args.partitions or known or int(os.environ.get("LIAOWANG_PARTITIONS", "0") or 0)
     commands = None
     if servers:
         if partitions < 1:
             log.error("partitions_missing", hint="give --partitions (the workers' cluster.partitions)")
             return 2
         try:
-            commands = CommandClient(servers, partitions).start()
+            commands = CommandClient(servers, partitions, user=user, password=password).start()
         except Exception as err:  # nats-py raises its own and OS errors: refuse to start half-wired
-            log.error("nats_unreachable", servers=servers, error=f"{type(err).__name__}: {err}")
+            log.error("nats_unreachable", servers=[hide_password(u) for u in servers],
+                      error=f"{type(err).__name__}: {err}")
             return 1
     backend = ApiBackend(config, data_dir, commands, wait_for_events=wait, alert_db=alert_db)
     try:
@@ -91,7 +96,7 @@ def cmd_api(args: argparse.Namespace) -> int:
                                            log_level="warning", lifespan="off",
                                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S), backend.hub)
         log.info("liaowang_api_ready", url=f"http://{settings.http.host}:{http_port}/", data_dir=str(data_dir),
-                 nats=servers or None, partitions=partitions or None)
+                 nats=[hide_password(u) for u in servers] or None, partitions=partitions or None)
         signal.signal(signal.SIGTERM, _raise_shutdown)
         try:
             server.run()
@@ -103,12 +108,26 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nats_login(args: argparse.Namespace) -> tuple[list[str], str | None, str | None, int | None]:
+    """Servers, user, password and (when known) P: from ``--credentials`` (the ``api`` user of
+    ``liaowang nats-config``'s credentials.json), else ``--nats`` / ``LIAOWANG_NATS_URL`` with
+    ``LIAOWANG_NATS_USER`` / ``LIAOWANG_NATS_PASSWORD`` (or a user and password inside the URLs)."""
+    if args.credentials:
+        creds = json.loads(Path(args.credentials).read_text(encoding="utf-8"))
+        return list(creds["servers"]), "api", creds["passwords"]["api"], creds.get("partitions")
+    servers = [s for s in (args.nats or os.environ.get("LIAOWANG_NATS_URL", "")).split(",") if s]
+    return servers, os.environ.get("LIAOWANG_NATS_USER"), os.environ.get("LIAOWANG_NATS_PASSWORD"), None
+
+
 def add_api_parser(sub) -> None:
     """Add ``api`` to the `liaowang` argument parser."""
     api = sub.add_parser("api", help="the stateless HTTP/SSE/map role over the shared store (issue 15)")
     api.add_argument("--config")
     api.add_argument("--data-dir", help="the data directory whose alerts.db the workers write (SQLite stand-in)")
     api.add_argument("--http-port", type=int)
-    api.add_argument("--nats", help="NATS servers for commands to the partition owners (comma-separated)")
+    api.add_argument("--credentials", help="credentials.json written by `liaowang nats-config` (servers, the api "
+                     "user's password, P)")
+    api.add_argument("--nats", help="NATS servers for commands to the partition owners (comma-separated; user "
+                     "and password from LIAOWANG_NATS_USER / LIAOWANG_NATS_PASSWORD)")
     api.add_argument("--partitions", type=int, help="the workers' cluster.partitions")
     api.set_defaults(func=cmd_api)

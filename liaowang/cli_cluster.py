@@ -87,6 +87,12 @@ def cmd_nats_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env(name: str, legacy: str) -> str | None:
+    """The variable every role reads (``LIAOWANG_MQTT__USERNAME``, as pydantic-settings spells nesting),
+    or the single-underscore spelling this command first documented."""
+    return os.environ.get(name) or os.environ.get(legacy)
+
+
 def cmd_nats_bridge(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -97,8 +103,8 @@ def cmd_nats_bridge(args: argparse.Namespace) -> int:
 
     creds = json.loads(Path(args.credentials).read_text())
     host, _, port = args.mqtt.rpartition(":")
-    mqtt = MqttSettings(host=host or "127.0.0.1", port=int(port), username=os.environ.get("LIAOWANG_MQTT_USERNAME"),
-                        password=os.environ.get("LIAOWANG_MQTT_PASSWORD"))
+    mqtt = MqttSettings(host=host or "127.0.0.1", port=int(port), username=_env("LIAOWANG_MQTT__USERNAME", "LIAOWANG_MQTT_USERNAME"),
+                        password=_env("LIAOWANG_MQTT__PASSWORD", "LIAOWANG_MQTT_PASSWORD"))
     bridge = MqttJetStreamBridge(mqtt, NatsEndpoint(tuple(creds["servers"]), "bridge", creds["passwords"]["bridge"],
                                                     "liaowang-nats-bridge"), client_id=args.client_id)
     stop = threading.Event()
@@ -143,6 +149,6 @@ def add_cluster_parsers(sub: argparse._SubParsersAction) -> None:
                                                 "acknowledging each only once stored (Ctrl-C stops)")
     bridge.add_argument("--credentials", required=True, help="credentials.json written by nats-config")
     bridge.add_argument("--mqtt", default="127.0.0.1:1883", help="HOST:PORT of the gateways' broker (user and "
-                        "password from LIAOWANG_MQTT_USERNAME / LIAOWANG_MQTT_PASSWORD)")
+                        "password from LIAOWANG_MQTT__USERNAME / LIAOWANG_MQTT__PASSWORD, as for every role)")
     bridge.add_argument("--client-id", default="liaowang-nats-bridge", help="its persistent session on the broker")
     bridge.set_defaults(func=cmd_nats_bridge)

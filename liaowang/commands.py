@@ -48,6 +48,7 @@ from typing import Any, Callable, Mapping
 import orjson
 import structlog
 
+from foundation.database import hide_password
 from alerting import AlertChange, AlertManager, AlertNotFound, InvalidAction, LifecycleError, NotPermitted
 from alerting.requests import AppliedRequests
 from ingest.base import DownstreamUnavailable
@@ -317,10 +318,12 @@ class CommandClient:
     >>> # client.send("LC-LUXI", {"action": "acknowledge", "site_id": "LC-LUXI", "alert_id": "…", "by": "张三"})
     """
 
-    def __init__(self, servers: list[str], partitions: int, timeout_s: float = 3.0, retries: int = 1) -> None:
+    def __init__(self, servers: list[str], partitions: int, timeout_s: float = 3.0, user: str | None = None,
+                 password: str | None = None, retries: int = 1) -> None:
         self.servers = servers
         self.retries = retries
         self.partitions = partitions
+        self._user, self._password = user, password  # the `api` user of credentials.json; never logged
         self.timeout_s = timeout_s
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-commands", daemon=True)
@@ -333,11 +336,12 @@ class CommandClient:
         self._thread.start()
 
         async def on_error(err: Exception) -> None:  # nats-py reconnects by itself; say what it meets
-            log.warning("nats_error", servers=self.servers, error=f"{type(err).__name__}: {err}")
+            log.warning("nats_error", servers=[hide_password(u) for u in self.servers], error=f"{type(err).__name__}: {err}")
 
         async def connect() -> Any:
             return await nats.connect(servers=self.servers, name="liaowang-api", max_reconnect_attempts=-1,
-                                      connect_timeout=self.timeout_s, error_cb=on_error)
+                                      connect_timeout=self.timeout_s, error_cb=on_error, user=self._user,
+                                      password=self._password)
         self._nc = asyncio.run_coroutine_threadsafe(connect(), self._loop).result(self.timeout_s + 5)
         return self
 

@@ -43,6 +43,7 @@ from ingest.influx_v1 import InfluxV1Writer
 from ingest.influx_v2 import InfluxV2Writer
 from ingest.lineprotocol import LineEncoder
 from ingest.spooled import SpooledSink
+from foundation.malloc import tune_malloc
 from foundation.config import Config, Fleet, Sensor
 from liaowang.diskwatch import DiskSpace, DiskWatch
 from foundation.domain import Family, ReadingBatch, Tier, iso
@@ -95,6 +96,7 @@ class Pipeline:
         ``snapshots`` and a JetStream ``source``; ``desks=False`` leaves the bureau-wide desks (notification
         delivery, warnings and risk timers) to the bureau lease holder. With a ``source``, recovery restores
         the snapshot only: the source replays the stream from the snapshot's position."""
+        tune_malloc()  # before the receiver child starts: it inherits the settings (foundation/malloc.py)
         self.config = config
         self.fleet = fleet or config.fleet
         self.desks = desks

@@ -6,7 +6,9 @@ A worker is one process. Its coordinator (asyncio, one NATS connection) every ``
    a worker counts as live while its key keeps changing (watched on our own clock, like a lease);
 2. renews its leases (``partition.{p}``, ``bureau``) when due; a lease lost or run out revokes its
    partition at once (nothing more is written; the connection is closed before anything else);
-3. claims partitions while it owns fewer than ``ceil(P / live workers)`` — free ones at once, ones
+3. reads every partition key it does not hold (so a dead holder's lease is seen to run out one ttl after its
+   last renewal) and claims partitions, up to `MAX_STARTING` at once, while it owns fewer than
+   ``ceil(P / live workers)`` — free ones at once, ones
    whose holder stopped renewing after a whole ttl (`liaowang.cluster.lease`) — and hands one back
    per beat while it owns more (a worker that joins takes its share from the others);
 4. answers ``lw.cmd.{p}`` for its partitions with `liaowang.commands.apply_command`;
@@ -53,6 +55,9 @@ __all__ = ["Worker", "WorkerOptions", "default_owner"]
 log = structlog.get_logger("worker")
 
 BUREAU_KEY = "bureau"
+MAX_STARTING = 4
+"""Partitions one worker starts at once (restore + rewind each): enough to take a dead peer's share in a beat
+or two, few enough that one worker does not grab every orphan before the others look."""
 
 
 def default_owner() -> str:
@@ -205,10 +210,12 @@ class Worker:
             await self._watch(p, runner)
         if not claim:
             return
+        await self._observe()
         target = math.ceil(self.options.partitions / max(1, self._live))
         held = len(self.runners) + len(self._starting)
-        if held < target and not self._starting:  # one start at a time: a slow restore must not hoard partitions
-            await self._claim()
+        room = min(target - held, MAX_STARTING - len(self._starting))  # a few at once: a dead peer's share
+        if room > 0:                                                     # moves in one beat, not one a beat
+            await self._claim(room)
         elif (not self._starting and time.monotonic() - self._live_since >= self.options.lease_ttl_s
               and time.monotonic() - self._handed_back_at >= 2 * self.options.lease_ttl_s
               and (len(self.runners) > target or self._should_share())):
@@ -294,11 +301,27 @@ class Worker:
         else:
             await self._revoke(int(key.split(".")[1]), reason)
 
-    async def _claim(self) -> None:
-        """Take one free or expired partition, looking from an offset of our own (fewer CAS races)."""
+    async def _observe(self) -> None:
+        """Read every partition key we do not hold, each beat: the expiry of a lease is counted from when
+        we first saw its current revision, so watching all of them all the time lets a dead holder's
+        partitions be taken one ttl after its last renewal — not one ttl after we first looked."""
+        for p in range(self.options.partitions):
+            key = f"partition.{p}"
+            if key in self.leases:
+                continue
+            try:
+                await self.lease_client.holder(key)
+            except LeaseUnavailable as err:
+                self._kv_problem = str(err)
+                return
+
+    async def _claim(self, room: int = 1) -> None:
+        """Take up to ``room`` free or expired partitions, looking from an offset of our own (fewer CAS races)."""
         count = self.options.partitions
         first = int.from_bytes(self.owner.encode()[-4:], "big") % count
         for i in range(count):
+            if room <= 0:
+                return
             p = (first + i) % count
             if p in self.runners or f"partition.{p}" in self.leases:
                 continue
@@ -311,7 +334,7 @@ class Worker:
                 self.leases[f"partition.{p}"] = lease  # renewed by the beat while the partition starts
                 self._starting.add(p)
                 self._spawn(self._start_partition(p, lease))
-                return
+                room -= 1
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)

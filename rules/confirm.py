@@ -85,11 +85,15 @@ class ConfirmationRule:
             for sensor_id in zone.sensors:
                 self._zones_of.setdefault(sensor_id, []).append(z)
         self._qualifying: dict[str, tuple[frozenset[str], ...]] = {}  # per sensor, per rung: the levels that count
+        # sensors sharing a setpoint ladder share one tuple: 100,000 sensors have a handful of distinct ones
+        shared: dict[tuple[str, ...], tuple[frozenset[str], ...]] = {}
         for sensor_id in self._zones_of:
-            levels = [s.level for s in fleet.setpoints_for(fleet.sensors[sensor_id]) if s.direction == "high"]
-            self._qualifying[sensor_id] = tuple(
-                frozenset(levels[levels.index(rung.level):]) if rung.level in levels else frozenset()
-                for rung in self.ladder)
+            levels = tuple(s.level for s in fleet.setpoints_for(fleet.sensors[sensor_id]) if s.direction == "high")
+            if levels not in shared:
+                shared[levels] = tuple(
+                    frozenset(levels[levels.index(rung.level):]) if rung.level in levels else frozenset()
+                    for rung in self.ladder)
+            self._qualifying[sensor_id] = shared[levels]
         self.active: list[list[set[str]]] = [[set() for _ in self.ladder] for _ in self.zones]
         self.confirmed = np.zeros(len(self.zones), dtype=np.int8)  # rungs confirmed per zone (0: none)
 

@@ -160,3 +160,13 @@ def alerts_db_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callabl
 def alerts_db_target(alerts_db_factory: Callable[[str], "str | Path"]) -> "str | Path":
     """Where a test's ``alerts.db`` lives, once per backend: a SQLite file, then a fresh PostgreSQL database."""
     return alerts_db_factory("alerts.db")
+
+
+@pytest.fixture(scope="module")
+def postgres(pg_server: PgServer) -> Iterator[str]:
+    """The URL of a fresh database shared by one test module (the api-role and event-log tests)."""
+    url = pg_server.create_database()
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(url)

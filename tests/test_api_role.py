@@ -24,7 +24,7 @@ from liaowang.commands import partition_of, serve_commands
 from liaowang.pipeline import Pipeline
 from rules.base import Signal
 from tests.conftest import CONFIG_DIR, ROOT, free_port, wait_until
-from tests.api_pgserver import postgres  # noqa: F401  (a fixture)
+from tests.pgserver import postgres  # noqa: F401  (a fixture)
 from tests.natsserver import nats_url  # noqa: F401  (a fixture)
 
 P = 4

@@ -14,7 +14,7 @@ import pytest
 
 from alerting.eventlog import EventLog, EventsExpired
 from liaowang.pgnotify import listener
-from tests.api_pgserver import postgres  # noqa: F401  (a fixture)
+from tests.pgserver import postgres  # noqa: F401  (a fixture)
 
 psycopg = pytest.importorskip("psycopg")
 

@@ -233,7 +233,7 @@ def write_cluster(plan: ClusterPlan, out: Path, store_root: Path | None = None) 
     JetStream stores go under ``store_root/{node}`` (default ``out/data/{node}``).
     """
     out.mkdir(parents=True, exist_ok=True)
-    root = store_root or out / "data"
+    root = (store_root or out / "data").resolve()  # absolute: nats-server may be started from any directory
     written = []
     for node in plan.nodes:
         path = out / f"{node.name}.conf"

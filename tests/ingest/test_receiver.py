@@ -44,7 +44,7 @@ def test_kill_9_of_the_receiver_mid_stream_is_reported_restarted_and_loses_nothi
         publisher.start()
         wait_until(lambda: pipeline.readings.count() >= 3000, timeout=120)
         os.kill(first, signal.SIGKILL)
-        assert seen_failed.wait(10), "the receiver's death was not reported"
+        assert seen_failed.wait(60), "the receiver's death was not reported"  # generous: CI may be loaded
         assert wait_until(lambda: pipeline.ingest.receiver_pid not in (None, first) and pipeline.ingest.connected,
                           timeout=30)
         publisher.join(timeout=240)
