@@ -9,6 +9,7 @@ sensors, sites not reporting).
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections import Counter
@@ -174,11 +175,13 @@ def test_a_paused_old_owner_is_fenced_and_stops(run: Run) -> None:
     assert all(holders(run.cluster)[p] != victim.name or True for p in theirs)
 
 
+@pytest.mark.skipif(os.environ.get("LIAOWANG_CLUSTER_BENCH") != "1",
+                    reason="a measurement, not a check (77 s): LIAOWANG_CLUSTER_BENCH=1 runs it (docs/scaling.md)")
 @pytest.mark.parametrize("shape", ["single", "single-4conn", "batch100"])
 def test_cluster_throughput(fresh_nats_cluster, pg_url: str, tmp_path: Path, demo_config, shape: str) -> None:
     """Measured, not asserted beyond completion: gateway (MQTT QoS 1 over NATS) → 3 workers → stored and evaluated.
 
-    ``pytest tests/cluster/test_workers.py -k throughput -s -m slow`` prints readings/s; everything (3 NATS nodes,
+    ``LIAOWANG_CLUSTER_BENCH=1 pytest tests/cluster/test_workers.py -k throughput -s`` prints readings/s; everything (3 NATS nodes,
     PostgreSQL, 3 workers, the publisher) shares this machine's 2 cores.
     """
     run = Run(fresh_nats_cluster, pg_url, tmp_path, demo_config, steps=2000 if shape == "batch100" else 400)
