@@ -7,14 +7,25 @@ from typing import Callable
 import orjson
 import structlog
 
-from ingest.decode import Rejection
+from ingest.decode import READINGS_PREFIX, Rejection
 from ingest.metrics import IngestMetrics
-from foundation.domain import iso
+from foundation.domain import Reading, iso
 
 DEADLETTER_TOPIC = "liaowang/v1/deadletter"
 PAYLOAD_EXCERPT = 1024
 
 log = structlog.get_logger("ingest")
+
+
+LATE_DETAIL = "older than a reading of its sensor already evaluated, beyond rules.lateness_s: stored, not evaluated"
+
+
+def stored_reading_letter(reading: Reading, reason: str, detail: str) -> Rejection:
+    """The dead letter of a reading that was stored but not evaluated (``late``, ``evaluation_failed``):
+    the reading as its gateway would have sent it, on its single-reading topic."""
+    payload = orjson.dumps({"sensor_id": reading.sensor_id, "ts": iso(reading.ts), "value": reading.value,
+                            "quality": reading.quality.value})
+    return Rejection(reason, f"{READINGS_PREFIX}{reading.site_id}/{reading.sensor_id}", payload, detail)
 
 
 def _printable(text: str) -> str:

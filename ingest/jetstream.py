@@ -46,13 +46,13 @@ from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from foundation.config import Fleet, Settings
-from foundation.domain import ReadingBatch, iso
+from foundation.domain import ReadingBatch
 from foundation.partition import DEADLETTER_SUBJECT, WORKER_CONSUMER, partition_of, stream_name
 from foundation.supervise import Supervisor
 from ingest.base import Sink
-from ingest.deadletter import DEADLETTER_TOPIC, DeadLetters
+from ingest.deadletter import DEADLETTER_TOPIC, LATE_DETAIL, DeadLetters, stored_reading_letter
 from ingest.handoff import EVALUATION_ATTEMPTS, Handoff, Stopped
-from ingest.decode import READINGS_PREFIX, BatchBuilder, Decoder, Rejection
+from ingest.decode import BatchBuilder, Decoder, Rejection
 from ingest.live import LiveValues
 from ingest.metrics import IngestMetrics
 
@@ -515,22 +515,15 @@ class JetStreamSource:
         count = len(readings) if readings is not None else 0
         if readings is not None:
             base = f"{self._stream}-eval-{min(m.metadata.sequence.stream for m in self._in_hand)}" if self._in_hand else None
+            detail = f"stored, but the rules or alerting failed on its batch {EVALUATION_ATTEMPTS} times: {reason}"
             for i, reading in enumerate(readings.readings()):
-                payload = orjson.dumps({"sensor_id": reading.sensor_id, "ts": iso(reading.ts), "value": reading.value,
-                                        "quality": reading.quality.value})
                 self._letter_id = f"{base}-{i}" if base else None
-                self._deadletters.send(Rejection(
-                    "evaluation_failed", f"{READINGS_PREFIX}{reading.site_id}/{reading.sensor_id}", payload,
-                    f"stored, but the rules or alerting failed on its batch {EVALUATION_ATTEMPTS} times: {reason}"))
+                self._deadletters.send(stored_reading_letter(reading, "evaluation_failed", detail))
         if self._on_evaluation_failed is not None:
             self._on_evaluation_failed(count, reason)
 
     def dead_letter_late(self, late: ReadingBatch) -> None:
         """Dead-letter readings the rules could not place in event-time order (stored, not evaluated)."""
         for reading in late.readings():
-            payload = orjson.dumps({"sensor_id": reading.sensor_id, "ts": iso(reading.ts), "value": reading.value,
-                                    "quality": reading.quality.value})
             self._letter_id = None  # judged after the batch was taken: no message sequence to key on
-            self._deadletters.send(Rejection("late", f"{READINGS_PREFIX}{reading.site_id}/{reading.sensor_id}",
-                                             payload, "older than a reading of its sensor already evaluated, "
-                                                      "beyond rules.lateness_s: stored, not evaluated"))
+            self._deadletters.send(stored_reading_letter(reading, "late", LATE_DETAIL))

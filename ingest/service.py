@@ -29,14 +29,14 @@ import paho.mqtt.client as mqtt
 import structlog
 
 from ingest.base import Sink
-from ingest.deadletter import DeadLetters
+from ingest.deadletter import LATE_DETAIL, DeadLetters, stored_reading_letter
 from ingest.handoff import EVALUATION_ATTEMPTS, Handoff, Stopped
 from ingest.decode import BatchBuilder, Decoder, Rejection
 from ingest.live import LiveValues
 from ingest.receiver import Received, ReceiverProcess
 from ingest.metrics import IngestMetrics
 from foundation.config import Fleet, Settings
-from foundation.domain import ReadingBatch, iso
+from foundation.domain import ReadingBatch
 from foundation.mqttclient import make_client
 from foundation.supervise import Supervisor
 
@@ -381,23 +381,16 @@ class IngestService:
         """Dead-letter a batch downstream keeps failing on (stored, not evaluated) and report it."""
         count = len(readings) if readings is not None else 0
         if readings is not None:
+            detail = f"stored, but the rules or alerting failed on its batch {EVALUATION_ATTEMPTS} times: {reason}"
             for reading in readings.readings():
-                payload = orjson.dumps({"sensor_id": reading.sensor_id, "ts": iso(reading.ts), "value": reading.value,
-                                        "quality": reading.quality.value})
-                self._deadletters.send(Rejection(
-                    "evaluation_failed", f"liaowang/v1/readings/{reading.site_id}/{reading.sensor_id}", payload,
-                    f"stored, but the rules or alerting failed on its batch {EVALUATION_ATTEMPTS} times: {reason}"))
+                self._deadletters.send(stored_reading_letter(reading, "evaluation_failed", detail))
         if self._on_evaluation_failed is not None:
             self._on_evaluation_failed(count, reason)
 
     def dead_letter_late(self, late: ReadingBatch) -> None:
         """Dead-letter readings the rules could not place in event-time order (stored, not evaluated)."""
         for reading in late.readings():
-            payload = orjson.dumps({"sensor_id": reading.sensor_id, "ts": iso(reading.ts), "value": reading.value,
-                                    "quality": reading.quality.value})
-            self._deadletters.send(Rejection("late", f"liaowang/v1/readings/{reading.site_id}/{reading.sensor_id}",
-                                             payload, "older than a reading of its sensor already evaluated, "
-                                                      "beyond rules.lateness_s: stored, not evaluated"))
+            self._deadletters.send(stored_reading_letter(reading, "late", LATE_DETAIL))
 
     def _gateway_status(self, message: _Message) -> _GatewayNews | Rejection:
         """A gateway's status message (its Last Will says offline), decoded only: the store stage acts on it."""
