@@ -9,6 +9,7 @@ primary key makes a redelivered reading a no-op. Sensor ids map to small integer
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -48,8 +49,17 @@ class SQLiteSink:
         self._conn = connect(path)
         self._conn.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self._ids: dict[str, int] = dict(self._conn.execute("SELECT sensor_id, id FROM sensors").fetchall())
+        self._ids: dict[str, int] = self._load_ids()
         self._map_for: tuple[Sequence[str], np.ndarray] | None = None
+
+    def _load_ids(self) -> dict[str, int]:
+        """Stored sensor id → number, keyed by the interned id strings the fleet already holds.
+
+        Why intern: the rows come back as fresh strings, about 60 bytes each that nothing else
+        shares; with 100,000 sensors that was 6 MB of duplicates (docs/BENCHMARKS.md, memory).
+        """
+        rows = self._conn.execute("SELECT sensor_id, id FROM sensors").fetchall()
+        return {sys.intern(sensor_id): number for sensor_id, number in rows}
 
     def _db_ids(self, sensor_ids: Sequence[str]) -> np.ndarray:
         """Array mapping a batch's sensor index to the stored sensor number (cached per fleet)."""
@@ -58,7 +68,7 @@ class SQLiteSink:
         missing = [s for s in sensor_ids if s not in self._ids]
         if missing:
             self._conn.executemany("INSERT OR IGNORE INTO sensors (sensor_id) VALUES (?)", [(s,) for s in missing])
-            self._ids = dict(self._conn.execute("SELECT sensor_id, id FROM sensors").fetchall())
+            self._ids = self._load_ids()
         mapping = np.array([self._ids[s] for s in sensor_ids], dtype=np.int64)
         self._map_for = (sensor_ids, mapping)
         return mapping
