@@ -362,7 +362,9 @@ def _child(kind: str, port: int, client_id: str, messages: int, readings: int, t
     if not lines:
         return {"messages": 0, "readings": 0, "seconds": 0.0, "rss_peak_mb": float("nan"),
                 "error": done.stderr[-2000:]}
-    return json.loads(lines[-1])
+    got = json.loads(lines[-1])
+    got["stderr_tail"] = done.stderr[-3000:]  # the consumer's own log: why a drain was incomplete
+    return got
 
 
 def measure(kind: str, port: int, feed: str, n: int, per_message: int, timeout: float, thresholds,

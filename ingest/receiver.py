@@ -12,7 +12,8 @@ Wire: both directions carry frames, a 4-byte big-endian length and a msgpack arr
 element names the frame.
 
 child → parent
-    ``["c", gen, session_present]`` connected and subscribed (connection ``gen``); ``["d", reason]``
+    ``["g", gen]`` connection ``gen`` accepted (CONNACK): its messages, which a resumed session sends before
+    the SUBACK, are acknowledged from now on; ``["c", gen, session_present]`` connected and subscribed; ``["d", reason]``
     disconnected; ``["f", reason]`` connect or subscribe refused; ``["m", [[topic, payload, mid,
     qos, gen], ...]]`` messages (topic as raw bytes: paho's ``msg.topic`` raises on invalid UTF-8).
 parent → child
@@ -131,6 +132,8 @@ class ReceiverProcess:
                 if kind == "m":
                     self._deliver([Received(topic.decode("utf-8", "replace"), payload, mid, qos, high | gen)
                                    for topic, payload, mid, qos, gen in frame[1]])
+                elif kind == "g":
+                    self.generation = high | frame[1]
                 elif kind == "c":
                     self.generation = high | frame[1]
                     log.info("broker_connected", host=self._settings.host, port=self._settings.port,

@@ -204,6 +204,11 @@ class _Child:
             return
         with self._gen_lock:
             self._gen += 1
+            gen = self._gen
+        # A resumed session's queued messages follow the CONNACK at once, before the SUBACK: the parent must
+        # know their connection now, or it takes them for an older one's and never acknowledges them. Sent
+        # from this thread before any message of the connection is queued, so it precedes them on the pipe.
+        self._send(["g", gen])
         self._session_present = bool(getattr(flags, "session_present", False))
         client.subscribe([(READINGS_FILTER, 1), (STATUS_FILTER, 1)])
 

@@ -129,3 +129,61 @@ def test_a_receiver_reading_in_bulk_delivers_every_message_whole_and_in_order(br
         pub.disconnect()
         receiver.stop()
         runner.join(10)
+
+
+@pytest.mark.slow
+def test_messages_a_resumed_session_sends_before_the_suback_are_acknowledged(broker, demo_config):
+    """A persistent session resumes at once: the broker sends its queued messages right after CONNACK, before
+    the SUBACK that the receiver reported as "connected". Those messages belong to the new connection and
+    must be acknowledged like the rest; before the fix they were treated as an older connection's, never
+    acknowledged, and once the broker's in-flight window was full of them ingest stalled for good (seen in
+    bench/peers.py as drains stuck at 1,000 messages)."""
+    _, port = broker
+    settings_ = config_for(demo_config, port).settings
+    client_id = f"resume-{port}"
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def start() -> tuple[ReceiverProcess, threading.Thread]:
+        connected = threading.Event()
+        receiver = ReceiverProcess(settings_.mqtt, client_id, 1000, 200, lambda m: deliver(receiver, m),
+                                   lambda up: up and connected.set())
+        runner = threading.Thread(target=receiver.run, daemon=True)
+        runner.start()
+        assert connected.wait(15)
+        return receiver, runner
+
+    def deliver(receiver: ReceiverProcess, messages) -> None:
+        with lock:
+            got.extend(m.payload for m in messages)
+        receiver.ack(messages)
+
+    receiver, runner = start()
+    receiver.stop()
+    runner.join(10)
+    pub = publisher("127.0.0.1", port)
+    sent = [b"%d" % i for i in range(3_000)]
+    infos = [pub.publish("liaowang/v1/readings/RESUME/S1", payload, qos=1) for payload in sent]
+    for info in infos:
+        info.wait_for_publish(60)
+    pub.disconnect()
+    receiver, runner = start()
+    try:
+        wait_until(lambda: len(got) >= len(sent), timeout=30)
+        with lock:
+            assert got == sent
+    finally:
+        receiver.stop()
+        runner.join(10)
+    # Everything was acknowledged: a new connection gets nothing again, only what is published now.
+    receiver, runner = start()
+    try:
+        pub = publisher("127.0.0.1", port)
+        pub.publish("liaowang/v1/readings/RESUME/S1", b"marker", qos=1).wait_for_publish(30)
+        pub.disconnect()
+        wait_until(lambda: b"marker" in got, timeout=30)
+        with lock:
+            assert got == sent + [b"marker"]
+    finally:
+        receiver.stop()
+        runner.join(10)
