@@ -50,7 +50,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, free_port, login, machine, now_utc, start_broker, write_section  # noqa: E402
+from bench.common import ROOT, drop_session, free_port, login, machine, now_utc, start_broker, write_section  # noqa: E402
 from bench.common import client as own_client  # noqa: E402
 
 SPIKE_PERIOD_S = 15.0
@@ -206,8 +206,9 @@ def _read_sse(port: int, samples: list[float], started: list[float], stop: threa
 def liaowang_latency(port: int, rate: int, seconds: float, lateness_s: float | None = None) -> dict:
     """``liaowang run`` fed at ``rate``; ``lateness_s`` overrides ``rules.lateness_s`` (None: the shipped 1 s)."""
     http_port, data_dir = free_port(), Path(tempfile.mkdtemp(prefix="lw-hotpath-"))
+    client_id = f"hotpath-liaowang-{time.time_ns()}"
     env = {**os.environ, "LIAOWANG_MQTT__EMBEDDED_BROKER": "none", "LIAOWANG_MQTT__PORT": str(port),
-           "LIAOWANG_MQTT__CLIENT_ID": f"hotpath-liaowang-{time.time_ns()}"}
+           "LIAOWANG_MQTT__CLIENT_ID": client_id}
     if lateness_s is not None:
         env["LIAOWANG_RULES__LATENESS_S"] = str(lateness_s)
     proc = subprocess.Popen([sys.executable, "-m", "liaowang.cli", "run", "--config", str(ROOT / "config"),
@@ -244,6 +245,10 @@ def liaowang_latency(port: int, rate: int, seconds: float, lateness_s: float | N
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
+        # Its persistent session would otherwise go on queueing every later round's feed: mosquitto then
+        # carries (and autosaves every second) a growing dead queue, and every later consumer's latency
+        # suffered for it (before this, a round's second and third runs had p50s of hundreds of ms).
+        drop_session(port, client_id)
     return {"sent": sent["sent"], "rss_mb": rss, "rss_peak_mb": hwm, **_quantiles(samples)}
 
 
