@@ -12,43 +12,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import client as own_client, create_session, preload, start_broker  # noqa: E402
-from bench.peers import load_config_for_bench, single_feed  # noqa: E402
-from ingest.receiver_child import BulkReader  # noqa: E402
+from bench.common import create_session, preload, start_broker  # noqa: E402
+from bench.peers import consume_bare, load_config_for_bench, single_feed  # noqa: E402
 
 
 def drain(port: int, client_id: str, n: int, bulk: bool) -> float:
-    """Messages per second for one drain of ``n`` messages."""
-    count, first, last = 0, [0.0], [0.0]
-    done = threading.Event()
-
-    def on_message(client, userdata, msg):
-        nonlocal count
-        now = time.perf_counter()
-        if count == 0:
-            first[0] = now
-        count += 1
-        last[0] = now
-        if count >= n:
-            done.set()
-
-    sub = own_client(client_id, clean_session=False)
-    if bulk:
-        BulkReader(sub).install()
-    sub.on_message = on_message
-    sub.connect("127.0.0.1", port)
-    sub.loop_start()
-    done.wait(300)
-    sub.disconnect()
-    sub.loop_stop()
-    if count < n:
-        raise RuntimeError(f"{client_id}: {count} of {n} messages")
-    return count / (last[0] - first[0])
+    """Messages per second for one drain of ``n`` messages (bench.peers' bare subscriber)."""
+    got = consume_bare(port, client_id, n, 300, bulk=bulk)
+    if got["messages"] < n:
+        raise RuntimeError(f"{client_id}: {got['messages']} of {n} messages")
+    return got["messages"] / got["seconds"]
 
 
 def main() -> None:

@@ -121,7 +121,8 @@ def _rss_peak_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
-def consume_bare(port: int, client_id: str, messages: int, timeout: float) -> dict:
+def consume_bare(port: int, client_id: str, messages: int, timeout: float, bulk: bool = False) -> dict:
+    """The bare paho subscriber's drain (stock paho; ``bulk``: reading its socket as Liaowang's receiver does)."""
     from bench.common import client as own_client
 
     count, first, last = 0, [0.0], [0.0]
@@ -138,6 +139,9 @@ def consume_bare(port: int, client_id: str, messages: int, timeout: float) -> di
             done.set()
 
     sub = own_client(client_id, clean_session=False)
+    if bulk:
+        from ingest.receiver_child import BulkReader
+        BulkReader(sub).install()
     sub.on_message = on_message
     sub.connect("127.0.0.1", port)
     sub.loop_start()

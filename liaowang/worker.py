@@ -358,7 +358,7 @@ class Worker:
                 try:
                     await self.lease_client.release(current)
                 except LeaseUnavailable:
-                    pass
+                    pass  # KV unreachable: the lease runs out at its ttl and another worker takes it
             return
         self._starting.discard(p)
         current = self.leases.get(key)
@@ -487,7 +487,7 @@ class Worker:
             try:
                 await self.lease_client.release(lease)
             except LeaseUnavailable:
-                pass
+                pass  # KV unreachable: the lease runs out at its ttl and another worker takes it
 
     async def _stop_bureau(self, release: bool) -> None:
         desk, self.bureau = self.bureau, None
@@ -498,7 +498,7 @@ class Worker:
             try:
                 await self.lease_client.release(lease)
             except LeaseUnavailable:
-                pass
+                pass  # KV unreachable: the lease runs out at its ttl and another worker takes it
 
     # ------------------------------------------------------------------ health
 

@@ -81,6 +81,40 @@ def test_a_new_socket_discards_what_was_buffered_from_the_old_one():
             s.close()
 
 
+class _Collector:
+    """Receiver processes of one persistent session (``client_id``) that record every (topic, payload) and ack it."""
+
+    def __init__(self, demo_config, port: int, client_id: str) -> None:
+        self.settings = config_for(demo_config, port).settings.mqtt
+        self.client_id = client_id
+        self.got: list[tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+
+    def start(self) -> tuple[ReceiverProcess, threading.Thread]:
+        """A new receiver process, connected and subscribed."""
+        connected = threading.Event()
+        receiver = ReceiverProcess(self.settings, self.client_id, 1000, 200, lambda m: self._deliver(receiver, m),
+                                   lambda up: up and connected.set())
+        runner = threading.Thread(target=receiver.run, daemon=True)
+        runner.start()
+        assert connected.wait(15)
+        return receiver, runner
+
+    def _deliver(self, receiver: ReceiverProcess, messages) -> None:
+        with self.lock:
+            self.got.extend((m.topic, m.payload) for m in messages)
+        receiver.ack(messages)
+
+    def payloads(self) -> list[bytes]:
+        with self.lock:
+            return [payload for _, payload in self.got]
+
+
+def _stop(receiver: ReceiverProcess, runner: threading.Thread) -> None:
+    receiver.stop()
+    runner.join(10)
+
+
 @pytest.mark.slow
 def test_a_receiver_reading_in_bulk_delivers_every_message_whole_and_in_order(broker, demo_config):
     """Through a real broker: 1,500 QoS 1 messages of 0 B to 200 KB queued in the receiver's persistent session
@@ -88,28 +122,9 @@ def test_a_receiver_reading_in_bulk_delivers_every_message_whole_and_in_order(br
     the last ones are buffered when the socket falls silent and must not wait for more data), then one
     small message alone."""
     _, port = broker
-    settings_ = config_for(demo_config, port).settings
-    client_id = f"bulk-reader-{port}"
-    got: list[tuple[str, bytes]] = []
-    lock = threading.Lock()
-
-    def start() -> tuple[ReceiverProcess, threading.Thread]:
-        connected = threading.Event()
-        receiver = ReceiverProcess(settings_.mqtt, client_id, 1000, 200, lambda m: deliver(receiver, m),
-                                   lambda up: up and connected.set())
-        runner = threading.Thread(target=receiver.run, daemon=True)
-        runner.start()
-        assert connected.wait(15)
-        return receiver, runner
-
-    def deliver(receiver: ReceiverProcess, messages) -> None:
-        with lock:
-            got.extend((m.topic, m.payload) for m in messages)
-        receiver.ack(messages)
-
-    receiver, runner = start()  # creates the persistent session and its subscription
-    receiver.stop()
-    runner.join(10)
+    session = _Collector(demo_config, port, f"bulk-reader-{port}")
+    got = session.got
+    _stop(*session.start())  # creates the persistent session and its subscription
     rng = random.Random(7)
     sizes = [rng.choice([0, 1, 40, 300, 5_000, 70_000, 200_000]) for _ in range(1_500)]
     sent = [(f"liaowang/v1/readings/BULK/S{i}", rng.randbytes(size)) for i, size in enumerate(sizes)]
@@ -117,18 +132,17 @@ def test_a_receiver_reading_in_bulk_delivers_every_message_whole_and_in_order(br
     infos = [pub.publish(topic, payload, qos=1) for topic, payload in sent]
     for info in infos:
         info.wait_for_publish(60)
-    receiver, runner = start()
+    receiver, runner = session.start()
     try:
         wait_until(lambda: len(got) >= len(sent), timeout=20)
-        with lock:
+        with session.lock:
             assert got == sent
         pub.publish("liaowang/v1/readings/BULK/last", b"alone", qos=1).wait_for_publish(30)
         wait_until(lambda: len(got) == len(sent) + 1, timeout=10)
         assert got[-1] == ("liaowang/v1/readings/BULK/last", b"alone")
     finally:
         pub.disconnect()
-        receiver.stop()
-        runner.join(10)
+        _stop(receiver, runner)
 
 
 @pytest.mark.slow
@@ -139,51 +153,27 @@ def test_messages_a_resumed_session_sends_before_the_suback_are_acknowledged(bro
     acknowledged, and once the broker's in-flight window was full of them ingest stalled for good (seen in
     bench/peers.py as drains stuck at 1,000 messages)."""
     _, port = broker
-    settings_ = config_for(demo_config, port).settings
-    client_id = f"resume-{port}"
-    got: list[bytes] = []
-    lock = threading.Lock()
-
-    def start() -> tuple[ReceiverProcess, threading.Thread]:
-        connected = threading.Event()
-        receiver = ReceiverProcess(settings_.mqtt, client_id, 1000, 200, lambda m: deliver(receiver, m),
-                                   lambda up: up and connected.set())
-        runner = threading.Thread(target=receiver.run, daemon=True)
-        runner.start()
-        assert connected.wait(15)
-        return receiver, runner
-
-    def deliver(receiver: ReceiverProcess, messages) -> None:
-        with lock:
-            got.extend(m.payload for m in messages)
-        receiver.ack(messages)
-
-    receiver, runner = start()
-    receiver.stop()
-    runner.join(10)
+    session = _Collector(demo_config, port, f"resume-{port}")
+    _stop(*session.start())
     pub = publisher("127.0.0.1", port)
     sent = [b"%d" % i for i in range(3_000)]
     infos = [pub.publish("liaowang/v1/readings/RESUME/S1", payload, qos=1) for payload in sent]
     for info in infos:
         info.wait_for_publish(60)
     pub.disconnect()
-    receiver, runner = start()
+    receiver, runner = session.start()
     try:
-        wait_until(lambda: len(got) >= len(sent), timeout=30)
-        with lock:
-            assert got == sent
+        wait_until(lambda: len(session.payloads()) >= len(sent), timeout=30)
+        assert session.payloads() == sent
     finally:
-        receiver.stop()
-        runner.join(10)
+        _stop(receiver, runner)
     # Everything was acknowledged: a new connection gets nothing again, only what is published now.
-    receiver, runner = start()
+    receiver, runner = session.start()
     try:
         pub = publisher("127.0.0.1", port)
         pub.publish("liaowang/v1/readings/RESUME/S1", b"marker", qos=1).wait_for_publish(30)
         pub.disconnect()
-        wait_until(lambda: b"marker" in got, timeout=30)
-        with lock:
-            assert got == sent + [b"marker"]
+        wait_until(lambda: b"marker" in session.payloads(), timeout=30)
+        assert session.payloads() == sent + [b"marker"]
     finally:
-        receiver.stop()
-        runner.join(10)
+        _stop(receiver, runner)
