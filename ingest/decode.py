@@ -265,15 +265,16 @@ class Decoder:
         self._fleet = fleet
         self._settings = settings
         self._clock = clock
-        index = fleet.sensor_index
-        # Per sensor id: (fleet index, site, unit), looked up once per reading on the hot path.
-        self._sensors = {sid: (index[sid], s.site_id, s.unit) for sid, s in fleet.sensors.items()}
+        # Sensor id → fleet index, then the index → site and unit: the fleet's own maps, shared, not copied
+        # (a private id → (index, site, unit) dict cost 10 MB at 100,000 sensors; docs/BENCHMARKS.md, memory).
+        self._index = fleet.sensor_index
+        self._site_of = fleet.sensor_sites
+        self._unit_of = tuple(fleet.sensors[sid].unit for sid in fleet.sensor_ids)
         self._topics: dict[str, tuple[str, str | None]] = {}
         # Per site: its sensors' fleet indexes, so one lookup both finds a sensor and checks its site (batches).
         self._site_sensors: dict[str, dict[str, int]] = {}
-        for sid, (i, site_id, _) in self._sensors.items():
-            self._site_sensors.setdefault(site_id, {})[sid] = i
-        self._unit_of = [fleet.sensors[sid].unit for sid in fleet.sensor_ids]
+        for sid, i in self._index.items():
+            self._site_sensors.setdefault(self._site_of[i], {})[sid] = i
         # Per gas sensor with a molar mass (its profile's): ppm ↔ mg/m3 on the slow path only.
         self._molar = {sid: m for sid, s in fleet.sensors.items() if (m := fleet.molar_mass(s)) is not None}
         self._max_ts = clock() + settings.future_skew_s
@@ -379,17 +380,17 @@ class Decoder:
         # msgspec refuses NaN, Infinity and out-of-range numbers, so every value here is finite.
         if topic_sensor is None and len(items) >= _COLUMNS_FROM:
             return self._columns(out, topic_site, items)
-        sensors, max_ts = self._sensors, self._max_ts
+        index_of, site_of, unit_of, max_ts = self._index.get, self._site_of, self._unit_of, self._max_ts
         rows = []
         for item in items:
             sensor_id = item.sensor_id if item.sensor_id is not None else topic_sensor
-            known = sensors.get(sensor_id)
+            index = index_of(sensor_id)
             ts = item.ts
-            if (known is None or known[1] != topic_site or type(ts) is str or not EARLIEST_TS <= ts <= max_ts
+            if (index is None or site_of[index] != topic_site or type(ts) is str or not EARLIEST_TS <= ts <= max_ts
                     or (topic_sensor is not None and sensor_id != topic_sensor)
-                    or (item.unit is not None and item.unit != known[2])):
+                    or (item.unit is not None and item.unit != unit_of[index])):
                 return False
-            rows.append((known[0], ts, item.value, _QUALITY_CODES[item.quality]))
+            rows.append((index, ts, item.value, _QUALITY_CODES[item.quality]))
         for index, ts, value, code in rows:
             out.sensor.append(index)
             out.ts.append(ts)
@@ -432,14 +433,14 @@ class Decoder:
         if type(item) is not dict:
             return "bad_shape", f"a reading must be a JSON object, got {type(item).__name__}"
         sensor_id = item.get("sensor_id", topic_sensor)
-        known = self._sensors.get(sensor_id) if type(sensor_id) is str else None
-        if known is None:
+        index = self._index.get(sensor_id) if type(sensor_id) is str else None
+        if index is None:
             if type(sensor_id) is not str:
                 return "bad_shape", "sensor_id missing or not a string"
             return "unknown_sensor", f"sensor {_describe(sensor_id)} is not registered"
         if topic_sensor is not None and sensor_id != topic_sensor:
             return "sensor_mismatch", f"payload sensor_id {sensor_id!r} differs from topic {_describe(topic_sensor)}"
-        index, site_id, unit_registered = known
+        site_id, unit_registered = self._site_of[index], self._unit_of[index]
         if site_id != topic_site:
             return "site_mismatch", f"sensor {sensor_id} belongs to {site_id}, topic says {topic_site[:80]}"
 

@@ -8,8 +8,8 @@ primary key makes a redelivered reading a no-op. Sensor ids map to small integer
 
 from __future__ import annotations
 
+import json
 import sqlite3
-import sys
 import threading
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -49,27 +49,26 @@ class SQLiteSink:
         self._conn = connect(path)
         self._conn.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self._ids: dict[str, int] = self._load_ids()
+        # Only the fleet's sensor index → stored number array is kept (0.8 MB at 100,000 sensors): a
+        # resident id → number dict with its int objects cost 8–16 MB there (docs/BENCHMARKS.md, memory).
         self._map_for: tuple[Sequence[str], np.ndarray] | None = None
 
-    def _load_ids(self) -> dict[str, int]:
-        """Stored sensor id → number, keyed by the interned id strings the fleet already holds.
-
-        Why intern: the rows come back as fresh strings, about 60 bytes each that nothing else
-        shares; with 100,000 sensors that was 6 MB of duplicates (docs/BENCHMARKS.md, memory).
-        """
-        rows = self._conn.execute("SELECT sensor_id, id FROM sensors").fetchall()
-        return {sys.intern(sensor_id): number for sensor_id, number in rows}
+    def _numbers(self, sensor_ids: Sequence[str]) -> dict[str, int]:
+        """Stored number of each of ``sensor_ids`` that has one (one query, through SQLite's JSON1)."""
+        rows = self._conn.execute("SELECT s.sensor_id, s.id FROM json_each(?) AS j JOIN sensors AS s "
+                                  "ON s.sensor_id = j.value", (json.dumps(list(sensor_ids)),)).fetchall()
+        return dict(rows)
 
     def _db_ids(self, sensor_ids: Sequence[str]) -> np.ndarray:
-        """Array mapping a batch's sensor index to the stored sensor number (cached per fleet)."""
+        """Array mapping a batch's sensor index to the stored sensor number (numbering new sensors; cached per fleet)."""
         if self._map_for is not None and self._map_for[0] is sensor_ids:
             return self._map_for[1]
-        missing = [s for s in sensor_ids if s not in self._ids]
+        numbers = self._numbers(sensor_ids)
+        missing = [s for s in sensor_ids if s not in numbers]
         if missing:
             self._conn.executemany("INSERT OR IGNORE INTO sensors (sensor_id) VALUES (?)", [(s,) for s in missing])
-            self._ids = self._load_ids()
-        mapping = np.array([self._ids[s] for s in sensor_ids], dtype=np.int64)
+            numbers = self._numbers(sensor_ids)
+        mapping = np.array([numbers[s] for s in sensor_ids], dtype=np.int64)
         self._map_for = (sensor_ids, mapping)
         return mapping
 
@@ -109,11 +108,8 @@ class SQLiteSink:
     def recent(self, sensor_id: str, since: float | None = None, until: float | None = None,
                limit: int = 1000) -> list[Reading]:
         """Readings of one sensor in ``[since, until]``, newest first (scans the time range backwards)."""
-        number = self._ids.get(sensor_id)
-        if number is None:
-            return []
-        sql = "SELECT ts_us, value, quality FROM readings WHERE sensor = ?"
-        args: list[object] = [number]
+        sql = "SELECT ts_us, value, quality FROM readings WHERE sensor = (SELECT id FROM sensors WHERE sensor_id = ?)"
+        args: list[object] = [sensor_id]
         if since is not None:
             sql += " AND ts_us >= ?"
             args.append(int(since * 1e6))
@@ -129,7 +125,10 @@ class SQLiteSink:
     def batches_since(self, since: float, sensor_ids: Sequence[str], site_ids: Sequence[str],
                       size: int = 50_000) -> Iterator[ReadingBatch]:
         """Stored readings of ``sensor_ids`` with time ≥ ``since``, oldest first, as batches (rule recovery)."""
-        index = {self._ids[s]: i for i, s in enumerate(sensor_ids) if s in self._ids}
+        with self._lock:
+            numbers = self._numbers(sensor_ids)
+        index = {numbers[s]: i for i, s in enumerate(sensor_ids) if s in numbers}
+        del numbers
         lookup = np.full(max(index, default=0) + 1, -1, dtype=np.int64)
         for number, i in index.items():
             lookup[number] = i

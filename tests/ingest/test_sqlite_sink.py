@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
+
+from foundation.domain import Quality, Reading, ReadingBatch
 from ingest.sqlite_sink import SQLiteSink
-from foundation.domain import Quality, Reading
 
 
 def test_writes_are_idempotent_and_survive_reopening(tmp_path):
@@ -33,3 +35,24 @@ def test_retention_deletes_only_older_readings(tmp_path):
     sink.write_readings([Reading("S1", "A", 946_684_800.0 + t, 0.0) for t in range(12_000)])
     assert sink.delete_older_than(946_684_800 + 11_000, chunk=1000) == 11_000
     assert sink.count() == 1000
+
+
+def test_sensor_numbers_survive_a_new_fleet_order_and_unknown_sensors_read_empty(tmp_path):
+    """Stored numbers never change: a later fleet in another order, with new sensors, reads and replays the same history."""
+    path = tmp_path / "r.db"
+    sink = SQLiteSink(path)
+    sink.write_readings([Reading(s, "A", 1_795_564_800.0 + t, float(t)) for t in range(3) for s in ("S1", "S2")])
+    sink.close()
+    sink = SQLiteSink(path)
+    assert sink.recent("nobody") == []
+    fleet = ("S3", "S2", "S1")  # S3 is new; S1 and S2 swap places
+    sink.write(ReadingBatch(np.array([0, 2], dtype=np.int32), np.array([1_795_564_810.0] * 2), np.array([7.0, 8.0]),
+                            np.zeros(2, dtype=np.int8), fleet, ("B", "A", "A")))
+    assert [r.value for r in sink.recent("S1", limit=2)] == [8.0, 2.0]
+    assert [r.value for r in sink.recent("S3")] == [7.0]
+    assert [r.value for r in sink.recent("S2")] == [2.0, 1.0, 0.0]
+    replayed = [(fleet[i], v) for b in sink.batches_since(0, fleet, ("B", "A", "A")) for i, v in zip(b.sensor, b.value)]
+    assert sorted(replayed) == sorted([("S1", 0.0), ("S2", 0.0), ("S1", 1.0), ("S2", 1.0), ("S1", 2.0), ("S2", 2.0),
+                                       ("S3", 7.0), ("S1", 8.0)])
+    only_s2 = [(b.sensor_ids[i], v) for b in sink.batches_since(0, ("S2",), ("A",)) for i, v in zip(b.sensor, b.value)]
+    assert only_s2 == [("S2", 0.0), ("S2", 1.0), ("S2", 2.0)]
