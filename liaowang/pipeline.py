@@ -43,7 +43,7 @@ from ingest.influx_v1 import InfluxV1Writer
 from ingest.influx_v2 import InfluxV2Writer
 from ingest.lineprotocol import LineEncoder
 from ingest.spooled import SpooledSink
-from foundation.malloc import tune_malloc
+from foundation.malloc import release_freed_heap, tune_malloc
 from foundation.config import Config, Fleet, Sensor
 from liaowang.diskwatch import DiskSpace, DiskWatch
 from foundation.domain import Family, ReadingBatch, Tier, iso
@@ -611,6 +611,7 @@ class Pipeline:
                 duties.append(self.snapshot)
             if self.clock() - self._last_retention >= RETENTION_EVERY_S:
                 duties.append(self.apply_retention)
+            duties.append(release_freed_heap)  # at most every 10 s a process: a drained burst's heap goes back
             problems = []
             for duty in duties:  # each on its own: one failing (a full disk) must not starve the others
                 try:
