@@ -89,6 +89,7 @@ def _load_trim() -> Callable[[int], int] | None:
 
 
 _trim = _load_trim()
+TRIM_AVAILABLE = _trim is not None  # False off glibc: callers then need not wait to retry
 
 
 def release_freed_heap(min_interval_s: float = TRIM_INTERVAL_S) -> bool:

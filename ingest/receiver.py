@@ -2,7 +2,7 @@
 
 Why: profiled on 2 cores (docs/BENCHMARKS.md), paho's receive thread took about 55 % of the GIL on
 single-reading messages, so decode, store and rules could never have more than the rest. Here a
-child process (ingest/receiver_child.py, which imports only paho and msgspec) runs the paho client
+child process (ingest/receiver_child.py: paho, msgspec and the standard library only) runs the paho client
 of ingest's persistent QoS 1 session; the parent (`ReceiverProcess`, driven by `ingest.service.IngestService`) gets the raw
 ``(topic, payload, mid, qos)`` of many messages in one frame and tells the child which to
 acknowledge once they are stored and evaluated. The guarantee of ingest/service.py is unchanged:

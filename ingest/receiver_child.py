@@ -22,7 +22,7 @@ if __name__ == "__main__":  # run as a script: ingest/ itself is sys.path[0], an
 import msgspec
 import paho.mqtt.client as mqtt
 
-from foundation.malloc import release_freed_heap
+from foundation.malloc import TRIM_AVAILABLE, release_freed_heap
 
 READINGS_FILTER = "liaowang/v1/readings/#"
 STATUS_FILTER = "liaowang/v1/status/+"
@@ -204,7 +204,7 @@ class _Child:
                 else:
                     chunk, self._pending = self._pending[:self._chunk], self._pending[self._chunk:]
             if chunk is None:
-                busy = not release_freed_heap()
+                busy = TRIM_AVAILABLE and not release_freed_heap()  # rate-limited: retry after another quiet second
                 continue
             self._send(["m", chunk])
             busy = True

@@ -56,3 +56,14 @@ def test_sensor_numbers_survive_a_new_fleet_order_and_unknown_sensors_read_empty
                                        ("S3", 7.0), ("S1", 8.0)])
     only_s2 = [(b.sensor_ids[i], v) for b in sink.batches_since(0, ("S2",), ("A",)) for i, v in zip(b.sensor, b.value)]
     assert only_s2 == [("S2", 0.0), ("S2", 1.0), ("S2", 2.0)]
+
+
+def test_any_id_string_is_numbered_and_read_back_across_lookup_chunks(tmp_path):
+    odd = ["a\x00b", "雷达-01", 'q"uote\\', "null", "123", "e\u2028x"]
+    ids = odd + [f"S{i:04d}" for i in range(1_234)]  # more than one lookup query's worth of ids
+    sink = SQLiteSink(tmp_path / "r.db")
+    sink.write_readings([Reading(s, "A", 1_795_564_800.0, float(i)) for i, s in enumerate(ids)])
+    sink.write_readings([Reading(s, "A", 1_795_564_801.0, -float(i)) for i, s in enumerate(reversed(ids))])
+    for i, s in enumerate(ids):
+        assert [r.value for r in sink.recent(s)] == [-float(len(ids) - 1 - i), float(i)], s
+    assert sink.count() == 2 * len(ids)
