@@ -61,8 +61,25 @@ class Run:
     def second_half(self) -> None:
         publish_mqtt(self.cluster, 1, self.messages[len(self.messages) // 2:], client_id="feed-2")
 
+    def streams_hold_every_publish(self, exact: bool = False) -> None:
+        """A reading missing later is then the workers' loss, not the transport's: every publish is in its stream.
+
+        ``exact``: no more either (publishes deduplicated by message id); otherwise an MQTT resend may add one.
+        """
+        sent = Counter(partition_of(topic.split("/")[3], self.cluster.partitions) for topic, _ in self.messages)
+
+        def held() -> bool:
+            counts = stream_counts(self.cluster)
+            return counts == dict(sent) if exact else all(counts.get(p, 0) >= n for p, n in sent.items())
+        try:
+            wait_for(held, 30, what="every acknowledged publish in a stream")
+        except AssertionError:
+            raise AssertionError(f"NATS acknowledged publishes its streams do not hold (a transport loss, not the "
+                                 f"workers'): streams {stream_counts(self.cluster)}, published {dict(sent)}") from None
+
     def check(self) -> None:
         """Every reading stored; exactly the reference alarms and notifications (none lost, none twice)."""
+        self.streams_hold_every_publish()
         expected, expected_sent = reference_alarms(self.config, self.feed, self.root / "reference")
         assert expected and expected_sent
         want = {(r.sensor_id, round(r.ts, 3)) for r in self.feed.readings}
@@ -116,6 +133,9 @@ def test_a_recorded_feed_gives_the_single_process_alarms(run: Run) -> None:
 
 
 def test_kill_9_of_a_worker_moves_its_partitions_and_loses_or_doubles_nothing(run: Run) -> None:
+    """The second half goes in by JetStream's acknowledged publish, as in the node test below: once (CI,
+    2026-12-01) two readings published through nats-server 2.9.10's MQTT listener right after the kill never
+    reached a worker that had held their partition throughout (docs/scaling.md); this test is about workers."""
     run.first_half()
     victim = run.workers[0]
     theirs = sorted(p for p, owner in holders(run.cluster).items() if owner == victim.name)
@@ -127,7 +147,7 @@ def test_kill_9_of_a_worker_moves_its_partitions_and_loses_or_doubles_nothing(ru
     failover = time.monotonic() - killed
     print(f"\nfailover: partitions {theirs} moved {failover:.2f} s after kill -9 (lease ttl {TTL} s)")
     assert moved and failover < 3 * TTL
-    run.second_half()
+    publish_js(run.cluster, run.messages[len(run.messages) // 2:])
     run.check()
 
 
@@ -146,12 +166,7 @@ def test_kill_9_of_a_nats_node_loses_or_doubles_nothing(run: Run) -> None:
     run.first_half()
     run.cluster.kill(2)   # the workers are mid-stream: the first half is still being consumed
     publish_js(run.cluster, run.messages[len(run.messages) // 2:])
-    sent = Counter(partition_of(topic.split("/")[3], run.cluster.partitions) for topic, _ in run.messages)
-    try:
-        wait_for(lambda: stream_counts(run.cluster) == dict(sent), 30, what="every acknowledged publish in a stream")
-    except AssertionError:
-        raise AssertionError(f"NATS acknowledged publishes its streams do not hold: streams {stream_counts(run.cluster)}"
-                             f", published {dict(sent)}") from None
+    run.streams_hold_every_publish(exact=True)
     run.check()
 
 
