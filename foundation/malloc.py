@@ -39,6 +39,19 @@ TRIM_INTERVAL_S = 10.0
 _outcome: bool | None = None
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """glibc (``libc.so.6``), or None off Linux or where it cannot be loaded (musl): that allocator keeps its policy."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()  # one handle for the settings and the trims
+
+
 def tune_malloc() -> bool:
     """Apply the settings to this process (once) and, via the environment, to its children; True if applied."""
     global _outcome
@@ -56,11 +69,13 @@ def _tune() -> bool:
     if "GLIBC_TUNABLES" in os.environ or any(key.startswith("MALLOC_") for key in os.environ):
         log.info("malloc_tuning_skipped", reason="the environment sets malloc options (glibc applied them at start)")
         return False
+    if _LIBC is None:
+        log.info("malloc_tuning_skipped", reason="libc.so.6 cannot be loaded")
+        return False
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        applied = (libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-                   and libc.mallopt(M_ARENA_MAX, ARENA_MAX) == 1)
-    except (OSError, AttributeError) as err:  # not glibc (musl, …): its allocator, its behaviour
+        applied = (_LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                   and _LIBC.mallopt(M_ARENA_MAX, ARENA_MAX) == 1)
+    except AttributeError as err:  # not glibc (musl, …): its allocator, its behaviour
         log.info("malloc_tuning_skipped", reason=f"{type(err).__name__}: {err}")
         return False
     if not applied:
@@ -78,11 +93,8 @@ _last_trim = -TRIM_INTERVAL_S
 
 def _load_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # no such library or symbol: the C library keeps its own policy
+    trim = getattr(_LIBC, "malloc_trim", None)  # no such symbol: the C library keeps its own policy
+    if trim is None:
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return trim

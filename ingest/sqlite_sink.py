@@ -128,12 +128,8 @@ class SQLiteSink:
     def recent(self, sensor_id: str, since: float | None = None, until: float | None = None,
                limit: int = 1000) -> list[Reading]:
         """Readings of one sensor in ``[since, until]``, newest first (scans the time range backwards)."""
-        with self._lock:
-            number = self._numbers((sensor_id,)).get(sensor_id)
-        if number is None:  # never stored: no scan of the readings (no index starts with the sensor)
-            return []
         sql = "SELECT ts_us, value, quality FROM readings WHERE sensor = ?"
-        args: list[object] = [number]
+        args: list[object] = []
         if since is not None:
             sql += " AND ts_us >= ?"
             args.append(int(since * 1e6))
@@ -143,7 +139,10 @@ class SQLiteSink:
         sql += " ORDER BY ts_us DESC LIMIT ?"
         args.append(limit)
         with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
+            number = self._numbers((sensor_id,)).get(sensor_id)
+            if number is None:  # never stored: no scan of the readings (no index starts with the sensor)
+                return []
+            rows = self._conn.execute(sql, [number, *args]).fetchall()
         return [Reading(sensor_id, "", ts / 1e6, value, QUALITY_OF_CODE[q]) for ts, value, q in rows]
 
     def batches_since(self, since: float, sensor_ids: Sequence[str], site_ids: Sequence[str],
@@ -152,7 +151,6 @@ class SQLiteSink:
         with self._lock:
             numbers = self._numbers(sensor_ids)
         index = {numbers[s]: i for i, s in enumerate(sensor_ids) if s in numbers}
-        del numbers
         lookup = np.full(max(index, default=0) + 1, -1, dtype=np.int64)
         for number, i in index.items():
             lookup[number] = i
